@@ -1,0 +1,60 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as docker from "@pulumi/docker";
+
+export interface ContainerSpec {
+  /** Container name on the Docker host (fixed names: the provider replaces delete-before-create). */
+  name: string;
+  /** Image ID from a RemoteImage, so a new pull replaces the container. */
+  image: pulumi.Input<string>;
+  /** Private network and the aliases other services reach this one by. */
+  network: pulumi.Input<string>;
+  aliases?: string[];
+  /** "NAME=value" entries; the list is secret as soon as one entry is. */
+  envs: pulumi.Input<pulumi.Input<string>[]>;
+  labels: Record<string, pulumi.Input<string>>;
+  command?: string[];
+  ports?: docker.types.input.ContainerPort[];
+  volumes?: docker.types.input.ContainerVolume[];
+  hostname?: string;
+  healthcheck?: docker.types.input.ContainerHealthcheck;
+  /** Wait for the health check to pass before the step counts as done. */
+  waitHealthy?: { timeoutSeconds: number };
+  /** Seconds between SIGTERM and SIGKILL when the container is stopped for a replacement. */
+  graceSeconds: number;
+}
+
+/**
+ * A long-running service container: restarted by Docker unless an operator stopped it, stopped
+ * gracefully (Gunicorn and Celery finish their current work) when Pulumi replaces it.
+ */
+export function serviceContainer(resourceName: string, spec: ContainerSpec, opts: pulumi.CustomResourceOptions): docker.Container {
+  return new docker.Container(resourceName, {
+    name: spec.name,
+    image: spec.image,
+    envs: spec.envs,
+    labels: Object.entries(spec.labels).map(([label, value]) => ({ label, value })),
+    command: spec.command,
+    hostname: spec.hostname,
+    networksAdvanced: [{ name: spec.network, aliases: spec.aliases }],
+    ports: spec.ports,
+    volumes: spec.volumes,
+    healthcheck: spec.healthcheck,
+    restart: "unless-stopped",
+    mustRun: true,
+    wait: spec.waitHealthy !== undefined,
+    waitTimeout: spec.waitHealthy?.timeoutSeconds,
+    destroyGraceSeconds: spec.graceSeconds,
+    stopTimeout: spec.graceSeconds,
+    logDriver: "json-file",
+    logOpts: { "max-size": "50m", "max-file": "5" },
+  }, {
+    ...opts,
+    // The provider records a changed health check without applying it; replace instead.
+    replaceOnChanges: spec.healthcheck ? ["healthcheck"] : undefined,
+  });
+}
+
+/** `NAME=value` entries from a map, in a stable order so that an unchanged map never diffs. */
+export function envEntries(env: Record<string, pulumi.Input<string>>): pulumi.Input<string>[] {
+  return Object.keys(env).sort().map((k) => pulumi.interpolate`${k}=${env[k]}`);
+}

@@ -1,0 +1,136 @@
+import { settingsSchema, SECRET_KEYS, type SecretKey, type Secrets, type Settings } from "./schema";
+
+export const NAMESPACE = "utilitarian";
+
+/** Thrown with every problem of a stack configuration, one per line, each naming its key. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(
+      `The stack configuration has ${problems.length} problem${problems.length === 1 ? "" : "s"}; nothing was changed:\n` +
+        problems.map((p) => `  - ${p}`).join("\n"),
+    );
+    this.name = "ConfigError";
+  }
+}
+
+export interface LoadedConfig {
+  settings: Settings;
+  /** Plain values of the secret keys; the caller wraps them with `pulumi.secret` at once. */
+  secrets: Secrets;
+}
+
+const secretKeyNames = Object.keys(SECRET_KEYS) as SecretKey[];
+
+/**
+ * Validates a stack's raw configuration (`pulumi.runtime.allConfig()`: every value a string,
+ * structured values as JSON) and returns typed settings and secrets, or throws a ConfigError
+ * listing every problem at once. `storedAsSecret` is the set of full keys Pulumi holds encrypted.
+ * Pure: no Pulumi runtime needed, so it is tested with plain equality.
+ */
+export function loadConfig(raw: Record<string, string>, storedAsSecret: ReadonlySet<string>): LoadedConfig {
+  const problems: string[] = [];
+  const plain: Record<string, unknown> = {};
+  const secretValues: Record<string, string> = {};
+
+  for (const [fullKey, value] of Object.entries(raw)) {
+    if (!fullKey.startsWith(`${NAMESPACE}:`)) continue;
+    const key = fullKey.slice(NAMESPACE.length + 1);
+    if ((secretKeyNames as string[]).includes(key)) {
+      if (!storedAsSecret.has(fullKey)) {
+        // Never echo the value: it is a secret stored in the clear.
+        problems.push(`\`${fullKey}\` is stored in plain text; set it again with \`pulumi config set --secret ${fullKey} ...\``);
+      }
+      secretValues[key] = value;
+      continue;
+    }
+    plain[key] = parseValue(value);
+  }
+
+  const parsed = settingsSchema.safeParse(plain);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(describeIssue(issue));
+    throw new ConfigError(problems);
+  }
+  const settings = parsed.data;
+
+  for (const key of secretKeyNames) {
+    const spec = SECRET_KEYS[key];
+    const value = secretValues[key];
+    if (spec.when(settings) && (value === undefined || value === "")) {
+      problems.push(`\`${NAMESPACE}:${key}\` is required (${spec.what}); set it with \`pulumi config set --secret ${NAMESPACE}:${key} ...\``);
+    }
+  }
+  if (secretValues.secretKey !== undefined && secretValues.secretKey.length < 32) {
+    problems.push(`\`${NAMESPACE}:secretKey\` is too short (${secretValues.secretKey.length} characters); use at least 32 random characters, e.g. \`openssl rand -base64 48\``);
+  }
+  const secrets: Secrets = {};
+  for (const key of secretKeyNames) {
+    if (key === "apiSecretEnv" || secretValues[key] === undefined) continue;
+    secrets[key] = secretValues[key];
+  }
+  if (secretValues.apiSecretEnv !== undefined) {
+    const env = parseValue(secretValues.apiSecretEnv);
+    const valid = typeof env === "object" && env !== null && !Array.isArray(env) &&
+      Object.entries(env).every(([k, v]) => /^[A-Z_][A-Z0-9_]*$/.test(k) && typeof v === "string");
+    if (valid) secrets.apiSecretEnv = env as Record<string, string>;
+    else problems.push(`\`${NAMESPACE}:apiSecretEnv\` must be a map of UPPER_CASE names to strings; set entries with \`pulumi config set --secret --path '${NAMESPACE}:apiSecretEnv.NAME' ...\``);
+  }
+  problems.push(...crossChecks(settings, secrets));
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { settings, secrets };
+}
+
+/** Rules that need both settings and secrets. */
+function crossChecks(settings: Settings, secrets: Secrets): string[] {
+  const problems: string[] = [];
+  const reserved = ["DATABASE_URL", "SECRET_KEY", "AMQP_CONNECTION_STRING", "ALLOWED_HOSTS"];
+  for (const name of Object.keys(settings.api.env)) {
+    if (reserved.includes(name)) {
+      problems.push(`\`${NAMESPACE}:api.env.${name}\` is set by the deployment itself; remove it and use the dedicated setting instead`);
+    }
+  }
+  for (const name of Object.keys(secrets.apiSecretEnv ?? {})) {
+    if (name in settings.api.env) {
+      problems.push(`\`${NAMESPACE}:apiSecretEnv.${name}\` is also set in api.env; keep only one of them`);
+    }
+  }
+  if (secrets.rabbitmqUrl !== undefined && !/^amqps?:\/\//.test(secrets.rabbitmqUrl)) {
+    problems.push(`\`${NAMESPACE}:rabbitmqUrl\` must start with amqp:// or amqps://`);
+  }
+  return problems;
+}
+
+function parseValue(value: string): unknown {
+  const trimmed = value.trim();
+  if (trimmed.startsWith("{") || trimmed.startsWith("[")) {
+    try {
+      return JSON.parse(trimmed);
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+interface Issue {
+  path: PropertyKey[];
+  message: string;
+  code: string;
+  keys?: string[];
+}
+
+function describeIssue(issue: Issue): string {
+  const path = issue.path.map(String);
+  const key = `${NAMESPACE}:${path.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), "")}`;
+  if (issue.code === "unrecognized_keys" && issue.keys) {
+    return issue.keys
+      .map((k) => `\`${path.length ? `${key}.` : `${NAMESPACE}:`}${k}\` is not a known setting; check its spelling against the README's configuration reference`)
+      .join("\n  - ");
+  }
+  if (path.length === 1 && path[0] === "version" && issue.code === "invalid_type") {
+    return `\`${key}\` is required: the Utilitarian release to run, like 1.2.0; set it with \`pulumi config set ${NAMESPACE}:version 1.2.0\``;
+  }
+  const message = issue.code === "invalid_type" && !/must/.test(issue.message) ? `has the wrong type (${issue.message})` : issue.message;
+  return `\`${key}\` ${message}`;
+}

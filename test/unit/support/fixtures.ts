@@ -1,0 +1,26 @@
+import { loadConfig, type LoadedConfig } from "../../../config/load";
+
+/** Secret values used by the tests; every test that looks for leaks searches for these. */
+export const SECRET_VALUES = {
+  secretKey: "test-secret-key-7f3c9a1e5b2d4c6f8a0b1c2d3e4f5a6b",
+  databasePassword: "db-pass-Q7w!x@9",
+  databaseAdminPassword: "admin-pass-Z3r#k%2",
+  rabbitmqPassword: "rabbit-pass-M4n^t&8",
+  edgeAuthToken: "edge-token-P9s*v(5",
+} as const;
+
+/** A raw stack configuration as `pulumi.runtime.allConfig()` returns it. */
+export function rawConfig(values: Record<string, unknown>, secrets: Record<string, string> = SECRET_VALUES): Record<string, string> {
+  const raw: Record<string, string> = {};
+  for (const [k, v] of Object.entries(values)) raw[`utilitarian:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+  for (const [k, v] of Object.entries(secrets)) raw[`utilitarian:${k}`] = v;
+  return raw;
+}
+
+export const secretKeysOf = (secrets: Record<string, string> = SECRET_VALUES) =>
+  new Set(Object.keys(secrets).map((k) => `utilitarian:${k}`));
+
+/** Validated settings and secrets for a config with the given plain values. */
+export function loaded(values: Record<string, unknown> = {}, secrets: Record<string, string> = SECRET_VALUES): LoadedConfig {
+  return loadConfig(rawConfig({ version: "1.0.0", ...values }, secrets), secretKeysOf(secrets));
+}

@@ -1,0 +1,91 @@
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+
+/** One `newResource` call the program made, in the order the engine would have seen it. */
+export interface Registration {
+  type: string;
+  name: string;
+  inputs: Record<string, any>;
+  provider?: string;
+  /** 0-based position among all registrations. */
+  seq: number;
+}
+
+/**
+ * The one recording mock of the test suite. It answers like the providers would (IDs, image IDs,
+ * command output), records every registration, and can hold back a resource's answer (a gate):
+ * whatever waits for that resource cannot register until the gate is released.
+ */
+export class RecordingMocks implements pulumi.runtime.Mocks {
+  readonly registrations: Registration[] = [];
+  private readonly gates = new Map<string, Promise<void>>();
+  private readonly waiters: { name: string; resolve: () => void }[] = [];
+
+  newResource(args: pulumi.runtime.MockResourceArgs): Promise<pulumi.runtime.MockResourceResult> {
+    const registration: Registration = { type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, seq: this.registrations.length };
+    this.registrations.push(registration);
+    for (const w of this.waiters.filter((w) => w.name === args.name)) w.resolve();
+    const gate = this.gates.get(args.name) ?? Promise.resolve();
+    return gate.then(() => ({ id: `${args.name}-id`, state: { ...args.inputs, ...computedOutputs(args) } }));
+  }
+
+  call(args: pulumi.runtime.MockCallArgs): pulumi.runtime.MockCallResult {
+    throw new Error(`unexpected invoke ${args.token}: add it to the recording mock if the program really needs it`);
+  }
+
+  /** Holds back the answer for resource `name` until the returned function is called. */
+  hold(name: string): () => void {
+    let release!: () => void;
+    this.gates.set(name, new Promise<void>((resolve) => (release = resolve)));
+    return release;
+  }
+
+  /** Resolves when a resource named `name` has registered. */
+  registered(name: string): Promise<void> {
+    if (this.find(name)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ name, resolve }));
+  }
+
+  /** Resolves once no registration happened for `quietMs`. */
+  async idle(quietMs = 100): Promise<void> {
+    let count = -1;
+    while (count !== this.registrations.length) {
+      count = this.registrations.length;
+      await new Promise((r) => setTimeout(r, quietMs));
+    }
+  }
+
+  find(name: string): Registration | undefined {
+    return this.registrations.find((r) => r.name === name);
+  }
+
+  get(name: string): Registration {
+    const r = this.find(name);
+    if (!r) throw new Error(`no resource named ${name}; registered: ${this.registrations.map((x) => x.name).join(", ")}`);
+    return r;
+  }
+
+  ofType(type: string): Registration[] {
+    return this.registrations.filter((r) => r.type === type);
+  }
+}
+
+function computedOutputs(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
+  switch (args.type) {
+    case "docker:index/remoteImage:RemoteImage": {
+      const digest = crypto.createHash("sha256").update(String(args.inputs.name)).digest("hex");
+      return { imageId: `sha256:${digest}`, repoDigest: `${args.inputs.name}@sha256:${digest}` };
+    }
+    case "command:local:Command":
+      return { stdout: /backup/.test(args.name) ? "BACKUP_FILE=/backups/utilitarian-test.dump" : "", stderr: "" };
+    case "pulumi-nodejs:dynamic:Resource":
+      return { previousVersion: "none" };
+    default:
+      return {};
+  }
+}
+
+/** The value of an Output, for assertions (never assert inside an un-awaited apply). */
+export function promiseOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply((v) => { resolve(v); return v; }));
+}
