@@ -221,7 +221,7 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
     for (const service of plan.services) {
       if (service.key === "api") continue;
       const followsApi = service.phase === "afterMigrations";
-      const labels = this.labels(prefix, service, service.image === "app" ? settings.version : (settings[service.role as "processor"].version ?? settings.version));
+      const labels = this.labels(prefix, service, service.image === "app" ? settings.version : (settings[service.role as "processor"].version!));
       if (followsApi) labels[LABEL_FOLLOWS_API] = api.name;
       const isEdge = service.role === "processor" || service.role === "poster" || service.role === "udpServer";
       containers.set(service.key, serviceContainer(`${name}-${service.key}`, {

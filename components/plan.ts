@@ -81,7 +81,9 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   const images: ImagePlan[] = [{ key: "app", repository: input.images.app, tag: input.version }];
   for (const role of EDGE_ROLES) {
     const edge = input[role];
-    if (edge.enabled) images.push({ key: role, repository: input.images[role], tag: edge.version ?? input.version });
+    if (!edge.enabled) continue;
+    if (!edge.version) throw new Error(`${role} is enabled but has no version: edge services have their own releases`);
+    images.push({ key: role, repository: input.images[role], tag: edge.version });
   }
 
   const grace = input.stopGraceSeconds;

@@ -62,7 +62,9 @@ export function checkVersionChange(olds: Partial<SchemaGuardInputs> | undefined,
         `\`pulumi up\`. To stay on ${previous}, set \`utilitarian:version\` back to ${previous}.`,
     }];
   }
-  if (news.restoreFrom && order >= 0 && news.restoreFrom !== olds?.restoreFrom) {
+  // Same version and same backup: resuming a rollback that stopped half way.
+  const resuming = order === 0 && news.restoreFrom === olds?.restoreFrom;
+  if (news.restoreFrom && order >= 0 && !resuming) {
     return [{
       property: "restoreFrom",
       reason:

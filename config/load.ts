@@ -63,10 +63,9 @@ export function loadConfig(raw: Record<string, string>, storedAsSecret: Readonly
   if (secretValues.secretKey !== undefined && secretValues.secretKey.length < 32) {
     problems.push(`\`${NAMESPACE}:secretKey\` is too short (${secretValues.secretKey.length} characters); use at least 32 random characters, e.g. \`openssl rand -base64 48\``);
   }
-  const secrets: Secrets = {};
+  const secrets: Record<string, unknown> = {};
   for (const key of secretKeyNames) {
-    if (key === "apiSecretEnv" || secretValues[key] === undefined) continue;
-    secrets[key] = secretValues[key];
+    if (key !== "apiSecretEnv" && secretValues[key] !== undefined) secrets[key] = secretValues[key];
   }
   if (secretValues.apiSecretEnv !== undefined) {
     const env = parseValue(secretValues.apiSecretEnv);
@@ -75,10 +74,11 @@ export function loadConfig(raw: Record<string, string>, storedAsSecret: Readonly
     if (valid) secrets.apiSecretEnv = env as Record<string, string>;
     else problems.push(`\`${NAMESPACE}:apiSecretEnv\` must be a map of UPPER_CASE names to strings; set entries with \`pulumi config set --secret --path '${NAMESPACE}:apiSecretEnv.NAME' ...\``);
   }
-  problems.push(...crossChecks(settings, secrets));
+  problems.push(...crossChecks(settings, secrets as Secrets));
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return { settings, secrets };
+  // Every required secret was checked above.
+  return { settings, secrets: secrets as Secrets };
 }
 
 /** Rules that need both settings and secrets. */
@@ -118,6 +118,8 @@ interface Issue {
   message: string;
   code: string;
   keys?: string[];
+  /** Zod puts the reason of a bad record key one level down. */
+  issues?: { message: string }[];
 }
 
 function describeIssue(issue: Issue): string {
@@ -131,6 +133,7 @@ function describeIssue(issue: Issue): string {
   if (path.length === 1 && path[0] === "version" && issue.code === "invalid_type") {
     return `\`${key}\` is required: the Utilitarian release to run, like 1.2.0; set it with \`pulumi config set ${NAMESPACE}:version 1.2.0\``;
   }
+  if (issue.code === "invalid_key" && issue.issues?.[0]) return `\`${key}\` ${issue.issues[0].message}`;
   const message = issue.code === "invalid_type" && !/must/.test(issue.message) ? `has the wrong type (${issue.message})` : issue.message;
   return `\`${key}\` ${message}`;
 }

@@ -12,7 +12,8 @@ const RELEASE = /^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$/;
 const NAME = /^[a-z][a-z0-9-]{0,40}$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 const QUEUE = /^[A-Za-z0-9_.-]+$/;
-const REPOSITORY = /^[a-z0-9]+([._/:-][a-z0-9]+)*$/;
+// registry[:port]/path, lower case; no ":tag" in the last segment (the tag comes from the version).
+const REPOSITORY = /^([a-z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._/-][a-z0-9]+)*$/;
 
 const release = (key: string) =>
   z.string().regex(RELEASE, `must be a release tag like 1.2.0 (set \`utilitarian:${key}\` to the version to run)`);
@@ -44,8 +45,7 @@ const repository = z.string().regex(
 /** Extra environment for a container: plain values; secrets go in the matching secret key. */
 const envMap = z.record(
   z.string().regex(ENV_NAME, "environment variable names must be UPPER_CASE letters, digits and _"),
-  z.union([z.string(), z.number(), z.boolean()]).transform(String),
-  { error: "must be a map of VARIABLE: value" },
+  z.union([z.string(), z.number(), z.boolean()], { error: "must be a text, number or boolean value" }).transform(String),
 );
 
 const dockerHost = z.string().regex(
@@ -111,7 +111,10 @@ const workerSchema = z.strictObject({
 const edgeSchema = (defaults: { enabled: boolean; dependsOnApi: boolean }) =>
   z.strictObject({
     enabled: bool.default(defaults.enabled),
-    /** Image tag of this edge service; defaults to `utilitarian:version`. */
+    /**
+     * Image tag of this edge service; required when enabled. Edge services have their own
+     * releases, and following the API's version would restart them with every API upgrade.
+     */
     version: z.string().regex(RELEASE, "must be a release tag like 1.2.0").optional(),
     /** true: stopped before the API and started after migrations during an API upgrade. */
     dependsOnApi: bool.default(defaults.dependsOnApi),
@@ -181,6 +184,11 @@ export const settingsSchema = z
     if (s.database.mode === "external" && !s.database.host) {
       ctx.addIssue({ code: "custom", path: ["database", "host"], message: "is required when database.mode is external (the host the containers reach the server at)" });
     }
+    for (const role of ["processor", "poster", "udpServer"] as const) {
+      if (s[role].enabled && !s[role].version) {
+        ctx.addIssue({ code: "custom", path: [role, "version"], message: `is required while ${role} is enabled: the release of this edge service, like 1.0.0; set it with \`pulumi config set --path utilitarian:${role}.version 1.0.0\` or disable it with \`--path utilitarian:${role}.enabled false\`` });
+      }
+    }
     const names = s.workers.map((w) => w.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) {
@@ -215,4 +223,6 @@ export const SECRET_KEYS = {
 } as const;
 
 export type SecretKey = keyof typeof SECRET_KEYS;
-export type Secrets = Partial<Record<Exclude<SecretKey, "apiSecretEnv">, string>> & { apiSecretEnv?: Record<string, string> };
+/** Secret values after validation: the always-required ones are present. */
+export type Secrets = Record<"secretKey" | "databasePassword" | "databaseAdminPassword", string> &
+  Partial<Record<"rabbitmqPassword" | "rabbitmqUrl" | "edgeAuthToken" | "registryPassword", string>> & { apiSecretEnv?: Record<string, string> };

@@ -9,10 +9,15 @@ export const SECRET_VALUES = {
   edgeAuthToken: "edge-token-P9s*v(5",
 } as const;
 
+/** Edge services have their own releases; tests start them all at 1.0.0. */
+export const EDGE_VERSIONS = { processor: { version: "1.0.0" }, poster: { version: "1.0.0" }, udpServer: { version: "1.0.0" } };
+
 /** A raw stack configuration as `pulumi.runtime.allConfig()` returns it. */
 export function rawConfig(values: Record<string, unknown>, secrets: Record<string, string> = SECRET_VALUES): Record<string, string> {
   const raw: Record<string, string> = {};
-  for (const [k, v] of Object.entries(values)) raw[`utilitarian:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+  for (const [k, v] of Object.entries(values)) {
+    if (v !== undefined) raw[`utilitarian:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+  }
   for (const [k, v] of Object.entries(secrets)) raw[`utilitarian:${k}`] = v;
   return raw;
 }
@@ -22,5 +27,5 @@ export const secretKeysOf = (secrets: Record<string, string> = SECRET_VALUES) =>
 
 /** Validated settings and secrets for a config with the given plain values. */
 export function loaded(values: Record<string, unknown> = {}, secrets: Record<string, string> = SECRET_VALUES): LoadedConfig {
-  return loadConfig(rawConfig({ version: "1.0.0", ...values }, secrets), secretKeysOf(secrets));
+  return loadConfig(rawConfig({ ...EDGE_VERSIONS, version: "1.0.0", ...values }, secrets), secretKeysOf(secrets));
 }

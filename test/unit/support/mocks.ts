@@ -1,5 +1,6 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 
 /** One `newResource` call the program made, in the order the engine would have seen it. */
 export interface Registration {
@@ -9,6 +10,45 @@ export interface Registration {
   provider?: string;
   /** 0-based position among all registrations. */
   seq: number;
+  /** Input property -> names of the resources its value came from (the engine's property edges). */
+  propertyDependencies: Record<string, string[]>;
+  /** Names of every resource this one waited for (dependsOn and property edges). */
+  dependencies: string[];
+  protect: boolean;
+  retainOnDelete: boolean;
+  replaceOnChanges: string[];
+}
+
+/** What the real register request carried besides the inputs; the Mocks API does not pass it on. */
+interface RequestDetails {
+  propertyDependencies: Record<string, string[]>;
+  dependencies: string[];
+  protect: boolean;
+  retainOnDelete: boolean;
+  replaceOnChanges: string[];
+}
+const requestDetails = new Map<string, RequestDetails>();
+const nameOfUrn = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
+
+// Pulumi's MockMonitor sees the whole request; record the parts the engine would use for ordering.
+const monitorPrototype = (MockMonitor as any).prototype;
+if (!monitorPrototype.__recording) {
+  const register = monitorPrototype.registerResource;
+  monitorPrototype.registerResource = function (req: any, callback: unknown) {
+    const propertyDependencies: Record<string, string[]> = {};
+    req.getPropertydependenciesMap().forEach((deps: any, prop: string) => {
+      propertyDependencies[prop] = deps.getUrnsList().map(nameOfUrn);
+    });
+    requestDetails.set(req.getName(), {
+      propertyDependencies,
+      dependencies: req.getDependenciesList().map(nameOfUrn),
+      protect: Boolean(req.getProtect()),
+      retainOnDelete: Boolean(req.getRetainondelete()),
+      replaceOnChanges: req.getReplaceonchangesList(),
+    });
+    return register.call(this, req, callback);
+  };
+  monitorPrototype.__recording = true;
 }
 
 /**
@@ -22,11 +62,14 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
   private readonly waiters: { name: string; resolve: () => void }[] = [];
 
   newResource(args: pulumi.runtime.MockResourceArgs): Promise<pulumi.runtime.MockResourceResult> {
-    const registration: Registration = { type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, seq: this.registrations.length };
+    const details = requestDetails.get(args.name) ?? { propertyDependencies: {}, dependencies: [], protect: false, retainOnDelete: false, replaceOnChanges: [] };
+    const registration: Registration = { type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, seq: this.registrations.length, ...details };
     this.registrations.push(registration);
     for (const w of this.waiters.filter((w) => w.name === args.name)) w.resolve();
     const gate = this.gates.get(args.name) ?? Promise.resolve();
-    return gate.then(() => ({ id: `${args.name}-id`, state: { ...args.inputs, ...computedOutputs(args) } }));
+    // A container's ID changes when it is re-created with other inputs, as Docker's would.
+    const id = args.type === "docker:index/container:Container" ? `${args.name}-${digest(JSON.stringify(args.inputs)).slice(0, 12)}` : `${args.name}-id`;
+    return gate.then(() => ({ id, state: { ...args.inputs, ...computedOutputs(args) } }));
   }
 
   call(args: pulumi.runtime.MockCallArgs): pulumi.runtime.MockCallResult {
@@ -73,8 +116,8 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
 function computedOutputs(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
   switch (args.type) {
     case "docker:index/remoteImage:RemoteImage": {
-      const digest = crypto.createHash("sha256").update(String(args.inputs.name)).digest("hex");
-      return { imageId: `sha256:${digest}`, repoDigest: `${args.inputs.name}@sha256:${digest}` };
+      const id = digest(String(args.inputs.name));
+      return { imageId: `sha256:${id}`, repoDigest: `${args.inputs.name}@sha256:${id}` };
     }
     case "command:local:Command":
       return { stdout: /backup/.test(args.name) ? "BACKUP_FILE=/backups/utilitarian-test.dump" : "", stderr: "" };
@@ -83,6 +126,10 @@ function computedOutputs(args: pulumi.runtime.MockResourceArgs): Record<string, 
     default:
       return {};
   }
+}
+
+function digest(text: string): string {
+  return crypto.createHash("sha256").update(text).digest("hex");
 }
 
 /** The value of an Output, for assertions (never assert inside an un-awaited apply). */

@@ -1,0 +1,43 @@
+import { describe, expect, test } from "vitest";
+import { checkVersionChange, compareVersions } from "../../components/schemaGuard";
+
+describe("compareVersions", () => {
+  test.each([
+    ["1.10.0", "1.9.2", 1],
+    ["1.2.0", "1.2.0", 0],
+    ["1.2.0", "1.2.1", -1],
+    ["2.0.0", "1.99.99", 1],
+    ["1.2.0-rc.1", "1.2.0", -1],
+    ["1.2.0", "1.2.0-rc.1", 1],
+  ])("%s vs %s is %i", (a, b, expected) => {
+    expect(compareVersions(a, b)).toBe(expected);
+  });
+});
+
+describe("checkVersionChange: the rule the schema guard applies at preview", () => {
+  test("first install and upgrades pass", () => {
+    expect(checkVersionChange(undefined, { version: "1.0.0" })).toEqual([]);
+    expect(checkVersionChange({ version: "1.0.0" }, { version: "1.1.0" })).toEqual([]);
+    expect(checkVersionChange({ version: "1.1.0" }, { version: "1.1.0" })).toEqual([]);
+  });
+
+  test("lowering the version without a restore is refused, saying why and how", () => {
+    const [failure] = checkVersionChange({ version: "1.2.0" }, { version: "1.0.0" });
+    expect(failure.property).toBe("version");
+    expect(failure.reason).toContain("from 1.2.0 down to 1.0.0");
+    expect(failure.reason).toContain("migrations");
+    expect(failure.reason).toContain("pulumi config set utilitarian:restoreFrom");
+  });
+
+  test("lowering the version with a restore passes, and so does resuming that rollback", () => {
+    expect(checkVersionChange({ version: "1.2.0" }, { version: "1.0.0", restoreFrom: "latest" })).toEqual([]);
+    expect(checkVersionChange({ version: "1.0.0", restoreFrom: "latest" }, { version: "1.0.0", restoreFrom: "latest" })).toEqual([]);
+  });
+
+  test("a restore left in the config is refused on the next upgrade, before it could run again", () => {
+    const failures = checkVersionChange({ version: "1.0.0", restoreFrom: "latest" }, { version: "1.1.0", restoreFrom: "latest" });
+    expect(failures.map((f) => f.property)).toEqual(["restoreFrom"]);
+    expect(failures[0].reason).toContain("pulumi config rm utilitarian:restoreFrom");
+    expect(checkVersionChange(undefined, { version: "1.0.0", restoreFrom: "x.dump" }).map((f) => f.property)).toEqual(["restoreFrom"]);
+  });
+});

@@ -1,0 +1,43 @@
+import * as pulumi from "@pulumi/pulumi";
+import { beforeEach, describe, expect, test, vi } from "vitest";
+import { EDGE_VERSIONS, rawConfig, SECRET_VALUES } from "./support/fixtures";
+import { promiseOf, RecordingMocks } from "./support/mocks";
+
+/** Runs index.ts as `pulumi preview` would: config from the store, mocks for the engine. */
+async function runProgram(values: Record<string, unknown>, secretKeys = Object.keys(SECRET_VALUES)) {
+  const mocks = new RecordingMocks();
+  await pulumi.runtime.setMocks(mocks, "utilitarian", "dev", true);
+  pulumi.runtime.setAllConfig(rawConfig(values), secretKeys.map((k) => `utilitarian:${k}`));
+  vi.resetModules();
+  const program = import("../../index");
+  return { mocks, program };
+}
+
+describe("index.ts: stack config in, deployment out", () => {
+  beforeEach(() => vi.resetModules());
+
+  test("a valid dev config builds the deployment with names derived from the stack", async () => {
+    const { mocks, program } = await runProgram({ ...EDGE_VERSIONS, version: "1.0.0" });
+    const exports = await program;
+    await mocks.idle();
+    expect(await promiseOf(exports.containers)).toMatchObject({ api: "utilitarian-dev-api", "udp-server": "utilitarian-dev-udp-server" });
+    expect(mocks.get("utilitarian-dev-network").inputs.name).toBe("utilitarian-dev-net");
+  });
+
+  test.each([
+    [{ version: "latest" }, "`utilitarian:version` must be a release tag like 1.2.0"],
+    [{ version: "1.0.0", api: { port: 0 } }, "`utilitarian:api.port` must be at least 1"],
+    [{ version: "1.0.0", database: { mode: "external" } }, "`utilitarian:database.host` is required"],
+  ])("a bad config (%j) is refused before anything is created", async (values, message) => {
+    const { mocks, program } = await runProgram({ ...EDGE_VERSIONS, ...values });
+    await expect(program).rejects.toThrow(message);
+    await mocks.idle(50);
+    expect(mocks.registrations).toEqual([]);
+  });
+
+  test("a secret stored in plain text is refused before anything is created", async () => {
+    const { mocks, program } = await runProgram({ ...EDGE_VERSIONS, version: "1.0.0" }, Object.keys(SECRET_VALUES).filter((k) => k !== "databasePassword"));
+    await expect(program).rejects.toThrow("`utilitarian:databasePassword` is stored in plain text");
+    expect(mocks.registrations).toEqual([]);
+  });
+});

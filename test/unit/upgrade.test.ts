@@ -1,0 +1,141 @@
+import { describe, expect, test } from "vitest";
+import { actions, planSteps, type Step } from "../support/engine";
+import { deploy } from "./support/program";
+
+const entries = (steps: Step[]) => steps.map((s) => `${s.op} ${s.name}`);
+const at = (steps: Step[], entry: string) => {
+  const i = entries(steps).indexOf(entry);
+  if (i < 0) throw new Error(`no step '${entry}' in:\n${entries(steps).join("\n")}`);
+  return i;
+};
+
+async function stepsBetween(before: Record<string, unknown>, after: Record<string, unknown>): Promise<Step[]> {
+  const old = await deploy(before);
+  const next = await deploy(after);
+  return planSteps(old.mocks.registrations, next.mocks.registrations);
+}
+
+const FOLLOWERS = ["u-beat", "u-worker-default-1", "u-processor", "u-poster"];
+
+describe("one `pulumi up`, stepped as the engine orders it (model: test/support/engine.ts)", () => {
+  test("a version bump carries out the runbook in order", async () => {
+    const steps = actions(await stepsBetween({ version: "1.0.0" }, { version: "1.1.0" }));
+    // (1) new image pulled, then the verified backup, before anything stops
+    expect(at(steps, "replace u-image-app")).toBeLessThan(at(steps, "replace u-backup"));
+    const firstStop = Math.min(...steps.map((s, i) => (s.op.startsWith("delete") && s.type.endsWith("Container") ? i : Infinity)));
+    expect(at(steps, "replace u-backup")).toBeLessThan(firstStop);
+    // (2) followers stopped, (3) the API last
+    for (const f of FOLLOWERS) expect(at(steps, `delete ${f}`)).toBeLessThan(at(steps, "delete-replaced u-api"));
+    expect(steps.filter((s) => s.op === "delete" && s.because === "u-api" && s.type.endsWith("Container")).map((s) => s.name).sort())
+      .toEqual([...FOLLOWERS].sort());
+    // (4) only the new API, (5) migrate, (6) collectstatic + compress
+    expect(at(steps, "delete-replaced u-api")).toBeLessThan(at(steps, "replace u-api"));
+    expect(at(steps, "replace u-api")).toBeLessThan(at(steps, "replace u-migrate"));
+    expect(at(steps, "replace u-migrate")).toBeLessThan(at(steps, "replace u-static"));
+    // (7) the rest on the new version, (8) verify
+    for (const f of FOLLOWERS) {
+      expect(at(steps, `create ${f}`)).toBeGreaterThan(at(steps, "replace u-static"));
+      expect(at(steps, `create ${f}`)).toBeLessThan(at(steps, "create u-verify"));
+    }
+  });
+
+  test("the UDP server, PostgreSQL, RabbitMQ, the database and the volumes are not touched by an API upgrade", async () => {
+    const steps = actions(await stepsBetween({ version: "1.0.0" }, { version: "1.1.0" }));
+    const touched = new Set(steps.map((s) => s.name));
+    for (const untouched of ["u-udp-server", "u-postgres", "u-rabbitmq", "u-database", "u-role", "u-postgres-data", "u-rabbitmq-data", "u-network"]) {
+      expect(touched.has(untouched), untouched).toBe(false);
+    }
+  });
+
+  test("each maintenance step runs exactly once per version", async () => {
+    const steps = actions(await stepsBetween({ version: "1.0.0" }, { version: "1.1.0" }));
+    for (const step of ["u-backup", "u-migrate", "u-static"]) {
+      expect(steps.filter((s) => s.name === step && s.op === "replace")).toHaveLength(1);
+    }
+  });
+
+  test("nothing changed: nothing runs and nothing restarts", async () => {
+    expect(actions(await stepsBetween({ version: "1.1.0" }, { version: "1.1.0" }))).toEqual([]);
+  });
+
+  test("only an edge service's version changed: only that service is replaced, no backup or migration", async () => {
+    const steps = actions(await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", processor: { version: "1.1.0" } }));
+    // verify's triggers hold the container IDs, so the engine drops it first (it has no delete
+    // command: nothing runs) and runs it again after the new container started.
+    expect(entries(steps)).toEqual([
+      "replace u-image-processor",
+      "delete u-verify",
+      "delete-replaced u-processor",
+      "replace u-processor",
+      "create u-verify",
+      "delete-replaced u-image-processor",
+    ]);
+  });
+
+  test("the UDP server's own upgrade touches nothing else", async () => {
+    const steps = actions(await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", udpServer: { version: "1.1.0" } }));
+    expect(steps.filter((s) => s.type.endsWith("Container")).map((s) => s.name)).toEqual(["u-udp-server", "u-udp-server"]);
+    expect(steps.some((s) => ["u-backup", "u-migrate", "u-api"].includes(s.name))).toBe(false);
+  });
+
+  test("only worker settings changed: only the workers are replaced", async () => {
+    const steps = actions(await stepsBetween(
+      { version: "1.1.0", workers: [{ name: "default", count: 2 }] },
+      { version: "1.1.0", workers: [{ name: "default", count: 2, concurrency: 8 }] },
+    ));
+    expect(entries(steps)).toEqual([
+      "delete u-verify",
+      "delete-replaced u-worker-default-1",
+      "replace u-worker-default-1",
+      "delete-replaced u-worker-default-2",
+      "replace u-worker-default-2",
+      "create u-verify",
+    ]);
+  });
+
+  test("a resumed run after a failed migration runs only what is left (no second backup)", async () => {
+    const old = await deploy({ version: "1.0.0" });
+    const next = await deploy({ version: "1.2.0" });
+    // State after a run that failed at migrate: what finished stays replaced, followers deleted,
+    // migrate/static/verify still at their 1.0.0 triggers (a failed create is not recorded).
+    const failedAt = next.mocks.get("u-migrate").seq;
+    const afterFailure = [
+      ...next.mocks.registrations.filter((r) => r.seq < failedAt && !FOLLOWERS.includes(r.name)),
+      ...old.mocks.registrations.filter((r) => ["u-migrate", "u-static", "u-verify"].includes(r.name)),
+    ];
+    const steps = actions(planSteps(afterFailure, next.mocks.registrations));
+    expect(steps.some((s) => s.name === "u-backup" || s.name === "u-api")).toBe(false);
+    expect(at(steps, "replace u-migrate")).toBeLessThan(at(steps, "replace u-static"));
+    for (const f of FOLLOWERS) expect(at(steps, `create ${f}`)).toBeGreaterThan(at(steps, "replace u-static"));
+  });
+});
+
+describe("the property edges that make the engine stop followers before the API", () => {
+  test("beat, workers, processor and poster take an input from the API container on a field that forces replacement", async () => {
+    const { mocks } = await deploy();
+    for (const f of FOLLOWERS) {
+      expect(mocks.get(f).propertyDependencies.labels, f).toContain("u-api");
+    }
+    for (const edge of ["u-processor", "u-poster"]) {
+      expect(mocks.get(edge).propertyDependencies.envs).toContain("u-api");
+      expect(JSON.stringify(mocks.get(edge).inputs.envs)).toContain("UTILITARIAN_BASE_URL=http://u-api:8000");
+    }
+  });
+
+  test("independent services have no edge on the API", async () => {
+    const { mocks } = await deploy({ poster: { version: "1.0.0", dependsOnApi: false } });
+    for (const name of ["u-udp-server", "u-poster", "u-postgres", "u-rabbitmq"]) {
+      const edges = Object.values(mocks.get(name).propertyDependencies).flat();
+      expect(edges, name).not.toContain("u-api");
+      expect(mocks.get(name).dependencies, name).not.toContain("u-api");
+    }
+    expect(JSON.stringify(mocks.get("u-poster").inputs.envs)).toContain("UTILITARIAN_BASE_URL=http://api:8000");
+  });
+
+  test("containers use the pulled image's ID, so a new pull replaces them", async () => {
+    const { mocks } = await deploy();
+    expect(mocks.get("u-api").propertyDependencies.image).toEqual(["u-image-app"]);
+    expect(mocks.get("u-udp-server").propertyDependencies.image).toEqual(["u-image-udpServer"]);
+    expect(mocks.get("u-image-app").inputs).toEqual({ name: "quay.io/pwit/utilitarian:1.0.0", keepLocally: true });
+  });
+});
