@@ -164,6 +164,8 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
           ...adminEnv,
           RESTORE_FILE: settings.restoreFrom === "latest" ? "latest" : path.resolve(settings.restoreFrom),
           RESTORE_DB_OWNER: db.user,
+          // "latest" means the newest backup taken while this (older) version ran.
+          RESTORE_VERSION: settings.version,
           STOP_CONTAINERS: plan.services.filter((s) => s.phase !== "independent").map((s) => containerName(s.key)).join(" "),
         },
       }, { parent: this, dependsOn: [backup] });

@@ -1,0 +1,305 @@
+# shellcheck shell=bash
+# Shared helpers for the step scripts in this directory.
+#
+# Usage, at the top of a step script:
+#   STEP=backup
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# What it gives every step:
+#   - strict mode (errexit, nounset, pipefail, errtrace); never xtrace: env may hold secrets;
+#   - log lines on stderr: "<UTC timestamp> <step>: <message>";
+#   - die "<reason>": exits 1; the reason is ALWAYS the last stderr line, after cleanups ran;
+#   - on_exit <function>: cleanups that run on every exit (success, failure, SIGTERM/SIGINT),
+#     in reverse order of registration;
+#   - require_vars: checks required variables up front and names each missing one together
+#     with the setting that provides it.
+# Nothing here prints the value of an environment variable.
+
+set -Eeuo pipefail
+set +x
+
+: "${STEP:=step}"
+
+LIB_FAIL_REASON=""
+LIB_ERR_LINE=""
+LIB_ERR_CMD=""
+LIB_CLEANUPS=()
+LIB_CHILD=""
+# The script's real stdout/stderr: a signal can arrive while a redirection of a function call
+# is in effect (e.g. `run_child pg_dump 2>file`); the exit handler writes to these instead.
+exec {LIB_STDOUT}>&1 {LIB_STDERR}>&2
+
+log() {
+  printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STEP" "$*" >&2
+}
+
+# die REASON...: fail the step with a one-line reason (printed last, after cleanups).
+die() {
+  LIB_FAIL_REASON="$*"
+  LIB_FAIL_REASON="${LIB_FAIL_REASON//$'\n'/ }"
+  exit 1
+}
+
+# on_exit FUNCTION: run FUNCTION when the script exits, whatever the outcome.
+on_exit() {
+  LIB_CLEANUPS+=("$1")
+}
+
+lib_exit_handler() {
+  local rc=$? i
+  set +eu
+  exec 1>&"$LIB_STDOUT" 2>&"$LIB_STDERR"
+  trap - ERR
+  if [[ -n "$LIB_CHILD" ]]; then
+    kill "$LIB_CHILD" 2>/dev/null
+    wait "$LIB_CHILD" 2>/dev/null
+  fi
+  for ((i = ${#LIB_CLEANUPS[@]} - 1; i >= 0; i--)); do
+    "${LIB_CLEANUPS[i]}"
+  done
+  if ((rc != 0)); then
+    if [[ -n "$LIB_FAIL_REASON" ]]; then
+      log "$LIB_FAIL_REASON"
+    else
+      # The command text is shown unexpanded (no variable values), so no secret can leak here.
+      log "failed (exit $rc) at ${BASH_SOURCE[1]##*/} line ${LIB_ERR_LINE:-?}: ${LIB_ERR_CMD:-unknown command}"
+    fi
+  fi
+  exit "$rc"
+}
+
+trap 'LIB_ERR_LINE=$LINENO; LIB_ERR_CMD=$BASH_COMMAND' ERR
+trap lib_exit_handler EXIT
+trap 'LIB_FAIL_REASON="interrupted (SIGTERM)"; exit 143' TERM
+trap 'LIB_FAIL_REASON="interrupted (SIGINT)"; exit 130' INT
+trap 'LIB_FAIL_REASON="interrupted (SIGHUP)"; exit 129' HUP
+
+# run_child CMD...: run CMD as a background child and wait for it, so that SIGTERM/SIGINT are
+# handled at once (bash defers traps while a foreground child runs) and the child is stopped
+# by the exit handler. Returns CMD's exit status.
+run_child() {
+  local rc=0
+  "$@" &
+  LIB_CHILD=$!
+  wait "$LIB_CHILD" || rc=$?
+  LIB_CHILD=""
+  return "$rc"
+}
+
+# require_vars NAME HINT [NAME HINT ...]: every NAME must be set and non-empty.
+# HINT says what provides it, e.g. the Pulumi config key ("utilitarian:backup.dir").
+# All missing variables are logged; the step then fails naming the first one.
+require_vars() {
+  local name hint missing=() first=""
+  while (($# >= 2)); do
+    name=$1 hint=$2
+    shift 2
+    if [[ -z "${!name:-}" ]]; then
+      missing+=("$name")
+      if [[ -z "$first" ]]; then
+        first="$STEP: $name is not set ($hint)"
+      else
+        log "$name is not set ($hint)"
+      fi
+    fi
+  done
+  if ((${#missing[@]} > 0)); then
+    if ((${#missing[@]} > 1)); then
+      die "$first; also missing: ${missing[*]:1}"
+    fi
+    die "$first"
+  fi
+}
+
+# require_int NAME MIN: the variable NAME must be an integer >= MIN.
+require_int() {
+  local name=$1 min=$2 value
+  value=${!name}
+  if ! [[ "$value" =~ ^[0-9]+$ ]] || ((10#$value < min)); then
+    die "$STEP: $name must be an integer >= $min; got '$value'"
+  fi
+}
+
+# require_bool NAME: the variable NAME must be true or false.
+require_bool() {
+  local name=$1
+  case "${!name}" in
+  true | false) ;;
+  *) die "$STEP: $name must be true or false; got '${!name}'" ;;
+  esac
+}
+
+# PostgreSQL ------------------------------------------------------------------------------
+
+# The libpq variables every database step needs. PGPASSWORD is optional (a ~/.pgpass file,
+# PGPASSFILE or trust/peer authentication work too) and is never printed.
+# shellcheck disable=SC2034 # used by the step scripts that source this file
+PG_REQUIRED_VARS=(
+  PGHOST "utilitarian:database.operatorHost, where this machine reaches the database"
+  PGUSER "utilitarian:database.adminUser, a role that may CREATE DATABASE"
+  PGDATABASE "utilitarian:database.name, the application's database"
+)
+
+pg_setup_env() {
+  export PGPORT="${PGPORT:-5432}"
+  export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-10}"
+  export PGAPPNAME="utilitarian-$STEP"
+  if [[ -z "${PGPASSWORD:-}" ]]; then
+    log "PGPASSWORD is not set: relying on PGPASSFILE/~/.pgpass or passwordless authentication"
+  fi
+  require_int PGPORT 1
+}
+
+# sql_ident NAME: NAME quoted as an SQL identifier.
+sql_ident() {
+  printf '"%s"' "${1//\"/\"\"}"
+}
+
+# sql_literal TEXT: TEXT quoted as an SQL string literal.
+sql_literal() {
+  printf "'%s'" "${1//\'/\'\'}"
+}
+
+# q DB SQL: run SQL in database DB, print unaligned, tuples-only output (fields split by TAB).
+q() {
+  local db=$1 sql=$2
+  psql -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 -d "$db" -c "$sql"
+}
+
+# pg_check_reachable DB: fail with "database unreachable at host:port" unless DB answers.
+pg_check_reachable() {
+  local db=$1 err
+  if ! err=$(psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$db" -c 'select 1' 2>&1 >/dev/null); then
+    err=$(printf '%s' "$err" | tr '\n' ' ' | sed -e 's/  */ /g' -e 's/ $//')
+    die "database unreachable at $PGHOST:$PGPORT (database $db, user $PGUSER): $err"
+  fi
+}
+
+# pg_db_exists DB: true if database DB exists (queried through the maintenance database $2).
+pg_db_exists() {
+  local db=$1 via=$2
+  [[ "$(q "$via" "select count(*) from pg_database where datname = $(sql_literal "$db")")" == 1 ]]
+}
+
+# pg_drop_db DB VIA: terminate DB's sessions and drop it (no-op if absent). Never fails the
+# caller: it is used from cleanups; returns non-zero if the database still exists.
+pg_drop_db() {
+  local db=$1 via=$2
+  q "$via" "select count(pg_terminate_backend(pid)) from pg_stat_activity where datname = $(sql_literal "$db") and pid <> pg_backend_pid()" >/dev/null 2>&1 || true
+  if ! q "$via" "drop database if exists $(sql_ident "$db")" >/dev/null 2>&1; then
+    sleep 1
+    q "$via" "select count(pg_terminate_backend(pid)) from pg_stat_activity where datname = $(sql_literal "$db") and pid <> pg_backend_pid()" >/dev/null 2>&1 || true
+    q "$via" "drop database if exists $(sql_ident "$db")" >/dev/null 2>&1 || return 1
+  fi
+}
+
+# The query behind every row-count comparison: one line per user table,
+# "<schema>.<table><TAB><exact row count>", sorted by name (C collation).
+ROW_COUNT_SQL="
+select format('%I.%I', n.nspname, c.relname) as name,
+       (xpath('/row/c/text()',
+              query_to_xml(format('select count(*) as c from only %I.%I', n.nspname, c.relname),
+                           false, true, '')))[1]::text::bigint as rows
+  from pg_class c
+  join pg_namespace n on n.oid = c.relnamespace
+ where c.relkind = 'r'
+   and c.relpersistence <> 't'
+   and n.nspname <> 'information_schema'
+   and n.nspname !~ '^pg_'
+   and not exists (select 1 from pg_depend d
+                    where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+ order by format('%I.%I', n.nspname, c.relname) collate \"C\""
+
+# row_counts DB: print "<table><TAB><rows>" for every user table of DB.
+row_counts() {
+  q "$1" "$ROW_COUNT_SQL"
+}
+
+# json_string TEXT: TEXT as a JSON string literal.
+json_string() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  printf '"%s"' "$s"
+}
+
+# now_ms: milliseconds since the epoch.
+now_ms() {
+  local t=${EPOCHREALTIME/./}
+  printf '%s' "$((10#${t:0:-3}))"
+}
+
+# seconds_since MS: seconds elapsed since now_ms returned MS, with one decimal.
+seconds_since() {
+  local d=$(($(now_ms) - $1))
+  printf '%d.%d' "$((d / 1000))" "$((d % 1000 / 100))"
+}
+
+# Docker ----------------------------------------------------------------------------------
+
+# An empty DOCKER_HOST would be passed on as-is; treat it as "not set".
+docker_setup_env() {
+  if [[ -z "${DOCKER_HOST:-}" ]]; then
+    unset DOCKER_HOST
+  fi
+  command -v docker >/dev/null || die "$STEP: the docker CLI is not on PATH"
+}
+
+# split_manage: MANAGE (default "python manage.py") split on whitespace into the array MANAGE_CMD.
+# No shell quoting is interpreted.
+split_manage() {
+  MANAGE="${MANAGE:-python manage.py}"
+  read -r -a MANAGE_CMD <<<"$MANAGE"
+  ((${#MANAGE_CMD[@]} > 0)) || die "$STEP: MANAGE is empty; set it to the command that runs manage.py (default: python manage.py)"
+}
+
+# container_state NAME: print "<status> <restarting> <restart count>" or nothing if absent.
+container_state() {
+  docker inspect -f '{{.State.Status}} {{.State.Restarting}} {{.RestartCount}}' "$1" 2>/dev/null || true
+}
+
+# wait_running NAME TIMEOUT: wait until container NAME is running (not restarting).
+wait_running() {
+  local name=$1 timeout=$2 start state="" last="(none yet)"
+  start=$SECONDS
+  while :; do
+    state=$(container_state "$name")
+    if [[ "$state" == "running false "* ]]; then
+      log "container $name is running"
+      return 0
+    fi
+    if [[ "$state" != "$last" ]]; then
+      log "waiting for container $name to run (state: ${state:-absent})"
+      last=$state
+    fi
+    if ((SECONDS - start >= timeout)); then
+      die "container $name is not running after ${timeout}s (state: ${state:-absent}); see: docker logs $name"
+    fi
+    sleep 2
+  done
+}
+
+# run_logged LOGFILE CMD...: run CMD with stdout+stderr into LOGFILE; print a progress line
+# every 30 seconds so long runs are visibly alive. Returns CMD's exit status.
+run_logged() {
+  local logfile=$1 pid rc=0 started next
+  shift
+  started=$SECONDS
+  next=$((started + 30))
+  "$@" </dev/null >"$logfile" 2>&1 &
+  pid=$!
+  LIB_CHILD=$pid
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 0.2
+    if ((SECONDS >= next)) && kill -0 "$pid" 2>/dev/null; then
+      log "still running after $((SECONDS - started))s ($(wc -l <"$logfile") log lines so far)"
+      next=$((SECONDS + 30))
+    fi
+  done
+  wait "$pid" || rc=$?
+  LIB_CHILD=""
+  return "$rc"
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run Django migrations inside the API container (see docs/step-scripts.md).
+# Waits until the container runs, then `$MANAGE migrate --noinput`. On failure the whole
+# migration log and `showmigrations` go to stderr.
+# shellcheck disable=SC2034 # STEP is read by lib.sh
+STEP=migrate
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+require_vars API_CONTAINER "the API container's name; set by the deployment"
+API_START_TIMEOUT_SECONDS="${API_START_TIMEOUT_SECONDS:-120}"
+require_int API_START_TIMEOUT_SECONDS 1
+docker_setup_env
+split_manage
+
+WORK=$(mktemp -d)
+cleanup_work() { rm -rf -- "$WORK"; }
+on_exit cleanup_work
+
+wait_running "$API_CONTAINER" "$API_START_TIMEOUT_SECONDS"
+
+log "running: $MANAGE migrate --noinput (in $API_CONTAINER)"
+started=$SECONDS
+if ! run_logged "$WORK/migrate.log" docker exec "$API_CONTAINER" "${MANAGE_CMD[@]}" migrate --noinput; then
+  log "---- migration log ----"
+  cat "$WORK/migrate.log" >&2
+  log "---- $MANAGE showmigrations ----"
+  docker exec "$API_CONTAINER" "${MANAGE_CMD[@]}" showmigrations </dev/null >&2 2>&1 || log "(showmigrations failed too)"
+  die "migrate failed; the log is above"
+fi
+cat "$WORK/migrate.log"
+applied=$(grep -c '^  Applying .* OK' "$WORK/migrate.log" || true)
+printf 'migrate: ok, %s migration(s) applied in %ss\n' "$applied" "$((SECONDS - started))"

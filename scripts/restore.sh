@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Restore a verified backup into PGDATABASE (rollback). See docs/step-scripts.md.
+#
+# Order: preflight (variables, checksum, pg_restore --list, database answers, owner role) ->
+# restore into "<PGDATABASE>_restoring" owned by RESTORE_DB_OWNER -> compare row counts with
+# the manifest -> swap: PGDATABASE becomes "<PGDATABASE>_before_restore_<ts>" (kept) and
+# "<PGDATABASE>_restoring" becomes PGDATABASE. Before the swap, a failure leaves PGDATABASE
+# untouched and drops "<PGDATABASE>_restoring".
+# shellcheck disable=SC2034 # STEP is read by lib.sh
+STEP=restore
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+require_vars "${PG_REQUIRED_VARS[@]}" \
+  RESTORE_FILE "utilitarian:restoreFrom, a .dump path or 'latest'" \
+  RESTORE_DB_OWNER "utilitarian:database.user, the application's role that must own the database"
+if [[ "$RESTORE_FILE" == latest ]]; then
+  require_vars BACKUP_DIR "utilitarian:backup.dir, needed when RESTORE_FILE=latest"
+fi
+pg_setup_env
+
+DB=$PGDATABASE
+OWNER=$RESTORE_DB_OWNER
+# Administrative statements run from a maintenance database: nobody may stay connected to
+# PGDATABASE while it is renamed.
+ADMIN_DB="${PG_MAINTENANCE_DB:-postgres}"
+STAMP=$(date -u +%Y%m%d_%H%M%S)
+RESTORING="${DB}_restoring"
+KEPT="${DB}_before_restore_${STAMP}"
+if ((${#KEPT} > 63)); then
+  die "database name $DB is too long: $KEPT would exceed PostgreSQL's 63-byte limit"
+fi
+
+# 1. Which file. -----------------------------------------------------------------------------
+if [[ "$RESTORE_FILE" == latest ]]; then
+  [[ -d "$BACKUP_DIR" ]] || die "backup directory $BACKUP_DIR does not exist (BACKUP_DIR)"
+  # With RESTORE_VERSION (a rollback to that version), "latest" is the newest backup taken
+  # while that version ran: a backup taken later holds the newer version's schema.
+  pattern='utilitarian-*.dump'
+  if [[ -n "${RESTORE_VERSION:-}" ]]; then
+    [[ "$RESTORE_VERSION" =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] || die "RESTORE_VERSION must be a version like 1.2.0"
+    pattern="utilitarian-*-${RESTORE_VERSION}-to-*.dump"
+  fi
+  latest=$(find "$BACKUP_DIR" -maxdepth 1 -type f -name "$pattern" -printf '%f\n' | LC_ALL=C sort -r |
+    while IFS= read -r f; do
+      if [[ -e "$BACKUP_DIR/$f.sha256" ]]; then
+        printf '%s\n' "$f"
+        break
+      fi
+    done)
+  [[ -n "$latest" ]] || die "no verified backup ($pattern with .sha256) in $BACKUP_DIR"
+  FILE="$(cd -- "$BACKUP_DIR" && pwd -P)/$latest"
+  log "RESTORE_FILE=latest: newest verified backup is $latest"
+else
+  [[ -f "$RESTORE_FILE" ]] || die "RESTORE_FILE $RESTORE_FILE does not exist or is not a file"
+  FILE="$(cd -- "$(dirname -- "$RESTORE_FILE")" && pwd -P)/$(basename -- "$RESTORE_FILE")"
+fi
+
+# 2. The file is the one that was verified. --------------------------------------------------
+[[ -f "$FILE.sha256" ]] || die "refusing to restore $FILE: checksum file $FILE.sha256 is missing"
+expected=$(awk 'NR == 1 { print $1 }' "$FILE.sha256")
+[[ "$expected" =~ ^[0-9a-f]{64}$ ]] || die "refusing to restore $FILE: $FILE.sha256 holds no sha256 checksum"
+actual=$(sha256sum -- "$FILE" | awk '{ print $1 }')
+if [[ "$actual" != "$expected" ]]; then
+  die "refusing to restore $FILE: sha256 mismatch (file $actual, $FILE.sha256 says $expected); the file changed after it was verified"
+fi
+log "checksum ok: $actual"
+WORK=$(mktemp -d)
+cleanup_work() { rm -rf -- "$WORK"; }
+on_exit cleanup_work
+if ! pg_restore --list "$FILE" >"$WORK/toc" 2>"$WORK/list.err"; then
+  cat "$WORK/list.err" >&2
+  die "refusing to restore $FILE: pg_restore --list cannot read it"
+fi
+
+# 3. The server answers; the owner role exists and PGUSER may act as it. ---------------------
+pg_check_reachable "$ADMIN_DB"
+[[ "$(q "$ADMIN_DB" "select count(*) from pg_roles where rolname = $(sql_literal "$OWNER")")" == 1 ]] ||
+  die "role $OWNER does not exist (RESTORE_DB_OWNER); create it first"
+[[ "$(q "$ADMIN_DB" "select pg_has_role(current_user, $(sql_literal "$OWNER"), 'MEMBER')")" == t ]] ||
+  die "$PGUSER cannot act as role $OWNER: run GRANT $(sql_ident "$OWNER") TO $(sql_ident "$PGUSER")"
+if pg_db_exists "$DB" "$ADMIN_DB"; then
+  db_exists=true
+else
+  db_exists=false
+  log "database $DB does not exist: the restore will create it"
+fi
+
+# 4. Restore into <db>_restoring. -------------------------------------------------------------
+SWAPPED=false
+drop_restoring() {
+  if [[ "$SWAPPED" != true ]] && pg_db_exists "$RESTORING" "$ADMIN_DB" 2>/dev/null; then
+    if pg_drop_db "$RESTORING" "$ADMIN_DB"; then
+      log "dropped $RESTORING; $DB was not changed"
+    else
+      log "WARNING: could not drop $RESTORING; drop it by hand ($DB was not changed)"
+    fi
+  fi
+}
+if pg_db_exists "$RESTORING" "$ADMIN_DB"; then
+  log "dropping $RESTORING left by an earlier, interrupted restore"
+  pg_drop_db "$RESTORING" "$ADMIN_DB" || die "cannot drop $RESTORING left by an earlier restore"
+fi
+on_exit drop_restoring
+
+create_sql="create database $(sql_ident "$RESTORING") owner $(sql_ident "$OWNER") template template0"
+if [[ "$db_exists" == true ]]; then
+  IFS=$'\t' read -r enc collate ctype < <(q "$ADMIN_DB" "select pg_encoding_to_char(encoding), datcollate, datctype from pg_database where datname = $(sql_literal "$DB")")
+  create_sql+=" encoding $(sql_literal "$enc") lc_collate $(sql_literal "$collate") lc_ctype $(sql_literal "$ctype")"
+fi
+q "$ADMIN_DB" "$create_sql" >/dev/null
+log "restoring $(basename -- "$FILE") into $RESTORING (owner $OWNER)"
+started=$SECONDS
+if ! run_child pg_restore --no-owner --role="$OWNER" --exit-on-error -d "$RESTORING" "$FILE" 2>"$WORK/restore.err"; then
+  cat "$WORK/restore.err" >&2
+  die "pg_restore into $RESTORING failed (messages above); $DB was not changed"
+fi
+log "pg_restore finished in $((SECONDS - started))s"
+row_counts "$RESTORING" >"$WORK/restored.counts"
+
+# 5. Compare with the manifest's row counts. ----------------------------------------------------
+MANIFEST="$FILE.json"
+if [[ -f "$MANIFEST" ]]; then
+  # PostgreSQL parses the JSON (no jq needed); psql reads the file itself, so the manifest
+  # never passes through a command line.
+  psql -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 -d "$ADMIN_DB" -v manifest_file="$MANIFEST" \
+    >"$WORK/manifest.counts" 2>"$WORK/manifest.err" <<'SQL' || { cat "$WORK/manifest.err" >&2; die "cannot read the manifest $MANIFEST"; }
+\set manifest `cat -- :'manifest_file'`
+select key, value from json_each_text(coalesce((:'manifest'::json)->'row_counts', '{}'::json))
+ order by key collate "C";
+SQL
+  if [[ -s "$WORK/manifest.counts" ]]; then
+    if ! diff -u --label "manifest" --label "restored $RESTORING" "$WORK/manifest.counts" "$WORK/restored.counts" >"$WORK/counts.diff"; then
+      cat "$WORK/counts.diff" >&2
+      die "row counts of the restored database differ from the backup's manifest (diff above); $DB was not changed"
+    fi
+    log "row counts match the manifest ($(wc -l <"$WORK/restored.counts") tables)"
+  else
+    log "the manifest has no row counts: skipping the comparison"
+  fi
+else
+  log "no manifest $MANIFEST: skipping the row-count comparison"
+fi
+
+# 6. Stop the application (rollback): nothing may write to the database from here on. -----------
+# STOP_CONTAINERS lists the API, beat, workers and API-dependent edge services; the deployment
+# replaces them with the older version right after this step. Others (UDP server) keep running.
+for container in ${STOP_CONTAINERS:-}; do
+  if docker inspect "$container" >/dev/null 2>&1; then
+    log "stopping $container"
+    docker stop "$container" >/dev/null || die "could not stop $container"
+  fi
+done
+
+# 7. Swap. ----------------------------------------------------------------------------------------
+terminate() { # DB: end every other session on DB
+  q "$ADMIN_DB" "select count(pg_terminate_backend(pid)) from pg_stat_activity where datname = $(sql_literal "$1") and pid <> pg_backend_pid()"
+}
+if [[ "$db_exists" == true ]]; then
+  # Nobody (not even a superuser) can connect while it is being renamed; every exit path
+  # re-allows connections on whichever name the original database then has (REOPEN_DB).
+  REOPEN_DB=$DB
+  reopen() { q "$ADMIN_DB" "alter database $(sql_ident "$REOPEN_DB") allow_connections true" >/dev/null 2>&1 || true; }
+  on_exit reopen
+  q "$ADMIN_DB" "alter database $(sql_ident "$DB") allow_connections false" >/dev/null
+  renamed=false
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    n=$(terminate "$DB")
+    ((n == 0)) || log "terminated $n session(s) on $DB"
+    if q "$ADMIN_DB" "alter database $(sql_ident "$DB") rename to $(sql_ident "$KEPT")" >/dev/null 2>"$WORK/rename.err"; then
+      renamed=true
+      break
+    fi
+    log "rename attempt $attempt failed: $(tr '\n' ' ' <"$WORK/rename.err")"
+    sleep 1
+  done
+  [[ "$renamed" == true ]] || die "cannot rename $DB (sessions keep reconnecting?); $DB was not changed"
+  REOPEN_DB=$KEPT
+  # If the second rename fails, the original is renamed back.
+  if ! q "$ADMIN_DB" "alter database $(sql_ident "$RESTORING") rename to $(sql_ident "$DB")" >/dev/null 2>"$WORK/rename.err"; then
+    cat "$WORK/rename.err" >&2
+    if q "$ADMIN_DB" "alter database $(sql_ident "$KEPT") rename to $(sql_ident "$DB")" >/dev/null; then
+      REOPEN_DB=$DB
+      die "cannot rename $RESTORING to $DB; the original $DB was put back"
+    fi
+    die "cannot rename $RESTORING to $DB and cannot put the original back: it is $KEPT"
+  fi
+  SWAPPED=true
+  log "$DB is now the restored database; the previous one is kept (not dropped) as $KEPT"
+else
+  q "$ADMIN_DB" "alter database $(sql_ident "$RESTORING") rename to $(sql_ident "$DB")" >/dev/null
+  SWAPPED=true
+  KEPT=""
+  log "$DB is now the restored database"
+fi
+
+# Summary on stdout. -------------------------------------------------------------------------------
+tables=$(wc -l <"$WORK/restored.counts")
+rows=$(awk -F '\t' '{ s += $2 } END { print s + 0 }' "$WORK/restored.counts")
+printf 'restored %s into %s (owner %s): %s tables, %s rows\n' "$(basename -- "$FILE")" "$DB" "$OWNER" "$tables" "$rows"
+awk -F '\t' '{ printf "  %-50s %s\n", $1, $2 }' "$WORK/restored.counts"
+if [[ -n "$KEPT" ]]; then
+  printf 'previous database kept as %s (not dropped; drop it when no longer needed)\n' "$KEPT"
+fi
+printf 'RESTORED_FILE=%s\n' "$FILE"
+printf 'KEPT_DATABASE=%s\n' "$KEPT"

@@ -1,0 +1,62 @@
+/**
+ * Run one of the step scripts in `scripts/` the way the Pulumi program does: a real bash
+ * process, every input in the environment. Never throws on a non-zero exit.
+ */
+import { spawn } from "node:child_process";
+import { join, resolve } from "node:path";
+
+export const SCRIPTS_DIR = resolve(__dirname, "..", "..", "scripts");
+
+export interface ScriptResult {
+  /** Exit status; 128 + signal number if the script was killed by a signal. */
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  /** Kill the script (SIGKILL) after this many milliseconds. Defaults to 120000. */
+  timeoutMs?: number;
+}
+
+/**
+ * Run `scripts/<name>` with `env` merged over a minimal base (PATH, HOME). Entries whose value
+ * is `undefined` are left out, so a test can drop a variable.
+ */
+export function runScript(
+  name: string,
+  env: Record<string, string | undefined>,
+  options: RunOptions = {},
+): Promise<ScriptResult> {
+  const merged: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/root",
+  };
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) delete merged[key];
+    else merged[key] = value;
+  }
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(join(SCRIPTS_DIR, name), [], { env: merged, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error); // the script could not be started at all (missing, not executable)
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const signalCodes: Record<string, number> = { SIGKILL: 137, SIGTERM: 143, SIGINT: 130 };
+      resolvePromise({ code: code ?? (signal ? (signalCodes[signal] ?? 128) : 1), stdout, stderr });
+    });
+  });
+}
+
+/** The last non-empty line of `text` (e.g. a script's one-line failure reason on stderr). */
+export function lastLine(text: string): string {
+  const lines = text.split("\n").filter((line) => line.trim() !== "");
+  return lines[lines.length - 1] ?? "";
+}
