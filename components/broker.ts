@@ -28,7 +28,7 @@ export function managedRabbitMq(name: string, args: ManagedRabbitMqArgs, opts: p
     envs: [pulumi.interpolate`RABBITMQ_DEFAULT_USER=${args.user}`, pulumi.interpolate`RABBITMQ_DEFAULT_PASS=${args.password}`],
     labels: { "io.utilitarian.role": "rabbitmq", "io.utilitarian.stack": args.prefix },
     volumes: [{ volumeName: volume.name, containerPath: "/var/lib/rabbitmq" }],
-    healthcheck: { tests: ["CMD", "rabbitmq-diagnostics", "-q", "ping"], interval: "5s", timeout: "10s", retries: 24, startPeriod: "10s" },
+    healthcheck: { tests: ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"], interval: "5s", timeout: "10s", retries: 24, startPeriod: "10s" },
     waitHealthy: { timeoutSeconds: 180 },
     graceSeconds: Math.max(args.graceSeconds, 30),
   }, opts);

@@ -20,6 +20,8 @@ export function exec(file: string, args: string[], options: { env?: NodeJS.Proce
       if (timer) clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
+    // A program that exits without reading its stdin closes the pipe: not an error here.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(options.input ?? "");
   });
 }
