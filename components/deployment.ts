@@ -179,7 +179,8 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
       ...(secrets.apiSecretEnv ?? {}),
       DATABASE_URL: databaseUrl(endpoints, db.name, db.user, secrets.databasePassword),
       SECRET_KEY: secrets.secretKey,
-      ALLOWED_HOSTS: settings.api.allowedHosts.join(","),
+      // Edge services call the API by its container name (or alias): Django must accept those Host headers.
+      ALLOWED_HOSTS: [...new Set([...settings.api.allowedHosts, apiName, "api"])].join(","),
       AMQP_CONNECTION_STRING: amqpUrl,
       UTILITARIAN_DEBUG: settings.api.env.UTILITARIAN_DEBUG ?? "False",
     };

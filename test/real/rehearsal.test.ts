@@ -153,6 +153,26 @@ describe("rehearsal: fresh install of 1.0.0, then an upgrade to 1.1.0 while mete
     }
   });
 
+  test("no secret appears in the steps' output, the containers' logs, the backups' manifests or Docker's events", async () => {
+    const needles = Object.values(SECRET_VALUES).flatMap((v) => [v, encodeURIComponent(v)]);
+    const texts: [string, string][] = rehearsal.records.map((r) => [`step ${r.step.op} ${r.step.name}`, r.output]);
+    for (const name of (await stackContainers()).keys()) {
+      const logs = await exec("docker", ["logs", name]);
+      texts.push([`logs of ${name}`, logs.stdout + logs.stderr]);
+    }
+    for (const f of fs.readdirSync(backups)) {
+      texts.push([`backup file name ${f}`, f]);
+      if (f.endsWith(".json") || f.endsWith(".sha256")) texts.push([f, fs.readFileSync(path.join(backups, f), "utf8")]);
+    }
+    texts.push(["docker events", JSON.stringify(events.events)]);
+    expect(texts.length).toBeGreaterThan(20);
+    // The search does find them where they belong: the API container's environment.
+    const inspect = await exec("docker", ["inspect", `${PREFIX}-api`]);
+    expect(needles.some((n) => inspect.stdout.includes(n))).toBe(true);
+    const leaks = texts.filter(([, text]) => needles.some((n) => text.includes(n))).map(([where]) => where);
+    expect(leaks).toEqual([]);
+  }, MINUTES);
+
   test("timeline and downtime are recorded", () => {
     const since = (t: number) => ((t - upgrade.startedAt) / 1000).toFixed(2);
     const timeline = events.events

@@ -29,7 +29,7 @@ export function standinConfig(version: string, backupDir: string, extra: Record<
     images: { api: "utilitarian-standin/utilitarian", processor: "utilitarian-standin/dlms-processor", poster: "utilitarian-standin/poster", udpServer: "utilitarian-standin/dlms-udp-server" },
     database: { image: "utilitarian-standin/postgres:15", operatorPort: PORTS.postgres },
     rabbitmq: { image: "utilitarian-standin/rabbitmq:3" },
-    api: { port: PORTS.api, publishAddress: "127.0.0.1", allowedHosts: ["*"], healthTimeoutSeconds: 90 },
+    api: { port: PORTS.api, publishAddress: "127.0.0.1", allowedHosts: ["127.0.0.1"], healthTimeoutSeconds: 90 },
     processor: { version: "1.0.0" },
     poster: { version: "1.0.0" },
     udpServer: { version: "1.0.0", port: PORTS.udp, publishAddress: "127.0.0.1" },

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeEach, describe, expect, test, vi } from "vitest";
+import { BAD_CONFIGS } from "./support/bad-configs";
 import { EDGE_VERSIONS, rawConfig, SECRET_VALUES } from "./support/fixtures";
 import { promiseOf, RecordingMocks } from "./support/mocks";
 
@@ -24,12 +25,8 @@ describe("index.ts: stack config in, deployment out", () => {
     expect(mocks.get("utilitarian-dev-network").inputs.name).toBe("utilitarian-dev-net");
   });
 
-  test.each([
-    [{ version: "latest" }, "`utilitarian:version` must be a release tag like 1.2.0"],
-    [{ version: "1.0.0", api: { port: 0 } }, "`utilitarian:api.port` must be at least 1"],
-    [{ version: "1.0.0", database: { mode: "external" } }, "`utilitarian:database.host` is required"],
-  ])("a bad config (%j) is refused before anything is created", async (values, message) => {
-    const { mocks, program } = await runProgram({ ...EDGE_VERSIONS, ...values });
+  test.each(BAD_CONFIGS)("%s: refused before anything is created", async (_label, values, message) => {
+    const { mocks, program } = await runProgram({ ...EDGE_VERSIONS, version: "1.0.0", ...values });
     await expect(program).rejects.toThrow(message);
     await mocks.idle(50);
     expect(mocks.registrations).toEqual([]);

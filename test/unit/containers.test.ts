@@ -1,0 +1,84 @@
+import { describe, expect, test } from "vitest";
+import { deploy } from "./support/program";
+
+const plain = (v: any): any => (v && typeof v === "object" && "value" in v && Object.keys(v).length === 2 ? v.value : v);
+
+describe("what the component declares", () => {
+  test("maintenance steps carry per-version triggers; verify also carries every service container's ID", async () => {
+    const { mocks } = await deploy({ version: "1.3.0" });
+    for (const step of ["u-backup", "u-migrate", "u-static"]) expect(mocks.get(step).inputs.triggers, step).toEqual(["1.3.0"]);
+    const verify = mocks.get("u-verify");
+    expect(verify.inputs.triggers[0]).toBe("1.3.0");
+    expect(verify.inputs.triggers.slice(1)).toHaveLength(6);
+    expect(verify.propertyDependencies.triggers.sort()).toEqual(["u-api", "u-beat", "u-poster", "u-processor", "u-udp-server", "u-worker-default-1"]);
+    // A changed setting alone does not repeat a step: the update only records it.
+    expect(mocks.get("u-migrate").inputs.update).toMatch(/^echo /);
+    expect(mocks.get("u-backup").inputs.create).toMatch(/^bash '.*\/scripts\/backup\.sh'$/);
+  });
+
+  test("only the API and the UDP server are published on their configured addresses; PostgreSQL on loopback for this machine; RabbitMQ not at all", async () => {
+    const { mocks } = await deploy({ api: { port: 8080, publishAddress: "10.0.0.5" }, udpServer: { version: "1.0.0", port: 4060, publishAddress: "0.0.0.0" } });
+    const published = Object.fromEntries(mocks.ofType("docker:index/container:Container").filter((c) => c.inputs.ports?.length)
+      .map((c) => [c.name, c.inputs.ports.map((p: any) => `${p.ip}:${p.external}->${p.internal}/${p.protocol ?? "tcp"}`)]));
+    expect(published).toEqual({
+      "u-postgres": ["127.0.0.1:15432->5432/tcp"],
+      "u-udp-server": ["0.0.0.0:4060->4059/udp"],
+      "u-api": ["10.0.0.5:8080->8000/tcp"],
+    });
+  });
+
+  test("data volumes, the database and the role are protected; images are kept for rollback", async () => {
+    const { mocks } = await deploy();
+    for (const name of ["u-postgres-data", "u-rabbitmq-data", "u-role", "u-database"]) expect(mocks.get(name).protect, name).toBe(true);
+    for (const name of ["u-postgres-data", "u-rabbitmq-data"]) expect(mocks.get(name).retainOnDelete, name).toBe(true);
+    for (const image of mocks.ofType("docker:index/remoteImage:RemoteImage")) expect(image.inputs.keepLocally, image.name).toBe(true);
+    expect(mocks.get("u-role").inputs).toMatchObject({ login: true, superuser: false, createDatabase: false, createRole: false });
+    expect(mocks.get("u-database").inputs).toMatchObject({ name: "utilitarian", owner: "utilitarian" });
+  });
+
+  test("every service restarts unless stopped and stops with its grace period; the API has a health check on /_health/", async () => {
+    const { mocks } = await deploy({ stopGraceSeconds: { api: 25, worker: 90, beat: 0, edge: 7 } });
+    const grace = Object.fromEntries(mocks.ofType("docker:index/container:Container").map((c) => [c.name, [c.inputs.restart, c.inputs.destroyGraceSeconds]]));
+    expect(grace).toMatchObject({
+      "u-api": ["unless-stopped", 25], "u-worker-default-1": ["unless-stopped", 90], "u-beat": ["unless-stopped", 0],
+      "u-processor": ["unless-stopped", 7], "u-udp-server": ["unless-stopped", 7],
+    });
+    expect(mocks.get("u-api").inputs.healthcheck.tests.join(" ")).toContain("http://127.0.0.1:8000/_health/");
+    expect(mocks.get("u-api").replaceOnChanges).toEqual(["healthcheck"]);
+  });
+
+  test("exactly one beat, whatever the worker groups", async () => {
+    const { mocks } = await deploy({ workers: [{ name: "a", count: 3 }, { name: "b", count: 2 }] });
+    const commands = mocks.ofType("docker:index/container:Container").map((c) => (c.inputs.command ?? []).join(" "));
+    expect(commands.filter((c) => c.includes(" beat "))).toHaveLength(1);
+    expect(commands.filter((c) => c.includes(" worker "))).toHaveLength(5);
+  });
+
+  test("the API accepts its container name and alias as Host, since the edge services call it by them", async () => {
+    const { mocks } = await deploy({ api: { allowedHosts: ["utilitarian.example.net"] } });
+    const envs: string[] = plain(mocks.get("u-api").inputs.envs);
+    expect(envs).toContain("ALLOWED_HOSTS=utilitarian.example.net,u-api,api");
+  });
+
+  test("an external database and RabbitMQ: no managed containers or volumes, the URL points at the server", async () => {
+    const { rabbitmqPassword: _r, ...secrets } = (await import("./support/fixtures")).SECRET_VALUES;
+    const { mocks } = await deploy(
+      { database: { mode: "external", host: "db.internal", port: 6432 }, rabbitmq: { mode: "external" } },
+      { secrets: { ...secrets, rabbitmqUrl: "amqps://u:p@mq.internal:5671/utilitarian" } },
+    );
+    expect(mocks.find("u-postgres")).toBeUndefined();
+    expect(mocks.find("u-rabbitmq-data")).toBeUndefined();
+    const envs: string[] = plain(mocks.get("u-api").inputs.envs);
+    expect(envs.find((e) => e.startsWith("DATABASE_URL="))).toMatch(/@db\.internal:6432\/utilitarian$/);
+    expect(envs).toContain("AMQP_CONNECTION_STRING=amqps://u:p@mq.internal:5671/utilitarian");
+    expect(mocks.get("u-postgresql").inputs).toMatchObject({ host: "db.internal", port: "6432" });
+  });
+
+  test("a remote Docker host reaches the provider and every step script", async () => {
+    const { mocks } = await deploy({ dockerHost: "ssh://deploy@app1.example.net" });
+    expect(mocks.get("u-docker").inputs.host).toBe("ssh://deploy@app1.example.net");
+    for (const step of ["u-backup", "u-migrate", "u-static", "u-verify"]) {
+      expect(plain(mocks.get(step).inputs.environment).DOCKER_HOST, step).toBe("ssh://deploy@app1.example.net");
+    }
+  });
+});
