@@ -5,7 +5,7 @@ import type { Settings } from "../config/schema";
 import { managedRabbitMq } from "./broker";
 import { envEntries, serviceContainer } from "./containers";
 import { applicationDatabase, databaseUrl, managedPostgres, type DatabaseEndpoints } from "./database";
-import { planDeployment, type DeploymentPlan, type ImageKey, type ServicePlan } from "./plan";
+import { planDeployment, type DeploymentPlan, type ImageKey, type ServicePlan, type StepKey, type StepPlan } from "./plan";
 import { SchemaGuard } from "./schemaGuard";
 import { maintenanceStep } from "./steps";
 
@@ -138,37 +138,40 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
       PGSSLMODE: db.sslmode,
       BACKUP_DIR: path.resolve(settings.backup.dir),
     };
-    const backup = maintenanceStep(`${name}-backup`, {
-      script: "backup.sh",
-      runsOnceFor: [settings.version],
-      environment: {
-        ...stepEnv,
-        ...adminEnv,
-        BACKUP_KEEP: String(settings.backup.keep),
-        BACKUP_TEST_RESTORE: String(settings.backup.testRestore),
-        ...(settings.backup.minFreeMb !== undefined ? { BACKUP_MIN_FREE_MB: String(settings.backup.minFreeMb) } : {}),
-        // The version running now is read from the API container's label by the script.
-        API_CONTAINER: apiName,
-        BACKUP_TO_VERSION: settings.version,
-      },
-    }, { parent: this, dependsOn: [...images.values(), ...foundation] });
+    // The plan names each step, its script and what makes it run again; these are the values.
+    const triggers: Record<StepPlan["runsOnceFor"], () => pulumi.Input<string>[]> = {
+      version: () => [settings.version],
+      "version+restore": () => [settings.version, settings.restoreFrom!],
+      apiContainer: () => [settings.version, api.id],
+      services: () => [settings.version, ...allContainers.map((c) => c.id)],
+    };
+    const step = (key: StepKey, environment: Record<string, pulumi.Input<string>>, dependsOn: pulumi.Resource[]) => {
+      const planned = plan.steps.find((s) => s.key === key)!;
+      return maintenanceStep(`${name}-${key}`, { script: planned.script, runsOnceFor: triggers[planned.runsOnceFor](), environment }, { parent: this, dependsOn });
+    };
+    const backup = step("backup", {
+      ...stepEnv,
+      ...adminEnv,
+      BACKUP_KEEP: String(settings.backup.keep),
+      BACKUP_TEST_RESTORE: String(settings.backup.testRestore),
+      ...(settings.backup.minFreeMb !== undefined ? { BACKUP_MIN_FREE_MB: String(settings.backup.minFreeMb) } : {}),
+      // The version running now is read from the API container's label by the script.
+      API_CONTAINER: apiName,
+      BACKUP_TO_VERSION: settings.version,
+    }, [...images.values(), ...foundation]);
 
     let beforeApi: pulumi.Resource = backup;
-    if (settings.restoreFrom !== undefined) {
+    if (plan.steps.some((s) => s.key === "restore")) {
       // Rollback: the app containers are stopped by the script before the database is swapped.
-      beforeApi = maintenanceStep(`${name}-restore`, {
-        script: "restore.sh",
-        runsOnceFor: [settings.version, settings.restoreFrom],
-        environment: {
-          ...stepEnv,
-          ...adminEnv,
-          RESTORE_FILE: settings.restoreFrom === "latest" ? "latest" : path.resolve(settings.restoreFrom),
-          RESTORE_DB_OWNER: db.user,
-          // "latest" means the newest backup taken while this (older) version ran.
-          RESTORE_VERSION: settings.version,
-          STOP_CONTAINERS: plan.services.filter((s) => s.phase !== "independent").map((s) => containerName(s.key)).join(" "),
-        },
-      }, { parent: this, dependsOn: [backup] });
+      beforeApi = step("restore", {
+        ...stepEnv,
+        ...adminEnv,
+        RESTORE_FILE: settings.restoreFrom === "latest" ? "latest" : path.resolve(settings.restoreFrom!),
+        RESTORE_DB_OWNER: db.user,
+        // "latest" means the newest backup taken while this (older) version ran.
+        RESTORE_VERSION: settings.version,
+        STOP_CONTAINERS: plan.services.filter((s) => s.phase !== "independent").map((s) => containerName(s.key)).join(" "),
+      }, [backup]);
     }
     const guard = new SchemaGuard(`${name}-schema-guard`, { version: settings.version, restoreFrom: settings.restoreFrom }, { parent: this, dependsOn: [beforeApi] });
 
@@ -202,10 +205,10 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
       graceSeconds: apiPlan.graceSeconds,
     }, { ...onDocker, dependsOn: [guard] });
 
-    // --- Stages 5-6: migrate, then collectstatic + compress, once per version. ---
+    // --- Stages 5-6: migrate once per version; collectstatic + compress into every new API container. ---
     const inApi = { ...stepEnv, API_CONTAINER: api.name, API_START_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds) };
-    const migrate = maintenanceStep(`${name}-migrate`, { script: "migrate.sh", runsOnceFor: [settings.version], environment: inApi }, { parent: this, dependsOn: [api] });
-    const staticFiles = maintenanceStep(`${name}-static`, { script: "static.sh", runsOnceFor: [settings.version], environment: inApi }, { parent: this, dependsOn: [migrate] });
+    const migrate = step("migrate", inApi, [api]);
+    const staticFiles = step("static", inApi, [migrate]);
 
     // --- Stage 7: everything else. Followers carry the API edge; independent services do not. ---
     const edgeEnv = (role: "processor" | "poster" | "udpServer", followsApi: boolean): Record<string, pulumi.Input<string>> => {
@@ -243,16 +246,12 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
 
     // --- Stage 8: verify, whenever any service container was replaced. ---
     const allContainers = [...containers.values()];
-    const verify = maintenanceStep(`${name}-verify`, {
-      script: "verify.sh",
-      runsOnceFor: pulumi.all([settings.version, ...allContainers.map((c) => c.id)]),
-      environment: {
-        ...stepEnv,
-        API_CONTAINER: api.name,
-        EXPECTED_CONTAINERS: pulumi.all(allContainers.map((c) => c.name)).apply((names) => names.join(" ")),
-        HEALTH_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds),
-      },
-    }, { parent: this, dependsOn: allContainers });
+    const verify = step("verify", {
+      ...stepEnv,
+      API_CONTAINER: api.name,
+      EXPECTED_CONTAINERS: pulumi.all(allContainers.map((c) => c.name)).apply((names) => names.join(" ")),
+      HEALTH_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds),
+    }, allContainers);
 
     this.version = guard.version;
     this.apiUrl = pulumi.output(`http://${settings.api.publishAddress === "0.0.0.0" ? "127.0.0.1" : settings.api.publishAddress}:${settings.api.port}`);

@@ -37,10 +37,12 @@ export interface StepPlan {
   key: StepKey;
   script: string;
   /**
-   * What makes the step run again. `version` steps run exactly once per API version;
-   * `services` (verify) runs whenever any service container was replaced.
+   * What makes the step run again. `version`: exactly once per API version (backup, migrate);
+   * `version+restore`: once per rollback; `apiContainer`: whenever a new API container starts,
+   * because collected and compressed assets live in the container (no volume: they always match
+   * its version); `services`: whenever any service container was replaced (verify).
    */
-  runsOnceFor: "version" | "version+restore" | "services";
+  runsOnceFor: "version" | "version+restore" | "apiContainer" | "services";
 }
 
 export interface ImagePlan {
@@ -114,7 +116,7 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   if (input.restoreFrom !== undefined) steps.push({ key: "restore", script: "restore.sh", runsOnceFor: "version+restore" });
   steps.push(
     { key: "migrate", script: "migrate.sh", runsOnceFor: "version" },
-    { key: "static", script: "static.sh", runsOnceFor: "version" },
+    { key: "static", script: "static.sh", runsOnceFor: "apiContainer" },
     { key: "verify", script: "verify.sh", runsOnceFor: "services" },
   );
   return { images, services, steps };

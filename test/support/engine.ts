@@ -111,6 +111,13 @@ export function planSteps(previous: Declared[], next: Declared[]): Step[] {
   return [...steps, ...deferredDeletes];
 }
 
+/** The state after `step` finished: what the engine writes to its snapshot. */
+export function applyStep(state: Map<string, Declared>, step: Step, next: Declared[]): void {
+  const declared = next.find((r) => r.name === step.name);
+  if (step.op === "delete" || (step.op === "delete-replaced" && DELETE_BEFORE_REPLACE.has(step.type))) state.delete(step.name);
+  else if (declared && step.op !== "delete-replaced") state.set(step.name, declared);
+}
+
 /** The transitive dependents the engine deletes before replacing `name`, in deletion order. */
 function dependentsToReplace(name: string, snapshot: Map<string, Declared>, registered: Set<string>): Declared[] {
   const replacing = new Set([name]);

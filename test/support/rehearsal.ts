@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { checkVersionChange } from "../../components/schemaGuard";
-import { planSteps, plain, type Declared, type Step } from "./engine";
+import { applyStep, planSteps, plain, type Declared, type Step } from "./engine";
 import { docker, exec, waitFor } from "./exec";
 
 /**
@@ -68,15 +68,9 @@ export class Rehearsal {
       const record = { step, startedAt, endedAt: Date.now(), ok: true, output };
       records.push(record);
       this.records.push(record);
-      this.record(step, next);
+      applyStep(this.state, step, next);
     }
     return records;
-  }
-
-  private record(step: Step, next: Declared[]): void {
-    const declared = next.find((r) => r.name === step.name);
-    if (step.op === "delete" || (step.op === "delete-replaced" && step.type.endsWith("Container"))) this.state.delete(step.name);
-    else if (declared && step.op !== "delete-replaced") this.state.set(step.name, declared);
   }
 
   private async carryOut(step: Step): Promise<string> {

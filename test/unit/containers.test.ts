@@ -4,9 +4,12 @@ import { deploy } from "./support/program";
 const plain = (v: any): any => (v && typeof v === "object" && "value" in v && Object.keys(v).length === 2 ? v.value : v);
 
 describe("what the component declares", () => {
-  test("maintenance steps carry per-version triggers; verify also carries every service container's ID", async () => {
+  test("backup and migrate carry per-version triggers; static also the API container's ID; verify every service container's ID", async () => {
     const { mocks } = await deploy({ version: "1.3.0" });
-    for (const step of ["u-backup", "u-migrate", "u-static"]) expect(mocks.get(step).inputs.triggers, step).toEqual(["1.3.0"]);
+    for (const step of ["u-backup", "u-migrate"]) expect(mocks.get(step).inputs.triggers, step).toEqual(["1.3.0"]);
+    // Collected assets live in the API container: every new API container gets them.
+    expect(mocks.get("u-static").inputs.triggers).toEqual(["1.3.0", expect.stringMatching(/^u-api-/)]);
+    expect(mocks.get("u-static").propertyDependencies.triggers).toEqual(["u-api"]);
     const verify = mocks.get("u-verify");
     expect(verify.inputs.triggers[0]).toBe("1.3.0");
     expect(verify.inputs.triggers.slice(1)).toHaveLength(6);

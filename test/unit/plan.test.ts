@@ -30,11 +30,11 @@ describe("planDeployment", () => {
     ]);
   });
 
-  test("steps run in runbook order, once per version except verify", () => {
+  test("steps run in runbook order: backup and migrate once per version, static into every new API container, verify after any replacement", () => {
     expect(planDeployment(input).steps).toEqual([
       { key: "backup", script: "backup.sh", runsOnceFor: "version" },
       { key: "migrate", script: "migrate.sh", runsOnceFor: "version" },
-      { key: "static", script: "static.sh", runsOnceFor: "version" },
+      { key: "static", script: "static.sh", runsOnceFor: "apiContainer" },
       { key: "verify", script: "verify.sh", runsOnceFor: "services" },
     ]);
   });

@@ -1,11 +1,17 @@
 import { describe, expect, test } from "vitest";
-import { actions, planSteps, type Step } from "../support/engine";
+import { actions, applyStep, planSteps, type Step } from "../support/engine";
 import { deploy } from "./support/program";
 
 const entries = (steps: Step[]) => steps.map((s) => `${s.op} ${s.name}`);
 const at = (steps: Step[], entry: string) => {
   const i = entries(steps).indexOf(entry);
   if (i < 0) throw new Error(`no step '${entry}' in:\n${entries(steps).join("\n")}`);
+  return i;
+};
+/** Where `name` ran: created anew (after its deletion as a dependant) or replaced. */
+const ran = (steps: Step[], name: string) => {
+  const i = steps.findIndex((s) => s.name === name && (s.op === "create" || s.op === "replace"));
+  if (i < 0) throw new Error(`${name} did not run in:\n${entries(steps).join("\n")}`);
   return i;
 };
 
@@ -31,10 +37,10 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     // (4) only the new API, (5) migrate, (6) collectstatic + compress
     expect(at(steps, "delete-replaced u-api")).toBeLessThan(at(steps, "replace u-api"));
     expect(at(steps, "replace u-api")).toBeLessThan(at(steps, "replace u-migrate"));
-    expect(at(steps, "replace u-migrate")).toBeLessThan(at(steps, "replace u-static"));
+    expect(at(steps, "replace u-migrate")).toBeLessThan(ran(steps, "u-static"));
     // (7) the rest on the new version, (8) verify
     for (const f of FOLLOWERS) {
-      expect(at(steps, `create ${f}`)).toBeGreaterThan(at(steps, "replace u-static"));
+      expect(at(steps, `create ${f}`)).toBeGreaterThan(ran(steps, "u-static"));
       expect(at(steps, `create ${f}`)).toBeLessThan(at(steps, "create u-verify"));
     }
   });
@@ -50,7 +56,7 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
   test("each maintenance step runs exactly once per version", async () => {
     const steps = actions(await stepsBetween({ version: "1.0.0" }, { version: "1.1.0" }));
     for (const step of ["u-backup", "u-migrate", "u-static"]) {
-      expect(steps.filter((s) => s.name === step && s.op === "replace")).toHaveLength(1);
+      expect(steps.filter((s) => s.name === step && (s.op === "replace" || s.op === "create")), step).toHaveLength(1);
     }
   });
 
@@ -93,20 +99,29 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     ]);
   });
 
+  test("only API settings changed: the API and its followers are replaced and get static files again; no backup, no migration", async () => {
+    const steps = actions(await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", api: { env: { UTILITARIAN_LOGLEVEL: "debug" } } }));
+    const names = new Set(steps.map((s) => s.name));
+    for (const n of ["u-api", "u-static", "u-verify", ...FOLLOWERS]) expect(names.has(n), n).toBe(true);
+    for (const n of ["u-backup", "u-migrate", "u-udp-server", "u-postgres", "u-image-app"]) expect(names.has(n), n).toBe(false);
+    expect(at(steps, "replace u-api")).toBeLessThan(ran(steps, "u-static"));
+    for (const f of FOLLOWERS) expect(at(steps, `create ${f}`)).toBeGreaterThan(ran(steps, "u-static"));
+  });
+
   test("a resumed run after a failed migration runs only what is left (no second backup)", async () => {
     const old = await deploy({ version: "1.0.0" });
     const next = await deploy({ version: "1.2.0" });
-    // State after a run that failed at migrate: what finished stays replaced, followers deleted,
-    // migrate/static/verify still at their 1.0.0 triggers (a failed create is not recorded).
-    const failedAt = next.mocks.get("u-migrate").seq;
-    const afterFailure = [
-      ...next.mocks.registrations.filter((r) => r.seq < failedAt && !FOLLOWERS.includes(r.name)),
-      ...old.mocks.registrations.filter((r) => ["u-migrate", "u-static", "u-verify"].includes(r.name)),
-    ];
-    const steps = actions(planSteps(afterFailure, next.mocks.registrations));
+    // Carry the upgrade out in the model until migrate fails: what finished is in the state.
+    const upgrade = planSteps(old.mocks.registrations, next.mocks.registrations);
+    const state = new Map(old.mocks.registrations.map((r) => [r.name, r]));
+    for (const step of upgrade.slice(0, at(upgrade, "replace u-migrate"))) applyStep(state, step, next.mocks.registrations);
+    expect(state.has("u-beat")).toBe(false);
+    expect(state.get("u-api")).toBe(next.mocks.get("u-api"));
+
+    const steps = actions(planSteps([...state.values()], next.mocks.registrations));
     expect(steps.some((s) => s.name === "u-backup" || s.name === "u-api")).toBe(false);
-    expect(at(steps, "replace u-migrate")).toBeLessThan(at(steps, "replace u-static"));
-    for (const f of FOLLOWERS) expect(at(steps, `create ${f}`)).toBeGreaterThan(at(steps, "replace u-static"));
+    expect(at(steps, "replace u-migrate")).toBeLessThan(ran(steps, "u-static"));
+    for (const f of FOLLOWERS) expect(at(steps, `create ${f}`)).toBeGreaterThan(ran(steps, "u-static"));
   });
 });
 
