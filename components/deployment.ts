@@ -4,6 +4,7 @@ import * as docker from "@pulumi/docker";
 import type { Settings } from "../config/schema";
 import { managedRabbitMq } from "./broker";
 import { envEntries, serviceContainer } from "./containers";
+import { appEnvironment, edgeEnvironment, type EdgeRole } from "./environment";
 import { applicationDatabase, databaseUrl, managedPostgres, type DatabaseEndpoints } from "./database";
 import { planDeployment, type DeploymentPlan, type ImageKey, type ServicePlan, type StepKey, type StepPlan } from "./plan";
 import { SchemaGuard } from "./schemaGuard";
@@ -176,26 +177,19 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
     const guard = new SchemaGuard(`${name}-schema-guard`, { version: settings.version, restoreFrom: settings.restoreFrom }, { parent: this, dependsOn: [beforeApi] });
 
     // --- Stages 2-4: the API registers; the engine stops its followers, then it; the new API starts. ---
-    const common = { prefix, network: network.name, grace: settings.stopGraceSeconds };
-    const appEnv: Record<string, pulumi.Input<string>> = {
-      ...settings.api.env,
-      ...(secrets.apiSecretEnv ?? {}),
-      DATABASE_URL: databaseUrl(endpoints, db.name, db.user, secrets.databasePassword),
-      SECRET_KEY: secrets.secretKey,
-      // Edge services call the API by its container name (or alias): Django must accept those Host headers.
-      ALLOWED_HOSTS: [...new Set([...settings.api.allowedHosts, apiName, "api"])].join(","),
-      AMQP_CONNECTION_STRING: amqpUrl,
-      UTILITARIAN_DEBUG: settings.api.env.UTILITARIAN_DEBUG ?? "False",
-    };
+    const appEnv = appEnvironment({
+      settings, apiName, amqpUrl, secretKey: secrets.secretKey, apiSecretEnv: secrets.apiSecretEnv,
+      databaseUrl: databaseUrl(endpoints, db.name, db.user, secrets.databasePassword),
+    });
     const serviceByKey = new Map(plan.services.map((s) => [s.key, s]));
     const apiPlan = serviceByKey.get("api")!;
     const api = serviceContainer(`${name}-api`, {
       name: apiName,
       image: images.get("app")!.imageId,
-      network: common.network,
+      network: network.name,
       aliases: ["api"],
       envs: envEntries(appEnv),
-      labels: this.labels(prefix, apiPlan, settings.version),
+      labels: this.labels(prefix, apiPlan),
       ports: [{ internal: 8000, external: settings.api.port, ip: settings.api.publishAddress }],
       healthcheck: {
         tests: ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/_health/', timeout=5)"],
@@ -211,30 +205,19 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
     const staticFiles = step("static", inApi, [migrate]);
 
     // --- Stage 7: everything else. Followers carry the API edge; independent services do not. ---
-    const edgeEnv = (role: "processor" | "poster" | "udpServer", followsApi: boolean): Record<string, pulumi.Input<string>> => {
-      const edge = settings[role];
-      const env: Record<string, pulumi.Input<string>> = { ...edge.env, AMQP_CONNECTION_STRING: amqpUrl };
-      if (role === "udpServer") {
-        env.UTILITARIAN_APPLICATION_CONTEXT = settings.udpServer.applicationContext;
-      } else {
-        // Followers address the API by its container name: the input that makes the engine stop them first.
-        env.UTILITARIAN_BASE_URL = followsApi ? pulumi.interpolate`http://${api.name}:8000` : "http://api:8000";
-        if (secrets.edgeAuthToken !== undefined) env.UTILITARIAN_AUTH_TOKEN = secrets.edgeAuthToken;
-      }
-      return env;
-    };
     const containers = new Map<string, docker.Container>([["api", api]]);
     for (const service of plan.services) {
       if (service.key === "api") continue;
       const followsApi = service.phase === "afterMigrations";
-      const labels = this.labels(prefix, service, service.image === "app" ? settings.version : (settings[service.role as "processor"].version!));
+      const labels = this.labels(prefix, service);
       if (followsApi) labels[LABEL_FOLLOWS_API] = api.name;
-      const isEdge = service.role === "processor" || service.role === "poster" || service.role === "udpServer";
+      // Followers address the API by its container name: the input that makes the engine stop them first.
+      const edgeEnv = (role: EdgeRole) => edgeEnvironment(role, { settings, amqpUrl, apiHost: followsApi ? api.name : "api", edgeAuthToken: secrets.edgeAuthToken });
       containers.set(service.key, serviceContainer(`${name}-${service.key}`, {
         name: containerName(service.key),
         image: images.get(service.image)!.imageId,
-        network: common.network,
-        envs: envEntries(isEdge ? edgeEnv(service.role as "processor" | "poster" | "udpServer", followsApi) : appEnv),
+        network: network.name,
+        envs: envEntries(service.image === "app" ? appEnv : edgeEnv(service.image)),
         labels,
         command: service.command,
         ports: service.role === "udpServer"
@@ -261,8 +244,8 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
     this.registerOutputs({ apiUrl: this.apiUrl, version: this.version, lastBackup: this.lastBackup, containers: this.containers, verified: verify.stdout });
   }
 
-  private labels(prefix: string, service: ServicePlan, version: string): Record<string, pulumi.Input<string>> {
-    return { "io.utilitarian.stack": prefix, "io.utilitarian.role": service.role, "io.utilitarian.service": service.key, "io.utilitarian.version": version };
+  private labels(prefix: string, service: ServicePlan): Record<string, pulumi.Input<string>> {
+    return { "io.utilitarian.stack": prefix, "io.utilitarian.role": service.role, "io.utilitarian.service": service.key, "io.utilitarian.version": service.version };
   }
 
   /** Infrastructure images (PostgreSQL, RabbitMQ): pulled once, kept. */

@@ -23,6 +23,8 @@ export interface ServicePlan {
   key: string;
   role: ServiceRole;
   image: ImageKey;
+  /** The release this service runs: the image's tag. */
+  version: string;
   phase: StartPhase;
   /** Command override; undefined keeps the image's default command. */
   command?: string[];
@@ -89,17 +91,17 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   }
 
   const grace = input.stopGraceSeconds;
-  const services: ServicePlan[] = [{ key: "api", role: "api", image: "app", phase: "withApi", graceSeconds: grace.api }];
+  const services: ServicePlan[] = [{ key: "api", role: "api", image: "app", version: input.version, phase: "withApi", graceSeconds: grace.api }];
   if (input.beat.enabled) {
     services.push({
-      key: "beat", role: "beat", image: "app", phase: "afterMigrations", graceSeconds: grace.beat,
+      key: "beat", role: "beat", image: "app", version: input.version, phase: "afterMigrations", graceSeconds: grace.beat,
       command: ["celery", "-A", "utilitarian", "beat", "--loglevel=INFO"],
     });
   }
   for (const group of input.workers) {
     for (let i = 1; i <= group.count; i++) {
       services.push({
-        key: `worker-${group.name}-${i}`, role: "worker", image: "app", phase: "afterMigrations", graceSeconds: grace.worker,
+        key: `worker-${group.name}-${i}`, role: "worker", image: "app", version: input.version, phase: "afterMigrations", graceSeconds: grace.worker,
         command: workerCommand(group, i),
       });
     }
@@ -108,7 +110,7 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
     const edge = input[role];
     if (!edge.enabled) continue;
     services.push({
-      key: kebab(role), role, image: role, phase: edge.dependsOnApi ? "afterMigrations" : "independent", graceSeconds: grace.edge,
+      key: kebab(role), role, image: role, version: edge.version!, phase: edge.dependsOnApi ? "afterMigrations" : "independent", graceSeconds: grace.edge,
     });
   }
 

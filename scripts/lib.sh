@@ -303,3 +303,18 @@ run_logged() {
   LIB_CHILD=""
   return "$rc"
 }
+
+# prepare_api_step: the common start of the steps that run manage.py in the API container
+# (migrate, static): API_CONTAINER is set, MANAGE is split into MANAGE_CMD, a work directory
+# $WORK exists (removed on exit), and the container runs (waits up to API_START_TIMEOUT_SECONDS).
+prepare_api_step() {
+  require_vars API_CONTAINER "the API container's name; set by the deployment"
+  API_START_TIMEOUT_SECONDS="${API_START_TIMEOUT_SECONDS:-120}"
+  require_int API_START_TIMEOUT_SECONDS 1
+  docker_setup_env
+  split_manage
+  WORK=$(mktemp -d)
+  on_exit lib_remove_work
+  wait_running "$API_CONTAINER" "$API_START_TIMEOUT_SECONDS"
+}
+lib_remove_work() { rm -rf -- "$WORK"; }

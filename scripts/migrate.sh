@@ -7,17 +7,7 @@ STEP=migrate
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-require_vars API_CONTAINER "the API container's name; set by the deployment"
-API_START_TIMEOUT_SECONDS="${API_START_TIMEOUT_SECONDS:-120}"
-require_int API_START_TIMEOUT_SECONDS 1
-docker_setup_env
-split_manage
-
-WORK=$(mktemp -d)
-cleanup_work() { rm -rf -- "$WORK"; }
-on_exit cleanup_work
-
-wait_running "$API_CONTAINER" "$API_START_TIMEOUT_SECONDS"
+prepare_api_step
 
 log "running: $MANAGE migrate --noinput (in $API_CONTAINER)"
 started=$SECONDS
