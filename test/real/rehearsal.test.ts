@@ -181,10 +181,17 @@ describe("rehearsal: fresh install of 1.0.0, then an upgrade to 1.1.0 while mete
     const steps = upgrade.records.map((r) => `${since(r.startedAt)}-${since(r.endedAt)}s ${r.step.op} ${r.step.name}`);
     const followerStops = events.events.filter((e) => e.time >= upgrade.startedAt && e.action === "die").map((e) => e.time);
     const followerStarts = events.events.filter((e) => e.time >= upgrade.startedAt && e.action === "start").map((e) => e.time);
+    const backup = upgrade.records.find((r) => r.step.name === `${PREFIX}-backup`)!;
+    const upgradeMs = upgrade.endedAt - upgrade.startedAt;
+    const servicesDownMs = Math.max(...followerStarts) - Math.min(...followerStops);
+    // Ratios within this one run: the machine's speed cancels out.
+    const share = (ms: number) => Number((ms / upgradeMs).toFixed(2));
     const summary = {
-      upgradeSeconds: (upgrade.endedAt - upgrade.startedAt) / 1000,
+      upgradeSeconds: upgradeMs / 1000,
       apiOutageSeconds: upgrade.probe.longestOutageMs / 1000,
-      servicesDownSeconds: (Math.max(...followerStarts) - Math.min(...followerStops)) / 1000,
+      servicesDownSeconds: servicesDownMs / 1000,
+      backupSeconds: (backup.endedAt - backup.startedAt) / 1000,
+      shareOfUpgrade: { apiOutage: share(upgrade.probe.longestOutageMs), servicesDown: share(servicesDownMs), backup: share(backup.endedAt - backup.startedAt) },
       udpMessagesDuringUpgrade: upgrade.udpSent,
     };
     const report = { summary, steps, timeline };
