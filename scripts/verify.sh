@@ -67,13 +67,20 @@ else
 fi
 
 # 2. No unapplied migrations. -----------------------------------------------------------------------
+# `showmigrations --plan` marks each migration [X] or [ ]; unlike `migrate --check` (Django 3.1+)
+# it works on every Django version Utilitarian may use.
 rc=0
-out=$(docker exec "$API_CONTAINER" "${MANAGE_CMD[@]}" migrate --check </dev/null 2>&1) || rc=$?
-if ((rc == 0)); then
-  summary migrations ok "$MANAGE migrate --check: nothing to apply"
+out=$(docker exec "$API_CONTAINER" "${MANAGE_CMD[@]}" showmigrations --plan </dev/null 2>&1) || rc=$?
+unapplied=$(printf '%s\n' "$out" | grep -c '^\[ \]' || true)
+applied=$(printf '%s\n' "$out" | grep -c '^\[X\]' || true)
+if ((rc != 0)); then
+  printf '%s\n' "$out" >&2
+  summary migrations FAIL "$MANAGE showmigrations --plan exited $rc"
+elif ((unapplied > 0)); then
+  printf '%s\n' "$out" | grep '^\[ \]' >&2
+  summary migrations FAIL "$unapplied unapplied migration(s), listed above; run the migrate step"
 else
-  if [[ -n "$out" ]]; then printf '%s\n' "$out" >&2; fi
-  summary migrations FAIL "$MANAGE migrate --check exited $rc: unapplied migrations (or the command failed); run the migrate step"
+  summary migrations ok "all $applied migrations applied"
 fi
 
 # 3. Containers. --------------------------------------------------------------------------------------
