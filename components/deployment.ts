@@ -181,8 +181,7 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
       settings, apiName, amqpUrl, secretKey: secrets.secretKey, apiSecretEnv: secrets.apiSecretEnv,
       databaseUrl: databaseUrl(endpoints, db.name, db.user, secrets.databasePassword),
     });
-    const serviceByKey = new Map(plan.services.map((s) => [s.key, s]));
-    const apiPlan = serviceByKey.get("api")!;
+    const apiPlan = plan.services.find((s) => s.key === "api")!;
     const api = serviceContainer(`${name}-api`, {
       name: apiName,
       image: images.get("app")!.imageId,
