@@ -46,7 +46,8 @@ const FORCE_NEW: Record<string, string[] | "all"> = {
 };
 const DELETE_BEFORE_REPLACE = new Set([CONTAINER]);
 
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+/** The key Pulumi marks a secret value with when it serialises inputs. */
+export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
 /** Inputs with Pulumi's secret wrappers removed, for comparison and for carrying them out. */
 export function plain(value: any): any {

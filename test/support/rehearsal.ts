@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -195,12 +196,11 @@ function shellQuote(s: string): string {
 
 /** Records the Docker engine's container events (start, die, exec) while a rehearsal runs. */
 export class EventLog {
-  private child?: ReturnType<typeof import("child_process").spawn>;
+  private child?: ChildProcess;
   private buffer = "";
   readonly events: { time: number; action: string; name: string; service?: string }[] = [];
 
   async start(prefix: string): Promise<void> {
-    const { spawn } = await import("child_process");
     this.child = spawn("docker", ["events", "--filter", "type=container", "--filter", `label=io.utilitarian.stack=${prefix}`, "--format", "{{json .}}"]);
     this.child.stdout!.on("data", (d) => {
       this.buffer += d;

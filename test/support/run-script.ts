@@ -3,9 +3,11 @@
  * process, every input in the environment. Never throws on a non-zero exit.
  */
 import { spawn } from "node:child_process";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+// The same directory the component runs its steps from.
+import { SCRIPTS_DIR } from "../../components/steps";
 
-export const SCRIPTS_DIR = resolve(__dirname, "..", "..", "scripts");
+export { SCRIPTS_DIR };
 
 export interface ScriptResult {
   /** Exit status; 128 + signal number if the script was killed by a signal. */

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
+import { plain } from "../support/engine";
 import { deploy } from "./support/program";
 
-const plain = (v: any): any => (v && typeof v === "object" && "value" in v && Object.keys(v).length === 2 ? v.value : v);
 
 describe("what the component declares", () => {
   test("backup and migrate carry per-version triggers; static also the API container's ID; verify every service container's ID", async () => {

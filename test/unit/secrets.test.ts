@@ -1,10 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, test } from "vitest";
+import { SECRET_SIG } from "../support/engine";
 import { SECRET_VALUES } from "./support/fixtures";
 import { promiseOf } from "./support/mocks";
 import { deploy } from "./support/program";
 
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const ALL_SECRETS = { ...SECRET_VALUES, registryPassword: "registry-pass-K8j$w1", apiSecretEnv: JSON.stringify({ JWT_SIGNING_KEY: "jwt-key-R5t@u7" }) };
 const SECRET_STRINGS = [...Object.values(SECRET_VALUES), "registry-pass-K8j$w1", "jwt-key-R5t@u7"];
 // Values also appear URL-encoded inside DATABASE_URL and AMQP_CONNECTION_STRING.
