@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { docker } from "../support/exec";
 import { PreviewRefused, Rehearsal, StepFailed } from "../support/rehearsal";
 import {
-  countReadings, declare, health, postReading, PREFIX, requireEngineAndImages, sql, stackContainers, standinConfig, teardown,
+  countReadings, declare, health, PORTS, postReading, PREFIX, prepareStandinStack, sql, stackContainers, standinConfig, teardown,
   tempDir, waitForReadings, sendUdp,
 } from "../support/standin-stack";
 
@@ -34,7 +34,7 @@ async function installWithData(rehearsal: Rehearsal, backups: string): Promise<v
   expect(await waitForReadings("pre-", 8)).toBe(8);
 }
 
-beforeAll(requireEngineAndImages, MINUTES);
+beforeAll(prepareStandinStack, MINUTES);
 afterAll(teardown, MINUTES);
 
 describe("a backup that cannot be taken stops the run before any service is stopped", () => {
@@ -70,7 +70,7 @@ describe("a backup that cannot be taken stops the run before any service is stop
     } finally {
       await docker(["unpause", `${PREFIX}-postgres`]);
     }
-    expect(failed.message).toContain("database unreachable at 127.0.0.1:35432");
+    expect(failed.message).toContain(`database unreachable at 127.0.0.1:${PORTS.postgres}`);
     await expectNothingStoppedOrReplaced(failed);
   }, 3 * MINUTES);
 

@@ -11,7 +11,7 @@ import { EventLog, Rehearsal, type StepRecord } from "../support/rehearsal";
 import { exec, waitFor } from "../support/exec";
 import { SECRET_VALUES } from "../unit/support/fixtures";
 import {
-  countReadings, declare, health, healthProbe, PORTS, postReading, PREFIX, requireEngineAndImages, sendUdp, sql, stackContainers,
+  countReadings, declare, health, healthProbe, PORTS, postReading, PREFIX, prepareStandinStack, sendUdp, sql, stackContainers,
   standinConfig, teardown, tempDir, udpStream, waitForReadings,
 } from "../support/standin-stack";
 
@@ -31,8 +31,7 @@ interface UpgradeEvidence {
 let upgrade: UpgradeEvidence;
 
 beforeAll(async () => {
-  await requireEngineAndImages();
-  await teardown();
+  await prepareStandinStack();
   await events.start(PREFIX);
 }, 2 * MINUTES);
 

@@ -5,16 +5,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { docker, exec } from "../support/exec";
 import { lastLine, runScript } from "../support/run-script";
+import { freeLoopbackPort } from "../support/ports";
 import { requireEngineAndImages, tempDir } from "../support/standin-stack";
 
 const NET = "steps-test-net";
 const PG = "steps-test-postgres";
 const API = "steps-test-api";
-const PG_PORT = 35433;
 const ADMIN_PASSWORD = "steps-admin-pw-4Jk";
 const T = 120_000;
 
-const pgEnv = { PGHOST: "127.0.0.1", PGPORT: String(PG_PORT), PGUSER: "postgres", PGPASSWORD: ADMIN_PASSWORD, PGDATABASE: "utilitarian" };
+/** Published PostgreSQL port, chosen free in beforeAll (see ports.ts for why not a fixed one). */
+let PG_PORT = 0;
+const pgEnv = { PGHOST: "127.0.0.1", PGPORT: "", PGUSER: "postgres", PGPASSWORD: ADMIN_PASSWORD, PGDATABASE: "utilitarian" };
 
 async function removeAll(): Promise<void> {
   await docker(["rm", "-f", API, PG], { allowFailure: true });
@@ -24,6 +26,8 @@ async function removeAll(): Promise<void> {
 beforeAll(async () => {
   await requireEngineAndImages();
   await removeAll();
+  PG_PORT = await freeLoopbackPort("tcp");
+  pgEnv.PGPORT = String(PG_PORT);
   await docker(["network", "create", NET]);
   await docker(["run", "-d", "--name", PG, "--network", NET, "--network-alias", "postgres", "-p", `127.0.0.1:${PG_PORT}:5432`,
     "-e", `POSTGRES_PASSWORD=${ADMIN_PASSWORD}`, "-e", "POSTGRES_DB=utilitarian", "utilitarian-standin/postgres:15"]);

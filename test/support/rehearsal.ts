@@ -6,6 +6,7 @@ import * as path from "path";
 import { checkVersionChange } from "../../components/schemaGuard";
 import { applyStep, planSteps, plain, type Declared, type Step } from "./engine";
 import { docker, exec, waitFor } from "./exec";
+import { listenersOn } from "./ports";
 
 /**
  * The rehearsal: carries out, against the real Docker engine, what the program declared under
@@ -149,6 +150,10 @@ export class Rehearsal {
     try {
       await docker(args);
       await docker(["start", c.name]);
+    } catch (e) {
+      if (!/address already in use/.test((e as Error).message)) throw e;
+      const holders = (c.ports ?? []).map((p: any) => `port ${p.external}: ${listenersOn(p.external)}`).join("\n");
+      throw new Error(`${(e as Error).message}\nwho holds the published ports now:\n${holders}`);
     } finally {
       fs.rmSync(path.dirname(envFile), { recursive: true, force: true });
     }

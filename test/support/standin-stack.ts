@@ -6,13 +6,15 @@ import { deploy } from "../unit/support/program";
 import { SECRET_VALUES } from "../unit/support/fixtures";
 import type { Declared } from "./engine";
 import { docker, exec, sleep, waitFor } from "./exec";
+import { freeLoopbackPort } from "./ports";
 
 /**
  * A Utilitarian stack of stand-in images (test/fixtures) on the local Docker engine, declared by
  * the real component under the recording mock and carried out by the rehearsal.
  */
 export const PREFIX = "rh";
-export const PORTS = { postgres: 35432, api: 38000, udp: 34059 };
+/** The stack's published loopback ports: chosen free by `prepareStandinStack` for each test file. */
+export const PORTS = { postgres: 0, api: 0, udp: 0 };
 export const TOKEN = SECRET_VALUES.edgeAuthToken;
 export const STANDIN_IMAGES = [
   "utilitarian-standin/utilitarian:1.0.0", "utilitarian-standin/utilitarian:1.1.0", "utilitarian-standin/utilitarian:1.2.0",
@@ -24,6 +26,7 @@ export const SECRETS = { ...SECRET_VALUES, apiSecretEnv: JSON.stringify({ STANDI
 
 /** Stack config values for a stand-in deployment at `version`. */
 export function standinConfig(version: string, backupDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  if (!PORTS.postgres) throw new Error("no ports chosen yet: call prepareStandinStack() in beforeAll");
   return {
     version,
     images: { api: "utilitarian-standin/utilitarian", processor: "utilitarian-standin/dlms-processor", poster: "utilitarian-standin/poster", udpServer: "utilitarian-standin/dlms-udp-server" },
@@ -53,6 +56,15 @@ export async function requireEngineAndImages(): Promise<void> {
     const found = await exec("docker", ["image", "inspect", image]);
     if (found.code !== 0) throw new Error(`stand-in image ${image} is missing: run test/fixtures/build-images.sh`);
   }
+}
+
+/** Checks the engine and images, removes any earlier stand-in stack, and chooses free ports for this one. */
+export async function prepareStandinStack(): Promise<void> {
+  await requireEngineAndImages();
+  await teardown();
+  PORTS.postgres = await freeLoopbackPort("tcp");
+  PORTS.api = await freeLoopbackPort("tcp", [PORTS.postgres]);
+  PORTS.udp = await freeLoopbackPort("udp");
 }
 
 /** Removes every container, the network and the volumes of the stand-in stack. */
