@@ -6,7 +6,7 @@ import { managedRabbitMq } from "./broker";
 import { envEntries, serviceContainer } from "./containers";
 import { appEnvironment, edgeEnvironment, type EdgeRole } from "./environment";
 import { applicationDatabase, databaseUrl, managedPostgres, type DatabaseEndpoints } from "./database";
-import { planDeployment, type DeploymentPlan, type ImageKey, type ServicePlan, type StepKey, type StepPlan } from "./plan";
+import { apiUrlFor, planDeployment, type DeploymentPlan, type ImageKey, type ServicePlan, type StepKey, type StepPlan } from "./plan";
 import { SchemaGuard } from "./schemaGuard";
 import { maintenanceStep } from "./steps";
 
@@ -236,7 +236,7 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
     }, allContainers);
 
     this.version = guard.version;
-    this.apiUrl = pulumi.output(`http://${settings.api.publishAddress === "0.0.0.0" ? "127.0.0.1" : settings.api.publishAddress}:${settings.api.port}`);
+    this.apiUrl = pulumi.output(apiUrlFor(settings.api.publishAddress, settings.api.port, settings.dockerHost));
     this.lastBackup = backup.stdout.apply((out) => /^BACKUP_FILE=(.*)$/m.exec(out)?.[1] ?? "");
     this.containers = pulumi.all([...containers.entries()].map(([k, c]) => c.name.apply((n) => [k, n] as const)))
       .apply((pairs) => Object.fromEntries(pairs));

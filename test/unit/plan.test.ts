@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { planDeployment, type PlanInput } from "../../components/plan";
+import { apiUrlFor, planDeployment, type PlanInput } from "../../components/plan";
 
 const input: PlanInput = {
   version: "1.1.0",
@@ -75,5 +75,23 @@ describe("planDeployment", () => {
   test("an edge service configured as not depending on the API keeps running through upgrades", () => {
     const plan = planDeployment({ ...input, poster: { enabled: true, version: "1.0.3", dependsOnApi: false } });
     expect(plan.services.find((s) => s.key === "poster")!.phase).toBe("independent");
+  });
+});
+
+describe("apiUrlFor", () => {
+  test("a wildcard publish address is reached on loopback for the local engine", () => {
+    expect(apiUrlFor("0.0.0.0", 8000)).toBe("http://127.0.0.1:8000");
+    expect(apiUrlFor("::", 8000, "unix:///var/run/docker.sock")).toBe("http://127.0.0.1:8000");
+  });
+
+  test("a wildcard publish address is reached on the remote engine's host name", () => {
+    expect(apiUrlFor("0.0.0.0", 8000, "ssh://deploy@meters.example.net")).toBe("http://meters.example.net:8000");
+    expect(apiUrlFor("0.0.0.0", 8443, "tcp://10.1.2.3:2376")).toBe("http://10.1.2.3:8443");
+  });
+
+  test("a specific address is used as it is; IPv6 gets brackets", () => {
+    expect(apiUrlFor("10.0.0.5", 8000, "ssh://deploy@meters.example.net")).toBe("http://10.0.0.5:8000");
+    expect(apiUrlFor("fd00::5", 8000)).toBe("http://[fd00::5]:8000");
+    expect(apiUrlFor("[fd00::5]", 8000)).toBe("http://[fd00::5]:8000");
   });
 });
