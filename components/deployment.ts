@@ -138,6 +138,8 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
       PGDATABASE: db.name,
       PGSSLMODE: db.sslmode,
       BACKUP_DIR: path.resolve(settings.backup.dir),
+      // The scripts check the managed server's own disk before they copy the database there.
+      ...(postgres ? { DATABASE_CONTAINER: postgres.container.name } : {}),
     };
     // The plan names each step, its script and what makes it run again; these are the values.
     const triggers: Record<StepPlan["runsOnceFor"], () => pulumi.Input<string>[]> = {

@@ -77,13 +77,13 @@ for f in "$DIR"/utilitarian-*.dump.sha256 "$DIR"/utilitarian-*.dump.json; do
 done
 shopt -u nullglob
 
-# 3. Enough free space. --------------------------------------------------------------------
+# 3. Enough free space, here for the dump and on the server for the test restore. -----------
+db_bytes=$(q "$DB" "select pg_database_size(current_database())")
 free_mb=$(df -Pk -- "$DIR" | awk 'NR == 2 { print int($4 / 1024) }')
 if [[ -n "${BACKUP_MIN_FREE_MB:-}" ]]; then
   need_mb=$((10#$BACKUP_MIN_FREE_MB))
   need_why="BACKUP_MIN_FREE_MB"
 else
-  db_bytes=$(q "$DB" "select pg_database_size(current_database())")
   need_mb=$(((db_bytes + 1048575) / 1048576 + MARGIN_MB))
   need_why="database size $(((db_bytes + 1048575) / 1048576)) MB + ${MARGIN_MB} MB margin; override with BACKUP_MIN_FREE_MB"
 fi
@@ -91,6 +91,9 @@ if ((free_mb < need_mb)); then
   die "not enough free space in $DIR: ${free_mb} MB free, ${need_mb} MB needed ($need_why)"
 fi
 log "free space in $DIR: ${free_mb} MB (need ${need_mb} MB)"
+if [[ "$BACKUP_TEST_RESTORE" == true ]]; then
+  pg_server_space_check "$db_bytes" "the test restore"
+fi
 
 # Names. ------------------------------------------------------------------------------------
 # One backup per second per directory, so names sort by creation whatever the versions.

@@ -86,6 +86,15 @@ else
   log "database $DB does not exist: the restore will create it"
 fi
 
+# The restored copy is about as large as the database now (the backup is recent); with no
+# database, the archive's size is the only lower bound there is.
+if [[ "$db_exists" == true ]]; then
+  copy_bytes=$(q "$ADMIN_DB" "select pg_database_size($(sql_literal "$DB"))")
+else
+  copy_bytes=$(stat -c %s -- "$FILE")
+fi
+pg_server_space_check "$copy_bytes" "the restore into ${DB}_restoring"
+
 # 4. Restore into <db>_restoring. -------------------------------------------------------------
 SWAPPED=false
 drop_restoring() {

@@ -2,6 +2,7 @@
  * The in-container step scripts (migrate, static, verify) and the Docker-facing parts of backup
  * and restore, against a small real stack: the stand-in PostgreSQL and a 1.1.0 API container.
  */
+import * as fs from "fs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { docker, exec } from "../support/exec";
 import { lastLine, runScript } from "../support/run-script";
@@ -93,6 +94,33 @@ describe("backup and restore talk to Docker too", () => {
     expect(first.code, first.stderr).toBe(0);
     expect(lastLine(first.stdout)).toMatch(/-none-to-1\.0\.0\.dump$/);
     for (const r of [labelled, first]) expect(r.stdout + r.stderr).not.toContain(ADMIN_PASSWORD);
+  }, T);
+
+  test("backup and restore refuse to copy the database onto a server disk without room for it", async () => {
+    const dir = tempDir("steps-server-space");
+    const ok = await runScript("backup.sh", { ...pgEnv, BACKUP_DIR: dir, BACKUP_FROM_VERSION: "1.1.0", BACKUP_TO_VERSION: "1.2.0", DATABASE_CONTAINER: PG });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(new RegExp(`free space on the database server \\(${PG}\\): \\d+ MB \\(need \\d+ MB for the test restore\\)`));
+    const files = () => fs.readdirSync(dir).sort();
+    const before = files();
+
+    // More than any disk here has: the check must refuse, before any copy or dump is made.
+    const tooMuch = { DATABASE_CONTAINER: PG, DB_SERVER_MIN_FREE_MB: String(1024 ** 3) };
+    const backup = await runScript("backup.sh", { ...pgEnv, BACKUP_DIR: dir, BACKUP_FROM_VERSION: "1.1.0", BACKUP_TO_VERSION: "1.2.0", ...tooMuch });
+    expect(backup.code).not.toBe(0);
+    expect(lastLine(backup.stderr)).toMatch(new RegExp(`not enough free space on the database server \\(${PG}\\) for the test restore: \\d+ MB free, ${1024 ** 3} MB needed \\(DB_SERVER_MIN_FREE_MB\\)`));
+    expect(files()).toEqual(before);
+
+    const restore = await runScript("restore.sh", { ...pgEnv, BACKUP_DIR: dir, RESTORE_FILE: "latest", RESTORE_DB_OWNER: "postgres", ...tooMuch });
+    expect(restore.code).not.toBe(0);
+    expect(lastLine(restore.stderr)).toContain("for the restore into utilitarian_restoring");
+    const databases = await exec("psql", ["-X", "-A", "-t", "-c", "select datname from pg_database order by 1"], { env: { ...process.env, ...pgEnv } });
+    expect(databases.stdout).not.toContain("utilitarian_restoring");
+    expect(databases.stdout).not.toContain("utilitarian_before_restore_");
+
+    const unreadable = await runScript("backup.sh", { ...pgEnv, BACKUP_DIR: dir, BACKUP_FROM_VERSION: "1.1.0", BACKUP_TO_VERSION: "1.2.0", DATABASE_CONTAINER: "steps-test-nowhere" });
+    expect(unreadable.code).not.toBe(0);
+    expect(lastLine(unreadable.stderr)).toContain("cannot read the free space of the database server in container steps-test-nowhere (DATABASE_CONTAINER)");
   }, T);
 
   test("restore stops the containers named in STOP_CONTAINERS before it swaps the database", async () => {

@@ -75,6 +75,15 @@ describe("what the component declares", () => {
     expect(envs.find((e) => e.startsWith("DATABASE_URL="))).toMatch(/@db\.internal:6432\/utilitarian$/);
     expect(envs).toContain("AMQP_CONNECTION_STRING=amqps://u:p@mq.internal:5671/utilitarian");
     expect(mocks.get("u-postgresql").inputs).toMatchObject({ host: "db.internal", port: "6432" });
+    // An external server's disk cannot be read from here: the backup says so instead of checking.
+    expect(plain(mocks.get("u-backup").inputs.environment).DATABASE_CONTAINER).toBeUndefined();
+  });
+
+  test("with the managed database, backup and restore check the server's disk through its container", async () => {
+    const { mocks } = await deploy({ version: "1.0.0", restoreFrom: "latest" });
+    for (const step of ["u-backup", "u-restore"]) {
+      expect(plain(mocks.get(step).inputs.environment).DATABASE_CONTAINER, step).toBe("u-postgres");
+    }
   });
 
   test("a remote Docker host reaches the provider and every step script", async () => {
