@@ -37,7 +37,6 @@ for v in BACKUP_FROM_VERSION BACKUP_TO_VERSION; do
 done
 pg_setup_env
 
-MARGIN_MB=64
 DB=$PGDATABASE
 
 # 1. The database answers. ----------------------------------------------------------------
@@ -80,17 +79,7 @@ shopt -u nullglob
 # 3. Enough free space, here for the dump and on the server for the test restore. -----------
 db_bytes=$(q "$DB" "select pg_database_size(current_database())")
 free_mb=$(df -Pk -- "$DIR" | awk 'NR == 2 { print int($4 / 1024) }')
-if [[ -n "${BACKUP_MIN_FREE_MB:-}" ]]; then
-  need_mb=$((10#$BACKUP_MIN_FREE_MB))
-  need_why="BACKUP_MIN_FREE_MB"
-else
-  need_mb=$(((db_bytes + 1048575) / 1048576 + MARGIN_MB))
-  need_why="database size $(((db_bytes + 1048575) / 1048576)) MB + ${MARGIN_MB} MB margin; override with BACKUP_MIN_FREE_MB"
-fi
-if ((free_mb < need_mb)); then
-  die "not enough free space in $DIR: ${free_mb} MB free, ${need_mb} MB needed ($need_why)"
-fi
-log "free space in $DIR: ${free_mb} MB (need ${need_mb} MB)"
+need_free_space "$free_mb" "$db_bytes" BACKUP_MIN_FREE_MB "in $DIR"
 if [[ "$BACKUP_TEST_RESTORE" == true ]]; then
   pg_server_space_check "$db_bytes" "the test restore"
 fi

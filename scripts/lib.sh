@@ -193,14 +193,33 @@ pg_drop_db() {
   fi
 }
 
+# need_free_space FREE_MB BYTES OVERRIDE WHERE: stop unless FREE_MB, what WHERE has, holds a
+# copy of BYTES plus a margin, or the MB the variable named OVERRIDE asks for when it is set.
+FREE_SPACE_MARGIN_MB=64
+need_free_space() {
+  local free_mb=$1 bytes=$2 override=$3 where=$4 copy_mb need_mb why
+  copy_mb=$(((bytes + 1048575) / 1048576))
+  if [[ -n "${!override:-}" ]]; then
+    require_int "$override" 0
+    need_mb=$((10#${!override}))
+    why=$override
+  else
+    need_mb=$((copy_mb + FREE_SPACE_MARGIN_MB))
+    why="database size $copy_mb MB + $FREE_SPACE_MARGIN_MB MB margin; override with $override"
+  fi
+  if ((free_mb < need_mb)); then
+    die "not enough free space $where: ${free_mb} MB free, ${need_mb} MB needed ($why)"
+  fi
+  log "free space $where: ${free_mb} MB (need ${need_mb} MB)"
+}
+
 # pg_server_space_check BYTES PURPOSE: a copy of BYTES (the scratch test restore, or the
 # restore's <db>_restoring) must fit on the database server's disk, or PostgreSQL could fill it
 # and stop, taking meter ingestion down with it. The managed server runs in DATABASE_CONTAINER,
 # whose data directory `df` can read through `docker exec`; an external server's disk cannot be
 # seen from here, which is said in the log. DB_SERVER_MIN_FREE_MB overrides the estimate.
-SERVER_MARGIN_MB=64
 pg_server_space_check() {
-  local bytes=$1 purpose=$2 out free_mb need_mb why
+  local bytes=$1 purpose=$2 out free_mb
   if [[ -z "${DATABASE_CONTAINER:-}" ]]; then
     log "free space on the database server not checked (external server): $purpose needs about $(((bytes + 1048575) / 1048576)) MB there"
     return 0
@@ -210,18 +229,7 @@ pg_server_space_check() {
   fi
   free_mb=$(printf '%s\n' "$out" | awk 'NR == 2 { print int($4 / 1024) }')
   [[ "$free_mb" =~ ^[0-9]+$ ]] || die "unexpected df output from $DATABASE_CONTAINER: $out"
-  if [[ -n "${DB_SERVER_MIN_FREE_MB:-}" ]]; then
-    require_int DB_SERVER_MIN_FREE_MB 0
-    need_mb=$((10#$DB_SERVER_MIN_FREE_MB))
-    why="DB_SERVER_MIN_FREE_MB"
-  else
-    need_mb=$(((bytes + 1048575) / 1048576 + SERVER_MARGIN_MB))
-    why="copy $(((bytes + 1048575) / 1048576)) MB + ${SERVER_MARGIN_MB} MB margin; override with DB_SERVER_MIN_FREE_MB"
-  fi
-  if ((free_mb < need_mb)); then
-    die "not enough free space on the database server ($DATABASE_CONTAINER) for $purpose: ${free_mb} MB free, ${need_mb} MB needed ($why)"
-  fi
-  log "free space on the database server ($DATABASE_CONTAINER): ${free_mb} MB (need ${need_mb} MB for $purpose)"
+  need_free_space "$free_mb" "$bytes" DB_SERVER_MIN_FREE_MB "on the database server ($DATABASE_CONTAINER) for $purpose"
 }
 
 # The query behind every row-count comparison: one line per user table,

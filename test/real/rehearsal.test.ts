@@ -73,7 +73,7 @@ describe("rehearsal: fresh install of 1.0.0, then an upgrade to 1.1.0 while mete
       .map((e) => e.time));
     expect(backup.endedAt).toBeLessThan(firstStop);
     // The program told the backup where the managed server runs, so its disk was checked first.
-    expect(backup.output).toMatch(/free space on the database server \(rh-postgres\): \d+ MB \(need \d+ MB for the test restore\)/);
+    expect(backup.output).toMatch(/free space on the database server \(rh-postgres\) for the test restore: \d+ MB \(need \d+ MB\)/);
 
     const file = /^BACKUP_FILE=(.*)$/m.exec(backup.output)![1];
     expect(path.basename(file)).toMatch(/^utilitarian-\d{8}T\d{6}Z-1\.0\.0-to-1\.1\.0\.dump$/);
