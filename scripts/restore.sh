@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Restore a verified backup into PGDATABASE (rollback). See docs/step-scripts.md.
 #
-# Order: preflight (variables, checksum, pg_restore --list, database answers, owner role) ->
-# restore into "<PGDATABASE>_restoring" owned by RESTORE_DB_OWNER -> compare row counts with
-# the manifest -> swap: PGDATABASE becomes "<PGDATABASE>_before_restore_<ts>" (kept) and
+# Order: preflight (variables, checksum, pg_restore --list, database answers, owner role, room
+# on the server) -> restore into "<PGDATABASE>_restoring" owned by RESTORE_DB_OWNER -> compare
+# row counts with the manifest -> swap: PGDATABASE becomes "<PGDATABASE>_before_restore_<ts>" (kept) and
 # "<PGDATABASE>_restoring" becomes PGDATABASE. Before the swap, a failure leaves PGDATABASE
 # untouched and drops "<PGDATABASE>_restoring".
 # shellcheck disable=SC2034 # STEP is read by lib.sh
@@ -93,7 +93,7 @@ if [[ "$db_exists" == true ]]; then
 else
   copy_bytes=$(stat -c %s -- "$FILE")
 fi
-pg_server_space_check "$copy_bytes" "the restore into ${DB}_restoring"
+pg_server_space_check "$copy_bytes" "the restore into $RESTORING"
 
 # 4. Restore into <db>_restoring. -------------------------------------------------------------
 SWAPPED=false
