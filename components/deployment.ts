@@ -1,4 +1,3 @@
-import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import type { Settings } from "../config/schema";
@@ -137,7 +136,9 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
       PGPASSWORD: secrets.databaseAdminPassword,
       PGDATABASE: db.name,
       PGSSLMODE: db.sslmode,
-      BACKUP_DIR: path.resolve(settings.backup.dir),
+      // As configured: relative paths are relative to the project directory, where the steps
+      // run, so another clone or CI checkout of the same stack sees the same input.
+      BACKUP_DIR: settings.backup.dir,
       // The scripts check the managed server's own disk before they copy the database there.
       ...(postgres ? { DATABASE_CONTAINER: postgres.container.name } : {}),
     };
@@ -169,7 +170,7 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
       beforeApi = step("restore", {
         ...stepEnv,
         ...adminEnv,
-        RESTORE_FILE: settings.restoreFrom === "latest" ? "latest" : path.resolve(settings.restoreFrom!),
+        RESTORE_FILE: settings.restoreFrom!,
         RESTORE_DB_OWNER: db.user,
         // "latest" means the newest backup taken while this (older) version ran.
         RESTORE_VERSION: settings.version,

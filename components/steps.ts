@@ -24,15 +24,27 @@ export interface MaintenanceStepArgs {
  * and the engine issues no further steps.
  */
 export function maintenanceStep(name: string, args: MaintenanceStepArgs, opts: pulumi.CustomResourceOptions): command.local.Command {
-  const scriptPath = path.join(SCRIPTS_DIR, args.script);
   return new command.local.Command(name, {
-    create: `bash ${quote(scriptPath)}`,
-    // A changed setting must not repeat a backup or a migration: an update only records it.
-    update: `echo ${quote(`${args.script}: already done for these triggers; settings recorded`)}`,
+    create: `bash ${quote(scriptPath(args.script))}`,
+    // A changed setting must not repeat a backup or a migration: an update only records it. Its
+    // stdout replaces the recorded one, so it prints the last real run's stdout again (the
+    // provider passes it in PULUMI_COMMAND_STDOUT): outputs such as `lastBackup` survive.
+    update: `echo ${quote(`${args.script}: already done for these triggers; settings recorded`)} >&2; ` +
+      `if [ -n "\${PULUMI_COMMAND_STDOUT:-}" ]; then printf '%s\\n' "$PULUMI_COMMAND_STDOUT"; fi`,
+    addPreviousOutputInEnv: true,
     interpreter: ["/bin/bash", "-c"],
     environment: args.environment,
     triggers: args.runsOnceFor,
   }, opts);
+}
+
+/**
+ * The script's path relative to the program's working directory (the project directory, where
+ * the command provider runs commands too): the same in every clone and CI checkout, so moving
+ * the project changes no input. From an installed package it is `node_modules/<pkg>/scripts/...`.
+ */
+export function scriptPath(script: string): string {
+  return path.relative(process.cwd(), path.join(SCRIPTS_DIR, script)) || script;
 }
 
 function quote(s: string): string {
