@@ -1,4 +1,4 @@
 export { UtilitarianDeployment, type UtilitarianDeploymentArgs, type DeploymentSecrets } from "./deployment";
-export { planDeployment, type DeploymentPlan, type ServicePlan, type StepPlan, type StartPhase } from "./plan";
+export { planDeployment, RUNBOOK, type DeploymentPlan, type PlanNode, type ServiceNode, type StepNode, type Wait, type Via } from "./plan";
 export { SchemaGuard, checkVersionChange, compareVersions } from "./schemaGuard";
 export { SCRIPTS_DIR } from "./steps";

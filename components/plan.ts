@@ -1,42 +1,108 @@
 /**
- * "Plan first, then build": a pure function turns validated settings into the services and
- * maintenance steps of a deployment, in the order the upgrade runbook needs them. The component
- * walks this plan; tests check it with plain equality, without Pulumi.
+ * "Plan first, then build": a pure function turns validated settings into the deployment's
+ * nodes (every resource group the component builds), each with what it waits for and why, and
+ * the runbook step it carries out. This is the one place the upgrade's order lives: the
+ * component turns each wait into a `dependsOn` or an input taken from the awaited resource, and
+ * writes no ordering of its own; `npm run plan` prints it; tests check it with plain equality
+ * and against the dependencies the real runtime records.
  */
+import type { Settings } from "../config/schema";
+
+/** The vendor's upgrade runbook (upgrade-instructions.md), step by step. */
+export const RUNBOOK = {
+  1: "Backup (verified pg_dump)",
+  2: "Close down services that depend on the API",
+  3: "Close down the API, beat and workers",
+  4: "Pull new versions",
+  5: "Upgrade the run config (beat and workers too)",
+  6: "Start only the API",
+  7: "Run migrations (manage.py migrate)",
+  8: "Compress static assets (collectstatic, compress)",
+  9: "Start up all services",
+  10: "Verify the upgrade",
+} as const;
+export type RunbookStep = keyof typeof RUNBOOK;
 
 /** One image per repository; the API, beat and workers share `app`. */
 export type ImageKey = "app" | "processor" | "poster" | "udpServer";
 export type ServiceRole = "api" | "beat" | "worker" | "processor" | "poster" | "udpServer";
+/** The maintenance steps. Each is a script in `scripts/`. */
+export type StepKey = "backup" | "restore" | "migrate" | "static" | "verify";
 
 /**
- * When a service (re)starts during an upgrade:
- * - `withApi`: the API itself, after the verified backup;
- * - `afterMigrations`: stopped before the API (through a property edge on the API container),
- *   started only after migrate and collectstatic/compress: beat, workers, processor, poster;
- * - `independent`: never touched by an API upgrade (UDP server; edge services configured as
- *   not depending on the API). Meter data queues up in RabbitMQ through these.
+ * How a wait reaches the engine. `dependsOn`: the resource registers after the awaited one
+ * finished. The others are inputs whose value comes from the awaited resource (a property edge):
+ * the engine sees them too, and on fields that force a replacement they make it stop this
+ * service before it replaces the awaited one (pulumi.md, delete-before-replace dependents).
  */
-export type StartPhase = "withApi" | "afterMigrations" | "independent";
+export type Via =
+  | "dependsOn"
+  /** `image`: the pulled image's ID; a new pull replaces the container. */
+  | "image"
+  /** `networksAdvanced`: the private network's name. */
+  | "network"
+  /** label `io.utilitarian.follows-api`: the API container's name (ForceNew). */
+  | "followsApi"
+  /** `UTILITARIAN_BASE_URL` in `envs`: the API container's name (ForceNew). */
+  | "apiBaseUrl"
+  /** label `io.utilitarian.backup`: the backup's ID (ForceNew): a writer the backup stopped is started again. */
+  | "stoppedForBackup"
+  /** `triggers`: the API container's ID (static files live in the container). */
+  | "apiContainerId"
+  /** `triggers`: every service container's ID (verify after any replacement). */
+  | "containerIds";
 
-export interface ServicePlan {
-  /** Unique key; the container is named `<prefix>-<key>`. */
+/** The input property each kind of property edge lands in, as the engine records it. */
+export const VIA_PROPERTY: Record<Exclude<Via, "dependsOn">, string> = {
+  image: "image",
+  network: "networksAdvanced",
+  followsApi: "labels",
+  apiBaseUrl: "envs",
+  stoppedForBackup: "labels",
+  apiContainerId: "triggers",
+  containerIds: "triggers",
+};
+
+export interface Wait {
+  /** Key of the node waited for. */
+  on: string;
+  via: Via;
+  /** Why, in one sentence an operator understands. */
+  why: string;
+}
+
+interface NodeBase {
+  /** Unique key; resources are named `<component name>-<key>` (images: `image-<image key>`). */
   key: string;
+  waits: Wait[];
+  /** Runbook steps this node carries out during an upgrade; empty for the foundation. */
+  runbook: RunbookStep[];
+}
+
+export interface ImageNode extends NodeBase {
+  kind: "image";
+  image: "postgres" | "rabbitmq" | ImageKey;
+  /** `repository:tag`. */
+  ref: string;
+}
+
+export interface ServiceNode extends NodeBase {
+  kind: "service";
   role: ServiceRole;
   image: ImageKey;
   /** The release this service runs: the image's tag. */
   version: string;
-  phase: StartPhase;
+  /** Stopped before the API and started after static files: it talks to the API or shares its code. */
+  followsApi: boolean;
   /** Command override; undefined keeps the image's default command. */
   command?: string[];
   /** Seconds the container gets to stop cleanly before it is killed. */
   graceSeconds: number;
 }
 
-/** The maintenance steps, in run order. Each is a script in `scripts/`. */
-export type StepKey = "backup" | "restore" | "migrate" | "static" | "verify";
-
-export interface StepPlan {
-  key: StepKey;
+export interface StepNode extends NodeBase {
+  kind: "step";
+  step: StepKey;
   script: string;
   /**
    * What makes the step run again. `version`: exactly once per API version (backup, migrate);
@@ -47,82 +113,149 @@ export interface StepPlan {
   runsOnceFor: "version" | "version+restore" | "apiContainer" | "services";
 }
 
-export interface ImagePlan {
-  key: ImageKey;
-  repository: string;
-  tag: string;
+export interface FoundationNode extends NodeBase {
+  kind: "network" | "postgres" | "rabbitmq" | "database" | "guard";
 }
+
+export type PlanNode = ImageNode | ServiceNode | StepNode | FoundationNode;
 
 export interface DeploymentPlan {
-  images: ImagePlan[];
-  services: ServicePlan[];
-  steps: StepPlan[];
-}
-
-/** The subset of the validated settings the plan needs (plain values, never secrets). */
-export interface PlanInput {
+  /** The API version this plan brings up. */
   version: string;
-  images: Record<ImageKey, string>;
-  beat: { enabled: boolean };
-  workers: { name: string; queues: string[]; concurrency: number; count: number }[];
-  processor: EdgeInput;
-  poster: EdgeInput;
-  udpServer: EdgeInput;
-  stopGraceSeconds: { api: number; beat: number; worker: number; edge: number };
-  /** Set only for a rollback: restore this verified backup before the older API starts. */
-  restoreFrom?: string;
+  /** Every node, each after all it waits for. */
+  nodes: PlanNode[];
 }
 
-interface EdgeInput {
-  enabled: boolean;
-  version?: string;
-  dependsOnApi: boolean;
-}
+/** What the plan reads of the validated settings (never a secret). */
+export type PlanInput = Pick<Settings,
+  "version" | "images" | "database" | "rabbitmq" | "beat" | "workers" | "processor" | "poster" | "udpServer" | "stopGraceSeconds" | "restoreFrom" | "backup">;
 
 const EDGE_ROLES = ["processor", "poster", "udpServer"] as const;
 
 export function planDeployment(input: PlanInput): DeploymentPlan {
-  const images: ImagePlan[] = [{ key: "app", repository: input.images.app, tag: input.version }];
+  const nodes: PlanNode[] = [];
+  const add = <T extends PlanNode>(node: T): T => {
+    nodes.push(node);
+    return node;
+  };
+  const managedDb = input.database.mode === "managed";
+  const managedBroker = input.rabbitmq.mode === "managed";
+
+  // --- The foundation: nothing here depends on the application's version. ---
+  add({ kind: "network", key: "network", waits: [], runbook: [] });
+  if (managedDb) {
+    add({ kind: "image", key: "image-postgres", image: "postgres", ref: input.database.image, waits: [], runbook: [] });
+    add({ kind: "postgres", key: "postgres", runbook: [], waits: [
+      { on: "image-postgres", via: "image", why: "runs the PostgreSQL image" },
+      { on: "network", via: "network", why: "serves the private network as `postgres`" },
+    ] });
+  }
+  add({ kind: "database", key: "database", runbook: [], waits: managedDb
+    ? [{ on: "postgres", via: "dependsOn", why: "the role and database are created on the running server" }]
+    : [] });
+  if (managedBroker) {
+    add({ kind: "image", key: "image-rabbitmq", image: "rabbitmq", ref: input.rabbitmq.image, waits: [], runbook: [] });
+    add({ kind: "rabbitmq", key: "rabbitmq", runbook: [], waits: [
+      { on: "image-rabbitmq", via: "image", why: "runs the RabbitMQ image" },
+      { on: "network", via: "network", why: "serves the private network as `rabbitmq`" },
+    ] });
+  }
+  const brokerUp: Wait[] = managedBroker ? [{ on: "rabbitmq", via: "dependsOn", why: "publishes to or consumes from RabbitMQ" }] : [];
+
+  // --- Runbook 4 first: the new images, pulled while everything still runs. ---
+  const appImages: ImageNode[] = [add({ kind: "image", key: "image-app", image: "app", ref: `${input.images.api}:${input.version}`, waits: [], runbook: [4] })];
   for (const role of EDGE_ROLES) {
     const edge = input[role];
     if (!edge.enabled) continue;
     if (!edge.version) throw new Error(`${role} is enabled but has no version: edge services have their own releases`);
-    images.push({ key: role, repository: input.images[role], tag: edge.version });
+    appImages.push(add({ kind: "image", key: `image-${role}`, image: role, ref: `${input.images[role]}:${edge.version}`, waits: [], runbook: [4] }));
   }
 
+  // --- Runbook 1: the verified backup, before anything stops (and, for a rollback, the restore). ---
+  const backup = add({ kind: "step", key: "backup", step: "backup", script: "backup.sh", runsOnceFor: "version", runbook: [1], waits: [
+    ...appImages.map((i): Wait => ({ on: i.key, via: "dependsOn", why: "new images are pulled before anything stops: a failed pull stops nothing" })),
+    { on: "database", via: "dependsOn", why: "the application's database must exist to be dumped" },
+  ] });
+  let beforeApi: string = backup.key;
+  if (input.restoreFrom !== undefined) {
+    beforeApi = add({ kind: "step", key: "restore", step: "restore", script: "restore.sh", runsOnceFor: "version+restore", runbook: [], waits: [
+      { on: backup.key, via: "dependsOn", why: "rollback: the failed state is backed up too before the chosen backup replaces it" },
+    ] }).key;
+  }
+  add({ kind: "guard", key: "schema-guard", runbook: [], waits: [
+    { on: beforeApi, via: "dependsOn", why: "records the version whose migrations may reach the database only once the backup (or restore) is done" },
+  ] });
+
+  // --- Runbooks 2, 3, 5, 6: the API; its followers are stopped first through their edges on it. ---
   const grace = input.stopGraceSeconds;
-  const services: ServicePlan[] = [{ key: "api", role: "api", image: "app", version: input.version, phase: "withApi", graceSeconds: grace.api }];
+  const services: ServiceNode[] = [];
+  const service = (s: Omit<ServiceNode, "kind" | "waits" | "runbook">, extra: Wait[]) => {
+    const node: ServiceNode = {
+      ...s, kind: "service",
+      runbook: s.role === "api" ? [3, 5, 6] : s.followsApi ? (s.image === "app" ? [3, 5, 9] : [2, 9]) : [],
+      waits: [
+        { on: `image-${s.image}`, via: "image", why: "runs the pulled image: a new image replaces the container" },
+        { on: "network", via: "network", why: "joins the private network" },
+        ...extra,
+      ],
+    };
+    services.push(node);
+    return node;
+  };
+  const api = service({ key: "api", role: "api", image: "app", version: input.version, followsApi: false, graceSeconds: grace.api }, [
+    { on: "schema-guard", via: "dependsOn", why: "nothing stops before the verified backup: the API is replaced only after it (and the guard)" },
+    ...brokerUp,
+  ]);
+  nodes.push(api);
+  add({ kind: "step", key: "migrate", step: "migrate", script: "migrate.sh", runsOnceFor: "version", runbook: [7], waits: [
+    { on: api.key, via: "dependsOn", why: "migrates inside the new API container, the only app service running" },
+  ] });
+  add({ kind: "step", key: "static", step: "static", script: "static.sh", runsOnceFor: "apiContainer", runbook: [8], waits: [
+    { on: "migrate", via: "dependsOn", why: "collects and compresses assets after the schema is current" },
+    { on: api.key, via: "apiContainerId", why: "the assets live in the API container: every new API container gets them" },
+  ] });
+
+  // --- Runbook 9: everything else. Followers carry edges on the API; independent services do not. ---
+  const follower = (stoppedByBackup: boolean): Wait[] => [
+    { on: "static", via: "dependsOn", why: "starts on the new version only after migrate and static files" },
+    { on: api.key, via: "followsApi", why: "the engine stops it before it replaces the API" },
+    ...(stoppedByBackup ? [{ on: backup.key, via: "stoppedForBackup", why: "the backup stopped this writer so that what it would write waits in RabbitMQ; it is started again after the upgrade" } satisfies Wait] : []),
+  ];
+  const stopWriters = input.backup.stopWriters;
   if (input.beat.enabled) {
-    services.push({
-      key: "beat", role: "beat", image: "app", version: input.version, phase: "afterMigrations", graceSeconds: grace.beat,
-      command: ["celery", "-A", "utilitarian", "beat", "--loglevel=INFO"],
-    });
+    nodes.push(service({ key: "beat", role: "beat", image: "app", version: input.version, followsApi: true, graceSeconds: grace.beat,
+      command: ["celery", "-A", "utilitarian", "beat", "--loglevel=INFO"] }, follower(stopWriters)));
   }
   for (const group of input.workers) {
     for (let i = 1; i <= group.count; i++) {
-      services.push({
-        key: `worker-${group.name}-${i}`, role: "worker", image: "app", version: input.version, phase: "afterMigrations", graceSeconds: grace.worker,
-        command: workerCommand(group, i),
-      });
+      nodes.push(service({ key: `worker-${group.name}-${i}`, role: "worker", image: "app", version: input.version, followsApi: true,
+        graceSeconds: grace.worker, command: workerCommand(group, i) }, follower(stopWriters)));
     }
   }
   for (const role of EDGE_ROLES) {
     const edge = input[role];
     if (!edge.enabled) continue;
-    services.push({
-      key: kebab(role), role, image: role, version: edge.version!, phase: edge.dependsOnApi ? "afterMigrations" : "independent", graceSeconds: grace.edge,
-    });
+    const follows = edge.dependsOnApi;
+    nodes.push(service({ key: kebab(role), role, image: role, version: edge.version!, followsApi: follows, graceSeconds: grace.edge },
+      follows
+        ? [...follower(stopWriters && role !== "udpServer"), { on: api.key, via: "apiBaseUrl", why: "calls the API by its container name" }]
+        : brokerUp));
   }
 
-  const steps: StepPlan[] = [{ key: "backup", script: "backup.sh", runsOnceFor: "version" }];
-  if (input.restoreFrom !== undefined) steps.push({ key: "restore", script: "restore.sh", runsOnceFor: "version+restore" });
-  steps.push(
-    { key: "migrate", script: "migrate.sh", runsOnceFor: "version" },
-    { key: "static", script: "static.sh", runsOnceFor: "apiContainer" },
-    { key: "verify", script: "verify.sh", runsOnceFor: "services" },
-  );
-  return { images, services, steps };
+  // --- Runbook 10: verify, whenever any service container was replaced. ---
+  add({ kind: "step", key: "verify", step: "verify", script: "verify.sh", runsOnceFor: "services", runbook: [10], waits: services.map((s): Wait => (
+    { on: s.key, via: "containerIds", why: "verifies after any service container was replaced, once all of them run" })) });
+
+  return { version: input.version, nodes };
 }
+
+/** The plan's services, in plan order. */
+export const servicesOf = (plan: DeploymentPlan) => plan.nodes.filter((n): n is ServiceNode => n.kind === "service");
+/** The plan's steps, in plan order. */
+export const stepsOf = (plan: DeploymentPlan) => plan.nodes.filter((n): n is StepNode => n.kind === "step");
+/** The application images pulled for this version (not PostgreSQL or RabbitMQ). */
+export const appImagesOf = (plan: DeploymentPlan) =>
+  plan.nodes.filter((n): n is ImageNode & { image: ImageKey } => n.kind === "image" && n.image !== "postgres" && n.image !== "rabbitmq");
 
 function workerCommand(group: PlanInput["workers"][number], index: number): string[] {
   const command = ["celery", "-A", "utilitarian", "worker", "--loglevel=INFO", `--concurrency=${group.concurrency}`, `--hostname=${group.name}-${index}@%h`];

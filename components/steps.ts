@@ -16,6 +16,8 @@ export interface MaintenanceStepArgs {
   runsOnceFor: pulumi.Input<pulumi.Input<string>[]>;
   /** Everything the script reads, secrets included: environment only, never the command text. */
   environment: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** A script in `scripts/` that runs the step's script as its child (e.g. `writers-stopped.sh`). */
+  wrapper?: string;
 }
 
 /**
@@ -25,7 +27,9 @@ export interface MaintenanceStepArgs {
  */
 export function maintenanceStep(name: string, args: MaintenanceStepArgs, opts: pulumi.CustomResourceOptions): command.local.Command {
   return new command.local.Command(name, {
-    create: `bash ${quote(scriptPath(args.script))}`,
+    create: args.wrapper
+      ? `bash ${quote(scriptPath(args.wrapper))} ${quote(scriptPath(args.script))}`
+      : `bash ${quote(scriptPath(args.script))}`,
     // A changed setting must not repeat a backup or a migration: an update only records it. Its
     // stdout replaces the recorded one, so it prints the last real run's stdout again (the
     // provider passes it in PULUMI_COMMAND_STDOUT): outputs such as `lastBackup` survive.

@@ -134,6 +134,13 @@ const backupSchema = z.strictObject({
   /** How many verified dumps to keep. */
   keep: int(1, 1000).default(5),
   /** Restore each dump into a scratch database and compare row counts. */
+  /**
+   * Stop the asynchronous writers (beat, workers, and the processor and poster when they follow
+   * the API) before the backup, so every reading the backup lacks still waits in RabbitMQ and a
+   * rollback loses none; they are started again if the backup fails. Costs follower downtime
+   * equal to the backup's duration.
+   */
+  stopWriters: bool.default(true),
   testRestore: bool.default(true),
   /** Free space required before dumping, in MiB; unset means estimated from the database size. */
   minFreeMb: int(0, 10_000_000).optional(),

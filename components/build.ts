@@ -1,0 +1,266 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as docker from "@pulumi/docker";
+import * as command from "@pulumi/command";
+import type { Settings } from "../config/schema";
+import { managedRabbitMq } from "./broker";
+import { envEntries, serviceContainer } from "./containers";
+import { applicationDatabase, databaseUrl, managedPostgres, type DatabaseEndpoints } from "./database";
+import { appEnvironment, edgeEnvironment } from "./environment";
+import type { DeploymentPlan, FoundationNode, ImageNode, PlanNode, ServiceNode, StepNode, Via } from "./plan";
+import { SchemaGuard } from "./schemaGuard";
+import type { DeploymentSecrets } from "./secrets";
+import { maintenanceStep } from "./steps";
+
+/** Labels that carry an edge: a ForceNew input whose value comes from another resource. */
+export const LABEL_FOLLOWS_API = "io.utilitarian.follows-api";
+export const LABEL_BACKUP = "io.utilitarian.backup";
+
+export interface BuildContext {
+  /** The component: parent of everything. */
+  parent: pulumi.ComponentResource;
+  /** Logical name of the component; resources are named `<name>-<node key>`. */
+  name: string;
+  /** Prefix of every physical name (containers, network, volumes). */
+  prefix: string;
+  settings: Settings;
+  secrets: DeploymentSecrets;
+  plan: DeploymentPlan;
+}
+
+/**
+ * Builds the plan's nodes in plan order. Every `dependsOn` comes from a node's `dependsOn`
+ * waits, and every input that takes a value from another resource goes through `input()`,
+ * which refuses an edge the plan does not declare: the order lives in the plan alone.
+ */
+export class PlanBuilder {
+  private readonly built = new Map<string, pulumi.Resource>();
+  private readonly onDocker: pulumi.CustomResourceOptions;
+  private readonly endpoints: DatabaseEndpoints;
+  private amqpUrl?: pulumi.Input<string>;
+
+  constructor(private readonly ctx: BuildContext) {
+    const { settings, secrets, parent, name } = ctx;
+    const provider = new docker.Provider(`${name}-docker`, {
+      host: settings.dockerHost,
+      registryAuth: settings.registry
+        ? [{ address: settings.registry.server, username: settings.registry.username, password: secrets.registryPassword }]
+        : undefined,
+    }, { parent });
+    this.onDocker = { parent, provider };
+    const db = settings.database;
+    this.endpoints = db.mode === "managed"
+      ? { containerHost: "postgres", containerPort: 5432, operatorHost: db.operatorHost ?? "127.0.0.1", operatorPort: db.operatorPort ?? 15432 }
+      : { containerHost: db.host!, containerPort: db.port, operatorHost: db.operatorHost ?? db.host!, operatorPort: db.operatorPort ?? db.port };
+    if (settings.rabbitmq.mode === "external") this.amqpUrl = secrets.rabbitmqUrl!;
+  }
+
+  /** Builds every node of the plan; returns the resources by node key. */
+  buildAll(): ReadonlyMap<string, pulumi.Resource> {
+    for (const node of this.ctx.plan.nodes) this.built.set(node.key, this.build(node));
+    return this.built;
+  }
+
+  /** The physical container name of a service key. */
+  containerName(key: string): string {
+    return `${this.ctx.prefix}-${key}`;
+  }
+
+  private build(node: PlanNode): pulumi.Resource {
+    switch (node.kind) {
+      case "network": return new docker.Network(this.resourceName(node), { name: `${this.ctx.prefix}-net`, driver: "bridge" }, this.dockerOpts(node));
+      case "image": return this.image(node);
+      case "postgres": return this.postgres(node);
+      case "database": return this.database(node);
+      case "rabbitmq": return this.rabbitmq(node);
+      case "step": return this.step(node);
+      case "guard": return this.guard(node);
+      case "service": return this.service(node);
+    }
+  }
+
+  private resourceName(node: PlanNode): string {
+    return `${this.ctx.name}-${node.key}`;
+  }
+
+  /** `dependsOn` from the node's waits, and nothing else. */
+  private dependsOn(node: PlanNode): pulumi.Resource[] {
+    return node.waits.filter((w) => w.via === "dependsOn").map((w) => this.resource(w.on));
+  }
+
+  private dockerOpts(node: PlanNode): pulumi.CustomResourceOptions {
+    return { ...this.onDocker, dependsOn: this.dependsOn(node) };
+  }
+
+  /** The awaited resource of a property edge the plan declares for `node`. */
+  private input<T extends pulumi.Resource>(node: PlanNode, via: Via): T {
+    const wait = node.waits.find((w) => w.via === via);
+    if (!wait) throw new Error(`plan: ${node.key} takes no input by ${via}; declare the wait in components/plan.ts`);
+    return this.resource(wait.on) as T;
+  }
+
+  /** Every awaited resource of a property edge (several services feed verify's triggers). */
+  private inputs<T extends pulumi.Resource>(node: PlanNode, via: Via): T[] {
+    return node.waits.filter((w) => w.via === via).map((w) => this.resource(w.on) as T);
+  }
+
+  private resource(key: string): pulumi.Resource {
+    const r = this.built.get(key);
+    if (!r) throw new Error(`plan: ${key} is awaited before it is built; the plan's node order is wrong`);
+    return r;
+  }
+
+  private image(node: ImageNode): docker.RemoteImage {
+    // Old images stay on the host: going back does not depend on the registry.
+    return new docker.RemoteImage(this.resourceName(node), { name: node.ref, keepLocally: true }, this.dockerOpts(node));
+  }
+
+  private postgres(node: FoundationNode): docker.Container {
+    const { settings, secrets, prefix, name } = this.ctx;
+    return managedPostgres(name, {
+      prefix, image: this.input<docker.RemoteImage>(node, "image").imageId, network: this.input<docker.Network>(node, "network").name,
+      adminUser: settings.database.adminUser, adminPassword: secrets.databaseAdminPassword, operatorPort: this.endpoints.operatorPort,
+      graceSeconds: settings.stopGraceSeconds.api,
+    }, this.dockerOpts(node)).container;
+  }
+
+  private database(node: FoundationNode): pulumi.Resource {
+    const { settings, secrets, name, parent } = this.ctx;
+    const db = settings.database;
+    return applicationDatabase(name, {
+      endpoints: this.endpoints, name: db.name, user: db.user, password: secrets.databasePassword, adminUser: db.adminUser,
+      adminPassword: secrets.databaseAdminPassword, sslmode: db.sslmode, superuser: db.superuser,
+    }, { parent, dependsOn: this.dependsOn(node) }).database;
+  }
+
+  private rabbitmq(node: FoundationNode): docker.Container {
+    const { settings, secrets, prefix, name } = this.ctx;
+    const broker = managedRabbitMq(name, {
+      prefix, image: this.input<docker.RemoteImage>(node, "image").imageId, network: this.input<docker.Network>(node, "network").name,
+      user: settings.rabbitmq.user, password: secrets.rabbitmqPassword!, graceSeconds: settings.stopGraceSeconds.edge,
+    }, this.dockerOpts(node));
+    this.amqpUrl = broker.url;
+    return broker.container;
+  }
+
+  private guard(node: FoundationNode): SchemaGuard {
+    const { settings, parent } = this.ctx;
+    return new SchemaGuard(this.resourceName(node), { version: settings.version, restoreFrom: settings.restoreFrom }, { parent, dependsOn: this.dependsOn(node) });
+  }
+
+  private service(node: ServiceNode): docker.Container {
+    const { settings, secrets } = this.ctx;
+    const isApi = node.role === "api";
+    const labels: Record<string, pulumi.Input<string>> = {
+      "io.utilitarian.stack": this.ctx.prefix, "io.utilitarian.role": node.role, "io.utilitarian.service": node.key, "io.utilitarian.version": node.version,
+    };
+    if (node.waits.some((w) => w.via === "followsApi")) labels[LABEL_FOLLOWS_API] = this.input<docker.Container>(node, "followsApi").name;
+    if (node.waits.some((w) => w.via === "stoppedForBackup")) labels[LABEL_BACKUP] = this.input<command.local.Command>(node, "stoppedForBackup").id;
+    const apiHost = node.waits.some((w) => w.via === "apiBaseUrl") ? this.input<docker.Container>(node, "apiBaseUrl").name : "api";
+    const env = node.image === "app"
+      ? this.appEnvironment()
+      : edgeEnvironment(node.image, { settings, amqpUrl: this.amqpUrl!, apiHost, edgeAuthToken: secrets.edgeAuthToken });
+    return serviceContainer(this.resourceName(node), {
+      name: this.containerName(node.key),
+      image: this.input<docker.RemoteImage>(node, "image").imageId,
+      network: this.input<docker.Network>(node, "network").name,
+      aliases: isApi ? ["api"] : undefined,
+      envs: envEntries(env),
+      labels,
+      command: node.command,
+      ports: isApi
+        ? [{ internal: 8000, external: settings.api.port, ip: settings.api.publishAddress }]
+        : node.role === "udpServer"
+          ? [{ internal: 4059, external: settings.udpServer.port, ip: settings.udpServer.publishAddress, protocol: "udp" }]
+          : undefined,
+      healthcheck: isApi ? {
+        tests: ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/_health/', timeout=5)"],
+        interval: "15s", timeout: "6s", retries: 3, startPeriod: `${settings.api.healthTimeoutSeconds}s`,
+      } : undefined,
+      // Not waiting for health: the runbook migrates right after the start; verify checks health.
+      graceSeconds: node.graceSeconds,
+    }, this.dockerOpts(node));
+  }
+
+  private appEnvironment() {
+    const { settings, secrets } = this.ctx;
+    const db = settings.database;
+    return appEnvironment({
+      settings, apiName: this.containerName("api"), amqpUrl: this.amqpUrl!, secretKey: secrets.secretKey, apiSecretEnv: secrets.apiSecretEnv,
+      databaseUrl: databaseUrl(this.endpoints, db.name, db.user, secrets.databasePassword),
+    });
+  }
+
+  private step(node: StepNode): command.local.Command {
+    const { settings } = this.ctx;
+    const triggers: Record<StepNode["runsOnceFor"], () => pulumi.Input<string>[]> = {
+      version: () => [settings.version],
+      "version+restore": () => [settings.version, settings.restoreFrom!],
+      apiContainer: () => [settings.version, this.input<docker.Container>(node, "apiContainerId").id],
+      services: () => [settings.version, ...this.inputs<docker.Container>(node, "containerIds").map((c) => c.id)],
+    };
+    return maintenanceStep(this.resourceName(node), {
+      script: node.script,
+      runsOnceFor: triggers[node.runsOnceFor](),
+      environment: this.stepEnvironment(node),
+      wrapper: node.step === "backup" && settings.backup.stopWriters ? "writers-stopped.sh" : undefined,
+    }, { parent: this.ctx.parent, dependsOn: this.dependsOn(node) });
+  }
+
+  /** What each step script reads (docs/step-scripts.md); container names are plain strings, not edges. */
+  private stepEnvironment(node: StepNode): Record<string, pulumi.Input<string>> {
+    const { settings, secrets } = this.ctx;
+    const db = settings.database;
+    const docker: Record<string, string> = settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {};
+    const api = this.containerName("api");
+    const services = this.ctx.plan.nodes.filter((n): n is ServiceNode => n.kind === "service");
+    const admin = {
+      PGHOST: this.endpoints.operatorHost,
+      PGPORT: String(this.endpoints.operatorPort),
+      PGUSER: db.adminUser,
+      PGPASSWORD: secrets.databaseAdminPassword,
+      PGDATABASE: db.name,
+      PGSSLMODE: db.sslmode,
+      // As configured: relative paths are relative to the project directory, where the steps
+      // run, so another clone or CI checkout of the same stack sees the same input.
+      BACKUP_DIR: settings.backup.dir,
+      // The scripts check the managed server's own disk before they copy the database there.
+      ...(db.mode === "managed" ? { DATABASE_CONTAINER: this.containerName("postgres") } : {}),
+    };
+    switch (node.step) {
+      case "backup":
+        return {
+          ...docker, ...admin,
+          BACKUP_KEEP: String(settings.backup.keep),
+          BACKUP_TEST_RESTORE: String(settings.backup.testRestore),
+          ...(settings.backup.minFreeMb !== undefined ? { BACKUP_MIN_FREE_MB: String(settings.backup.minFreeMb) } : {}),
+          // The version running now is read from the API container's label by the script.
+          API_CONTAINER: api,
+          BACKUP_TO_VERSION: settings.version,
+          // The writers whose followers' plan says the backup stops them (see plan.ts, stoppedForBackup).
+          ...(settings.backup.stopWriters ? {
+            STOP_WRITERS: services.filter((s) => s.waits.some((w) => w.via === "stoppedForBackup")).map((s) => this.containerName(s.key)).join(" "),
+          } : {}),
+        };
+      case "restore":
+        return {
+          ...docker, ...admin,
+          RESTORE_FILE: settings.restoreFrom!,
+          RESTORE_DB_OWNER: db.user,
+          // "latest" means the newest backup taken while this (older) version ran.
+          RESTORE_VERSION: settings.version,
+          // The app containers are stopped by the script before the database is swapped.
+          STOP_CONTAINERS: services.filter((s) => s.key === "api" || s.followsApi).map((s) => this.containerName(s.key)).join(" "),
+        };
+      case "migrate":
+      case "static":
+        return { ...docker, API_CONTAINER: api, API_START_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds) };
+      case "verify":
+        return {
+          ...docker,
+          API_CONTAINER: api,
+          EXPECTED_CONTAINERS: services.map((s) => this.containerName(s.key)).join(" "),
+          HEALTH_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds),
+        };
+    }
+  }
+}

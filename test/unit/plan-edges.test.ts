@@ -1,0 +1,35 @@
+import { describe, expect, test } from "vitest";
+import { planEdgeDifferences } from "../support/plan-edges";
+import { deploy } from "./support/program";
+
+/**
+ * The plan is the one place the order lives: what the resources really waited for (the register
+ * requests' dependencies, recorded by the mock from the SDK's own requests) must be exactly what
+ * the plan says, no more and no less. test/runtime repeats this under the real runtime.
+ */
+describe("the component builds exactly the plan's edges", () => {
+  for (const [title, values] of [
+    ["an upgrade", { version: "1.1.0" }],
+    ["a rollback", { version: "1.0.0", restoreFrom: "latest" }],
+    ["writers left running during the backup", { backup: { stopWriters: false } }],
+    ["external database and RabbitMQ, an independent poster", {
+      database: { mode: "external", host: "db.example.net" }, rabbitmq: { mode: "external" }, poster: { version: "1.0.0", dependsOnApi: false },
+    }],
+  ] as const) {
+    test(title, async () => {
+      const secrets = "rabbitmq" in values ? { rabbitmqUrl: "amqp://u:p@mq.example.net:5672//" } : {};
+      const { mocks, deployment } = await deploy(values, { secrets: { ...(await import("./support/fixtures")).SECRET_VALUES, ...secrets } });
+      expect(planEdgeDifferences(deployment.plan, mocks.registrations, "u")).toEqual([]);
+    });
+  }
+
+  test("an edge the plan does not declare is found (the check can fail)", async () => {
+    const { mocks, deployment } = await deploy({ version: "1.1.0" });
+    const migrate = mocks.get("u-migrate");
+    const tampered = mocks.registrations.map((r) => r === migrate ? { ...r, dependencies: [...r.dependencies, "u-udp-server"] } : r);
+    expect(planEdgeDifferences(deployment.plan, tampered, "u")).toEqual(["migrate waits for udp-server, which the plan does not say"]);
+    const api = mocks.get("u-api");
+    const untied = mocks.registrations.map((r) => r === api ? { ...r, dependencies: r.dependencies.filter((d) => d !== "u-schema-guard") } : r);
+    expect(planEdgeDifferences(deployment.plan, untied, "u")).toEqual(["api: the plan says it waits for schema-guard, but it did not"]);
+  });
+});
