@@ -1,9 +1,10 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { packageRoot } from "./paths";
 
-/** Where the step scripts live; the same files the real tests run. */
-export const SCRIPTS_DIR = path.resolve(__dirname, "..", "scripts");
+/** Where the step scripts live (in a checkout or an installed package); the same files the real tests run. */
+export const SCRIPTS_DIR = path.join(packageRoot(), "scripts");
 
 export interface MaintenanceStepArgs {
   /** Script file name in `scripts/`. */

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { planEdgeDifferences } from "../support/plan-edges";
+import { SECRET_VALUES } from "./support/fixtures";
 import { deploy } from "./support/program";
 
 /**
@@ -17,8 +18,8 @@ describe("the component builds exactly the plan's edges", () => {
     }],
   ] as const) {
     test(title, async () => {
-      const secrets = "rabbitmq" in values ? { rabbitmqUrl: "amqp://u:p@mq.example.net:5672//" } : {};
-      const { mocks, deployment } = await deploy(values, { secrets: { ...(await import("./support/fixtures")).SECRET_VALUES, ...secrets } });
+      const secrets: Record<string, string> = { ...SECRET_VALUES, ...("rabbitmq" in values ? { rabbitmqUrl: "amqp://u:p@mq.example.net:5672//" } : {}) };
+      const { mocks, deployment } = await deploy(values, { secrets });
       expect(planEdgeDifferences(deployment.plan, mocks.registrations, "u")).toEqual([]);
     });
   }
