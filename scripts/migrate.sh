@@ -9,9 +9,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 prepare_api_step
 
-log "running: $MANAGE migrate --noinput (in $API_CONTAINER)"
+# Each line of the migration's output goes to stderr as it comes, so `pulumi up` shows a long
+# migration's progress live (the command provider streams it), and into the log for stdout.
+stream_migrate() {
+  docker exec "$API_CONTAINER" "${MANAGE_CMD[@]}" migrate --noinput </dev/null 2>&1 | tee "$WORK/migrate.log" | sed -u 's/^/  | /' >&2
+}
+
+log "running: $MANAGE migrate --noinput (in $API_CONTAINER); its output follows as it comes"
 started=$SECONDS
-if ! run_logged "$WORK/migrate.log" docker exec "$API_CONTAINER" "${MANAGE_CMD[@]}" migrate --noinput; then
+if ! run_child stream_migrate; then
   log "---- migration log ----"
   cat "$WORK/migrate.log" >&2
   log "---- $MANAGE showmigrations ----"

@@ -57,6 +57,8 @@ describe("migrate, static and verify inside the API container", () => {
     expect(migrate.code, migrate.stderr).toBe(0);
     expect(migrate.stdout).toMatch(/Applying readings\.0002_value_wh\.\.\. OK/);
     expect(migrate.stdout).toMatch(/migrate: ok, \d+ migration\(s\) applied/);
+    // The same lines were streamed to stderr as they came, for `pulumi up` to show live.
+    expect(migrate.stderr).toMatch(/^ {2}\| +Applying readings\.0002_value_wh\.\.\. OK$/m);
 
     const staticFiles = await runScript("static.sh", { API_CONTAINER: API });
     expect(staticFiles.code, staticFiles.stderr).toBe(0);
