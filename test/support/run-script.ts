@@ -19,6 +19,10 @@ export interface ScriptResult {
 export interface RunOptions {
   /** Kill the script (SIGKILL) after this many milliseconds. Defaults to 120000. */
   timeoutMs?: number;
+  /** Arguments (the wrapper scripts take the step script they run). */
+  args?: string[];
+  /** Called with the child once it runs (to signal it, for instance). */
+  started?: (child: import("node:child_process").ChildProcess) => void;
 }
 
 /**
@@ -39,7 +43,8 @@ export function runScript(
     else merged[key] = value;
   }
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(join(SCRIPTS_DIR, name), [], { env: merged, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(join(SCRIPTS_DIR, name), options.args ?? [], { env: merged, stdio: ["ignore", "pipe", "pipe"] });
+    options.started?.(child);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
