@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { loadConfig, NAMESPACE } from "./config/load";
+import { defaultPrefix, loadConfig } from "./config/load";
 import { UtilitarianDeployment } from "./components";
 
 /**
@@ -11,9 +11,10 @@ const raw = pulumi.runtime.allConfig();
 // out of its type declarations (marked internal); without it, every key counts as encrypted.
 const isConfigSecret = (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret ?? (() => true);
 const storedAsSecret = new Set(Object.keys(raw).filter((key) => isConfigSecret(key)));
-const { settings, secrets } = loadConfig(raw, storedAsSecret);
+// Relative paths (backup.dir, restoreFrom) start at the project directory, where pulumi runs us.
+const { settings, secrets } = loadConfig(raw, storedAsSecret, { stack: pulumi.getStack(), projectDir: process.cwd() });
 
-const prefix = settings.prefix ?? `${NAMESPACE}-${pulumi.getStack()}`;
+const prefix = settings.prefix ?? defaultPrefix(pulumi.getStack());
 const deployment = new UtilitarianDeployment(prefix, { settings, secrets, prefix });
 
 export const version = deployment.version;

@@ -103,5 +103,10 @@ export function applicationDatabase(name: string, args: ApplicationDatabaseArgs,
 /** postgres://user:password@host:port/db, secret because of the password. */
 export function databaseUrl(endpoints: DatabaseEndpoints, dbName: string, user: string, password: pulumi.Input<string>): pulumi.Output<string> {
   return pulumi.secret(pulumi.output(password).apply((pw) =>
-    `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@${endpoints.containerHost}:${endpoints.containerPort}/${encodeURIComponent(dbName)}`));
+    `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@${urlHost(endpoints.containerHost)}:${endpoints.containerPort}/${encodeURIComponent(dbName)}`));
+}
+
+/** A host as a URL needs it: an IPv6 address in brackets (the config stores it without). */
+function urlHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }

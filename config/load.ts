@@ -1,6 +1,11 @@
+import { restoreFromProblems } from "./backups";
 import { settingsSchema, SECRET_KEYS, type SecretKey, type Secrets, type Settings } from "./schema";
+import { ipVersion, isHostName, NAME_PATTERN } from "./values";
 
 export const NAMESPACE = "utilitarian";
+
+/** Names of containers, network and volumes start with this unless `utilitarian:prefix` is set. */
+export const defaultPrefix = (stack: string) => `${NAMESPACE}-${stack}`;
 
 /** Thrown with every problem of a stack configuration, one per line, each naming its key. */
 export class ConfigError extends Error {
@@ -11,6 +16,17 @@ export class ConfigError extends Error {
     );
     this.name = "ConfigError";
   }
+}
+
+/** What the loader needs besides the config: where the program runs. */
+export interface LoadContext {
+  /**
+   * Directory relative paths start at (backup.dir, restoreFrom): the project directory, which is
+   * the working directory `pulumi` runs the program in. Defaults to `process.cwd()`.
+   */
+  projectDir?: string;
+  /** The stack's name: without `utilitarian:prefix`, names derive from it and must be valid. */
+  stack?: string;
 }
 
 export interface LoadedConfig {
@@ -25,9 +41,10 @@ const secretKeyNames = Object.keys(SECRET_KEYS) as SecretKey[];
  * Validates a stack's raw configuration (`pulumi.runtime.allConfig()`: every value a string,
  * structured values as JSON) and returns typed settings and secrets, or throws a ConfigError
  * listing every problem at once. `storedAsSecret` is the set of full keys Pulumi holds encrypted.
- * Pure: no Pulumi runtime needed, so it is tested with plain equality.
+ * No Pulumi runtime needed, so it is tested with plain equality. It reads the file system only
+ * for `restoreFrom`: the named backup must be a verified one in backup.dir (config/backups.ts).
  */
-export function loadConfig(raw: Record<string, string>, storedAsSecret: ReadonlySet<string>): LoadedConfig {
+export function loadConfig(raw: Record<string, string>, storedAsSecret: ReadonlySet<string>, context: LoadContext = {}): LoadedConfig {
   const problems: string[] = [];
   const plain: Record<string, unknown> = {};
   const secretValues: Record<string, string> = {};
@@ -73,8 +90,18 @@ export function loadConfig(raw: Record<string, string>, storedAsSecret: Readonly
       Object.entries(env).every(([k, v]) => /^[A-Z_][A-Z0-9_]*$/.test(k) && typeof v === "string");
     if (valid) secrets.apiSecretEnv = env as Record<string, string>;
     else problems.push(`\`${NAMESPACE}:apiSecretEnv\` must be a map of UPPER_CASE names to strings; set entries with \`pulumi config set --secret --path '${NAMESPACE}:apiSecretEnv.NAME' ...\``);
+    for (const [name, value] of valid ? Object.entries(env as Record<string, string>) : []) {
+      // No process environment can carry a NUL; line breaks are fine (PEM keys). Never shown.
+      if (value.includes("\u0000")) problems.push(`\`${NAMESPACE}:apiSecretEnv.${name}\` holds a NUL character, which no environment variable can carry; set it again with \`pulumi config set --secret --path '${NAMESPACE}:apiSecretEnv.${name}' ...\``);
+    }
   }
   problems.push(...crossChecks(settings, secrets as Secrets));
+  if (settings.prefix === undefined && context.stack !== undefined) problems.push(...derivedPrefixProblems(context.stack));
+  if (settings.restoreFrom !== undefined) {
+    problems.push(...restoreFromProblems({
+      restoreFrom: settings.restoreFrom, backupDir: settings.backup.dir, version: settings.version, projectDir: context.projectDir ?? process.cwd(),
+    }));
+  }
 
   if (problems.length > 0) throw new ConfigError(problems);
   // Every required secret was checked above.
@@ -95,10 +122,38 @@ function crossChecks(settings: Settings, secrets: Secrets): string[] {
       problems.push(`\`${NAMESPACE}:apiSecretEnv.${name}\` is also set in api.env; keep only one of them`);
     }
   }
-  if (secrets.rabbitmqUrl !== undefined && !/^amqps?:\/\//.test(secrets.rabbitmqUrl)) {
-    problems.push(`\`${NAMESPACE}:rabbitmqUrl\` must start with amqp:// or amqps://`);
+  if (secrets.rabbitmqUrl !== undefined) {
+    // A secret: the message says what is wrong, never the value.
+    const fix = `set it again with \`pulumi config set --secret ${NAMESPACE}:rabbitmqUrl 'amqp://user:password@host:5672/vhost'\` (percent-encode @ : / in the password)`;
+    if (!/^amqps?:\/\//.test(secrets.rabbitmqUrl)) {
+      problems.push(`\`${NAMESPACE}:rabbitmqUrl\` must start with amqp:// or amqps://; ${fix}`);
+    } else if (!amqpHostProblemFree(secrets.rabbitmqUrl)) {
+      problems.push(`\`${NAMESPACE}:rabbitmqUrl\` must be amqp[s]://user:password@host[:port]/vhost with a valid host name or address and port; ${fix}`);
+    }
   }
   return problems;
+}
+
+function amqpHostProblemFree(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    const host = parsed.hostname.replace(/^\[|\]$/g, "");
+    return host !== "" && (isHostName(host) || ipVersion(host) !== 0) && /^\d*$/.test(parsed.port);
+  } catch {
+    return false;
+  }
+}
+
+/** The default prefix comes from the stack's name, which Pulumi allows to hold _ . and capitals. */
+function derivedPrefixProblems(stack: string): string[] {
+  const derived = defaultPrefix(stack);
+  if (NAME_PATTERN.test(derived)) return [];
+  const suggestion = derived.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/-+/g, "-").slice(0, 41).replace(/-+$/, "");
+  return [
+    `\`${NAMESPACE}:prefix\` is not set, so names would start with '${derived}' (from the stack name), which is not a valid name: ` +
+    `lower case letters, digits and - (names become container and host names), at most 41 characters. ` +
+    `Set it with \`pulumi config set ${NAMESPACE}:prefix ${suggestion}\`.`,
+  ];
 }
 
 function parseValue(value: string): unknown {
@@ -120,6 +175,8 @@ interface Issue {
   keys?: string[];
   /** Zod puts the reason of a bad record key one level down. */
   issues?: { message: string }[];
+  /** Set by config/values.ts: a value that fixes the setting, for the "Set it with" hint. */
+  params?: { example?: string };
 }
 
 function describeIssue(issue: Issue): string {
@@ -135,5 +192,12 @@ function describeIssue(issue: Issue): string {
   }
   if (issue.code === "invalid_key" && issue.issues?.[0]) return `\`${key}\` ${issue.issues[0].message}`;
   const message = issue.code === "invalid_type" && !/must/.test(issue.message) ? `has the wrong type (${issue.message})` : issue.message;
-  return `\`${key}\` ${message}`;
+  const example = issue.params?.example;
+  if (example === undefined || /pulumi config/.test(message)) return `\`${key}\` ${message}`;
+  return `\`${key}\` ${message}. Set it with \`pulumi config set --path ${shellWord(key)} ${shellWord(example)}\`.`;
+}
+
+/** A word as typed in a shell: quoted when it holds anything a shell would interpret. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

@@ -1,4 +1,8 @@
 import { z } from "zod";
+import {
+  allowedHost, dnsName, dockerHost, hostOrAddress, imageReference, imageRepository, normalizeRegistry, pathProblem, port,
+  publishAddress, REGISTRY_HOST, registryOf, registryServer, roleName, shown, text, textProblem,
+} from "./values";
 
 /**
  * The stack configuration of a Utilitarian deployment, namespace `utilitarian`.
@@ -9,11 +13,8 @@ import { z } from "zod";
  */
 
 const RELEASE = /^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$/;
-const NAME = /^[a-z][a-z0-9-]{0,40}$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 const QUEUE = /^[A-Za-z0-9_.-]+$/;
-// registry[:port]/path, lower case; no ":tag" in the last segment (the tag comes from the version).
-const REPOSITORY = /^([a-z0-9.-]+(:\d+)?\/)?[a-z0-9]+([._/-][a-z0-9]+)*$/;
 
 const release = (key: string) =>
   z.string().regex(RELEASE, `must be a release tag like 1.2.0 (set \`utilitarian:${key}\` to the version to run)`);
@@ -30,67 +31,63 @@ const int = (min: number, max: number) =>
       .min(min, `must be at least ${min}`).max(max, `must be at most ${max}`),
   );
 
-const port = int(1, 65535);
-
-const ipAddress = z.string().regex(
-  /^(\d{1,3}\.){3}\d{1,3}$|^\[?[0-9a-fA-F:]+\]?$/,
-  "must be an IP address to publish on, like 127.0.0.1 (local only) or 0.0.0.0 (all interfaces)",
-);
-
-const repository = z.string().regex(
-  REPOSITORY,
-  "must be an image repository without a tag, like quay.io/pwit/utilitarian (the tag comes from the version)",
-);
-
-/** Extra environment for a container: plain values; secrets go in the matching secret key. */
+/** Extra environment for a container: plain values, one line each; secrets go in the matching secret key. */
 const envMap = z.record(
   z.string().regex(ENV_NAME, "environment variable names must be UPPER_CASE letters, digits and _"),
-  z.union([z.string(), z.number(), z.boolean()], { error: "must be a text, number or boolean value" }).transform(String),
+  z.union([z.string(), z.number(), z.boolean()], { error: "must be a text, number or boolean value" }).transform(String)
+    .superRefine((value, ctx) => {
+      const problem = textProblem(value);
+      if (problem) ctx.addIssue({ code: "custom", message: problem, params: { example: "..." } });
+    }),
 );
 
-const dockerHost = z.string().regex(
-  /^(unix:\/\/\/.+|ssh:\/\/[^\s]+|tcp:\/\/[^\s]+)$/,
-  "must be unix:///path/to/docker.sock, ssh://user@host or tcp://host:port",
-);
+/** Plain env names that hold secrets by their look: those belong in an encrypted key. */
+export const SECRET_LIKE_ENV = /(^|_)(PASSWORD|PASSWD|PASS|SECRET|TOKEN|KEY|CREDENTIALS?)$/;
+/** Edge env the deployment sets itself (`components/environment.ts`): a user's value would be overwritten. */
+const EDGE_RESERVED_ENV: Record<"processor" | "poster" | "udpServer", Record<string, string>> = {
+  processor: { AMQP_CONNECTION_STRING: "set from the broker", UTILITARIAN_BASE_URL: "the API's container", UTILITARIAN_AUTH_TOKEN: "the secret `utilitarian:edgeAuthToken`" },
+  poster: { AMQP_CONNECTION_STRING: "set from the broker", UTILITARIAN_BASE_URL: "the API's container", UTILITARIAN_AUTH_TOKEN: "the secret `utilitarian:edgeAuthToken`" },
+  udpServer: { AMQP_CONNECTION_STRING: "set from the broker", UTILITARIAN_APPLICATION_CONTEXT: "`utilitarian:udpServer.applicationContext`" },
+};
 
 const databaseSchema = z.strictObject({
   /** `managed`: a PostgreSQL container on the private network; `external`: a server you run. */
   mode: z.enum(["managed", "external"], { error: "must be managed or external" }).default("managed"),
   /** Image of the managed PostgreSQL container. */
-  image: z.string().min(1).default("postgres:15"),
+  image: imageReference("postgres:15").default("postgres:15"),
   /** Database the application uses. */
   name: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier like utilitarian").default("utilitarian"),
   /** Least-privilege role the application logs in as; it owns only its database. */
   user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier like utilitarian").default("utilitarian"),
   /** Administrator used by the postgresql provider and for backups (CREATEDB for test restores). */
-  adminUser: z.string().min(1).default("postgres"),
+  adminUser: roleName("postgres").default("postgres"),
   /** Where the containers reach an external server. Required when mode is external. */
-  host: z.string().min(1).optional(),
+  host: hostOrAddress("db.example.com", { fromContainers: true }).optional(),
   /** Port of an external server as seen by the containers. */
-  port: port.default(5432),
+  port: port(5432).default(5432),
   /** Where this machine (the one running `pulumi up`) reaches the database. */
-  operatorHost: z.string().min(1).optional(),
+  operatorHost: hostOrAddress("127.0.0.1").optional(),
   /** Port this machine uses to reach the database; for a managed database, the port published on the Docker host's 127.0.0.1. */
-  operatorPort: port.optional(),
+  operatorPort: port(15432).optional(),
   /** sslmode for this machine's connections (provider, backups). */
-  sslmode: z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]).default("prefer"),
+  sslmode: z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"], { error: "must be one of disable, allow, prefer, require, verify-ca, verify-full" }).default("prefer"),
   /** false on managed services (RDS, Cloud SQL) where the admin is not a superuser. */
   superuser: bool.default(true),
 });
 
 const rabbitmqSchema = z.strictObject({
   mode: z.enum(["managed", "external"], { error: "must be managed or external" }).default("managed"),
-  image: z.string().min(1).default("rabbitmq:3-management"),
-  user: z.string().min(1).default("utilitarian"),
+  image: imageReference("rabbitmq:3-management").default("rabbitmq:3-management"),
+  user: text("utilitarian").default("utilitarian"),
 });
 
 const apiSchema = z.strictObject({
   /** Port published for the API on the Docker host. */
-  port: port.default(8000),
+  port: port(8000).default(8000),
   /** Address the API port is published on. */
-  publishAddress: ipAddress.default("127.0.0.1"),
+  publishAddress: publishAddress("127.0.0.1").default("127.0.0.1"),
   /** Django ALLOWED_HOSTS. */
-  allowedHosts: z.array(z.string().min(1)).min(1, "must list at least one host name").default(["localhost", "127.0.0.1"]),
+  allowedHosts: z.array(allowedHost).min(1, "must list at least one host name").default(["localhost", "127.0.0.1"]),
   /** Extra plain environment (UTILITARIAN_LOGLEVEL, DATA_RETENTION_DAYS, CORS_WHITELIST, ...). */
   env: envMap.default({}),
   /** How long the API may take to become healthy after a start, in seconds. */
@@ -99,7 +96,7 @@ const apiSchema = z.strictObject({
 
 const workerSchema = z.strictObject({
   /** Group name: becomes part of the container names. */
-  name: z.string().regex(NAME, "must be lower case letters, digits and - (no underscores: names become host names)"),
+  name: dnsName("default"),
   /** Celery queues this group consumes; empty means Celery's default queue. */
   queues: z.array(z.string().regex(QUEUE, "queue names may hold letters, digits, '.', '_' and '-'")).default([]),
   /** Celery --concurrency per container. */
@@ -123,9 +120,9 @@ const edgeSchema = (defaults: { enabled: boolean; dependsOnApi: boolean }) =>
 
 const udpServerSchema = edgeSchema({ enabled: true, dependsOnApi: false }).extend({
   /** UDP port published for DLMS push messages. */
-  port: port.default(4059),
-  publishAddress: ipAddress.default("0.0.0.0"),
-  applicationContext: z.string().min(1).default("default"),
+  port: port(4059).default(4059),
+  publishAddress: publishAddress("0.0.0.0").default("0.0.0.0"),
+  applicationContext: text("default").default("default"),
 });
 
 const backupSchema = z.strictObject({
@@ -134,6 +131,9 @@ const backupSchema = z.strictObject({
   /** How many verified dumps to keep. */
   keep: int(1, 1000).default(5),
   /** Restore each dump into a scratch database and compare row counts. */
+  testRestore: bool.default(true),
+  /** Free space required before dumping, in MiB; unset means estimated from the database size. */
+  minFreeMb: int(0, 10_000_000).optional(),
   /**
    * Stop the asynchronous writers (beat, workers, and the processor and poster when they follow
    * the API) before the backup, so every reading the backup lacks still waits in RabbitMQ and a
@@ -141,9 +141,6 @@ const backupSchema = z.strictObject({
    * equal to the backup's duration.
    */
   stopWriters: bool.default(true),
-  testRestore: bool.default(true),
-  /** Free space required before dumping, in MiB; unset means estimated from the database size. */
-  minFreeMb: int(0, 10_000_000).optional(),
 });
 
 const graceSchema = z.strictObject({
@@ -157,13 +154,13 @@ export const settingsSchema = z
   .strictObject({
     version: release("version"),
     /** Name prefix of containers, network and volumes; defaults to `utilitarian-<stack>`. */
-    prefix: z.string().regex(NAME, "must be lower case letters, digits and - (no underscores)").optional(),
+    prefix: dnsName("utilitarian-prod").optional(),
     dockerHost: dockerHost.optional(),
     images: z.strictObject({
-      api: repository.default("quay.io/pwit/utilitarian"),
-      processor: repository.default("quay.io/pwit/utilitarian-dlms-processor"),
-      poster: repository.default("quay.io/pwit/utilitarian-poster"),
-      udpServer: repository.default("quay.io/pwit/utilitarian-dlms-udp-server"),
+      api: imageRepository("quay.io/pwit/utilitarian", "utilitarian:version").default("quay.io/pwit/utilitarian"),
+      processor: imageRepository("quay.io/pwit/utilitarian-dlms-processor", "processor.version").default("quay.io/pwit/utilitarian-dlms-processor"),
+      poster: imageRepository("quay.io/pwit/utilitarian-poster", "poster.version").default("quay.io/pwit/utilitarian-poster"),
+      udpServer: imageRepository("quay.io/pwit/utilitarian-dlms-udp-server", "udpServer.version").default("quay.io/pwit/utilitarian-dlms-udp-server"),
     }).default({
       api: "quay.io/pwit/utilitarian",
       processor: "quay.io/pwit/utilitarian-dlms-processor",
@@ -171,8 +168,10 @@ export const settingsSchema = z
       udpServer: "quay.io/pwit/utilitarian-dlms-udp-server",
     }),
     registry: z.strictObject({
-      server: z.string().min(1).default("quay.io"),
-      username: z.string().min(1, "must name the pull account"),
+      server: registryServer.default("quay.io"),
+      username: z.string({ error: "must name the pull account" }).min(1, "must name the pull account").superRefine((value, ctx) => {
+        if (/[\s\u0000-\u001f\u007f]/.test(value)) ctx.addIssue({ code: "custom", message: "must be the pull account's name, without spaces or control characters", params: { example: "pwit+acme_pull" } });
+      }),
     }).optional(),
     database: databaseSchema.default(databaseSchema.parse({})),
     rabbitmq: rabbitmqSchema.default(rabbitmqSchema.parse({})),
@@ -185,7 +184,12 @@ export const settingsSchema = z
     backup: backupSchema.default(backupSchema.parse({})),
     stopGraceSeconds: graceSchema.default(graceSchema.parse({})),
     /** Rollback only: the verified backup to restore while going back to an older version. */
-    restoreFrom: z.string().min(1).optional(),
+    restoreFrom: z.string().superRefine((value, ctx) => {
+      // Whether it names a verified backup is checked against backup.dir by config/backups.ts.
+      const problem = value === "latest" ? undefined : pathProblem(value) ?? (value.endsWith(".dump") ? undefined
+        : `must be latest or the path of a verified backup, a utilitarian-<time>-<from>-to-<to>.dump file in backup.dir; got ${shown(value)}`);
+      if (problem) ctx.addIssue({ code: "custom", message: problem, params: { example: "latest" } });
+    }).optional(),
   })
   .superRefine((s, ctx) => {
     if (s.database.mode === "external" && !s.database.host) {
@@ -205,7 +209,53 @@ export const settingsSchema = z
       // Different protocols, but one number for two services is almost always a typo.
       ctx.addIssue({ code: "custom", path: ["udpServer", "port"], message: `equals api.port (${s.api.port}); choose another port` });
     }
+    crossFieldProblems(s, ctx);
   });
+
+/** Rules between settings, and for keys whose own block is kept free of them (backup). */
+function crossFieldProblems(s: Settings, ctx: z.RefinementCtx): void {
+  // backup.dir and restoreFrom are paths on this machine, passed to the scripts as given.
+  const dirProblem = pathProblem(s.backup.dir);
+  if (dirProblem) ctx.addIssue({ code: "custom", path: ["backup", "dir"], message: dirProblem, params: { example: "./backups" } });
+
+  // The managed database is published on the Docker host's 127.0.0.1: the API must not take its port there.
+  const dbPort = s.database.operatorPort ?? 15432;
+  if (s.database.mode === "managed" && dbPort === s.api.port && ["127.0.0.1", "0.0.0.0"].includes(s.api.publishAddress)) {
+    ctx.addIssue({
+      code: "custom", path: ["database", "operatorPort"], params: { example: "15432" },
+      message: `is ${dbPort}, which api.port also publishes on ${s.api.publishAddress}; the managed database is published on the Docker host's 127.0.0.1:${dbPort}, so the two would collide: choose another port for one of them`,
+    });
+  }
+
+  if (s.registry && REGISTRY_HOST.test(s.registry.server)) {
+    // The Docker provider hands the credentials only to pulls from this registry.
+    const images = [s.images.api, s.images.processor, s.images.poster, s.images.udpServer,
+      ...(s.database.mode === "managed" ? [s.database.image] : []), ...(s.rabbitmq.mode === "managed" ? [s.rabbitmq.image] : [])];
+    const registries = [...new Set(images.map(registryOf))];
+    if (!registries.includes(normalizeRegistry(s.registry.server))) {
+      ctx.addIssue({
+        code: "custom", path: ["registry", "server"], params: { example: registries[0] },
+        message: `is ${shown(s.registry.server)}, but no image is pulled from it (the images come from ${registries.join(", ")}); set it to the registry of the private images`,
+      });
+    }
+  }
+
+  for (const name of Object.keys(s.api.env)) {
+    if (SECRET_LIKE_ENV.test(name) && name !== "SECRET_KEY") {
+      ctx.addIssue({
+        code: "custom", path: ["api", "env", name],
+        message: `looks like a secret, and plain config is stored unencrypted; move it: \`pulumi config rm --path utilitarian:api.env.${name}\`, then \`pulumi config set --secret --path 'utilitarian:apiSecretEnv.${name}' ...\``,
+      });
+    }
+  }
+  for (const role of ["processor", "poster", "udpServer"] as const) {
+    for (const [name, source] of Object.entries(EDGE_RESERVED_ENV[role])) {
+      if (name in s[role].env) {
+        ctx.addIssue({ code: "custom", path: [role, "env", name], message: `is set by the deployment itself (from ${source}); remove it with \`pulumi config rm --path utilitarian:${role}.env.${name}\`` });
+      }
+    }
+  }
+}
 
 export type Settings = z.infer<typeof settingsSchema>;
 export type WorkerGroup = Settings["workers"][number];

@@ -1,4 +1,5 @@
 import { loadConfig, type LoadedConfig } from "../../../config/load";
+import { BACKUPS } from "./backups";
 
 /** Secret values used by the tests; every test that looks for leaks searches for these. */
 export const SECRET_VALUES = {
@@ -25,7 +26,13 @@ export function rawConfig(values: Record<string, unknown>, secrets: Record<strin
 export const secretKeysOf = (secrets: Record<string, string> = SECRET_VALUES) =>
   new Set(Object.keys(secrets).map((k) => `utilitarian:${k}`));
 
-/** Validated settings and secrets for a config with the given plain values. */
+/**
+ * Validated settings and secrets for a config with the given plain values. A `restoreFrom`
+ * without a backup.dir gets the shared fixture directory, which holds verified backups taken
+ * while 1.0.0, 1.1.0 and 1.2.0 ran: the loader refuses a restore it cannot find.
+ */
 export function loaded(values: Record<string, unknown> = {}, secrets: Record<string, string> = SECRET_VALUES): LoadedConfig {
-  return loadConfig(rawConfig({ ...EDGE_VERSIONS, version: "1.0.0", ...values }, secrets), secretKeysOf(secrets));
+  const backup = values.backup as { dir?: string } | undefined;
+  const withBackups = values.restoreFrom !== undefined && backup?.dir === undefined ? { ...values, backup: { ...backup, dir: BACKUPS.dir } } : values;
+  return loadConfig(rawConfig({ ...EDGE_VERSIONS, version: "1.0.0", ...withBackups }, secrets), secretKeysOf(secrets));
 }
