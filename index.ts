@@ -21,3 +21,6 @@ export const version = deployment.version;
 export const apiUrl = deployment.apiUrl;
 export const lastBackup = deployment.lastBackup;
 export const containers = deployment.containers;
+/** The maintenance this version's `pulumi up` carries out, stage by stage: `pulumi preview` shows it. */
+export const maintenancePlan = deployment.maintenance.stages.map((s, i) =>
+  `${i + 1}. ${s.title}${s.runbook.length > 0 ? ` [runbook ${s.runbook.join(", ")}]` : ""}: ${s.actions.join("; ")}`);

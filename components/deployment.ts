@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as command from "@pulumi/command";
 import type { Settings } from "../config/schema";
 import { PlanBuilder } from "./build";
+import { maintenanceStages, type Maintenance } from "./maintenance";
 import { apiUrlFor, planDeployment, servicesOf, type DeploymentPlan } from "./plan";
 import type { SchemaGuard } from "./schemaGuard";
 import { secretInputs, type DeploymentSecrets } from "./secrets";
@@ -36,6 +37,8 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
   public readonly containers: pulumi.Output<Record<string, string>>;
   /** The plan this deployment was built from. */
   public readonly plan: DeploymentPlan;
+  /** What an upgrade to this plan's version does, stage by stage (what `npm run plan` prints). */
+  public readonly maintenance: Maintenance;
 
   constructor(name: string, args: UtilitarianDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("utilitarian:index:UtilitarianDeployment", name, {}, opts);
@@ -43,6 +46,12 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
     this.plan = planDeployment(settings);
     const builder = new PlanBuilder({ parent: this, name, prefix: args.prefix ?? name, settings, secrets: secretInputs(args.secrets), plan: this.plan });
     const built = builder.buildAll();
+    this.maintenance = maintenanceStages(this.plan, {
+      from: "the running version",
+      containerName: (key) => builder.containerName(key),
+      backup: { dir: settings.backup.dir, stopWriters: settings.backup.stopWriters },
+      restoreFrom: settings.restoreFrom,
+    });
 
     const backup = built.get("backup") as command.local.Command;
     this.version = (built.get("schema-guard") as SchemaGuard).version;
