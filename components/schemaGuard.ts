@@ -75,10 +75,13 @@ export function checkVersionChange(olds: Partial<SchemaGuardInputs> | undefined,
   return [];
 }
 
-function guardProvider(check: typeof checkVersionChange): pulumi.dynamic.ResourceProvider {
+// The parameter must not share a name with a method: the closure serialiser takes `check` inside
+// the method `check` for the method itself and leaves the parameter out, so the provider loaded
+// by the dynamic provider host threw `ReferenceError: check is not defined`.
+function guardProvider(rule: typeof checkVersionChange): pulumi.dynamic.ResourceProvider {
   return {
     async check(olds, news) {
-      const failures = check(olds && Object.keys(olds).length > 0 ? olds : undefined, news as SchemaGuardInputs);
+      const failures = rule(olds && Object.keys(olds).length > 0 ? olds : undefined, news as SchemaGuardInputs);
       return { inputs: news, failures };
     },
     async diff(_id, olds, news) {
