@@ -1,143 +1,111 @@
 /**
- * A model of how the Pulumi engine turns "last run's registrations" and "this run's
- * registrations" into steps, following ../shared/notes/pulumi.md:
- * - resources are stepped in registration order (a resource registers only after what it waits for);
- * - docker.Container is always delete-before-replace: before the new one is created, the engine
- *   deletes, in reverse dependency order, every dependent from the last snapshot whose input
- *   property depends on a resource being replaced and is one that forces a replacement, unless
- *   that dependent already registered in this run; then it deletes the old resource;
- * - other replacements are create-before-delete: the old one goes at the very end;
- * - `dependsOn` alone never causes a dependent's deletion.
- * It is the ordering half of the rehearsal (test/real) and of the unit tests on upgrade plans.
- * It is not the engine: the README says so.
+ * A model of how the Pulumi engine (v3.250.0, pulumi/pulumi `pkg/resource/deploy/`) turns last run's
+ * state and this run's registrations into steps, and carries them out. Each rule names the engine
+ * function it follows; provider answers come from provider-facts.ts.
+ *
+ * - A resource registers when everything it waits for has finished: its `dependencies` (dependsOn and
+ *   property dependencies, as the SDK sent them), its parent and its provider. Among ready work the
+ *   order is a `Schedule`: nothing but a dependency orders two resources (deployment_executor.go
+ *   handleSingleEvent hands each registration's steps to the step executor as one chain; chains run in
+ *   parallel). The model runs one step at a time; a schedule picks which chain moves next.
+ * - Step generation (step_generator.go generateStepsFromDiff, continueStepsFromDiff): create, same,
+ *   update, or replace; delete-before-replace when the provider asks for it or the
+ *   `deleteBeforeReplace` option says so (the option wins either way); for delete-before-replace the
+ *   dependents that must go first (calculateDependentReplacements, findResourcesReplacedWith) are
+ *   deleted in reverse dependency order, then the old resource (unless already deleted), then the new
+ *   one is created. Deleted dependents stay in the state as `pendingReplacement` and are re-created
+ *   when they register (generateStepsFromDiff "Case 1: recreating").
+ * - Create-before-delete olds and resources no longer declared are deleted after the program finished,
+ *   in reverse dependency order (GenerateDeletes, ScheduleDeletes), and only if no step failed: a failed
+ *   step cancels the run (step_executor.go cancelDueToError), and Execute returns before performPostSteps.
+ * - A failed step stops the run; the state keeps what finished. A create that failed part way is kept
+ *   with its initialisation errors (step.go CreateStep.Apply; engine update.go OnResourceStepPost).
+ *
+ * It is not the engine: aliases, targets, imports, refresh programs, deletedWith, ignoreChanges,
+ * views, hooks and previews are not modelled (see test/unit/lifecycle.test.ts for the ported tests).
  */
+import { Deployment, pendingDeleteKey, recordInSnapshot } from "./engine-deployment";
+import { PartialCreate, type Declared, type RunOptions, type RunResult, type Schedule, type StateEntry, type Step } from "./engine-types";
 
-export interface Declared {
-  type: string;
-  name: string;
-  inputs: Record<string, any>;
-  propertyDependencies: Record<string, string[]>;
-  dependencies: string[];
-  replaceOnChanges: string[];
-  seq: number;
-}
-
-export type StepOp = "create" | "update" | "replace" | "delete" | "delete-replaced" | "same";
-
-export interface Step {
-  op: StepOp;
-  name: string;
-  type: string;
-  /** For replace/update: the input properties that differ. */
-  changed?: string[];
-  /** For a dependent deleted ahead of a replacement: whose replacement. */
-  because?: string;
-}
-
-const CONTAINER = "docker:index/container:Container";
-const FORCE_NEW: Record<string, string[] | "all"> = {
-  [CONTAINER]: ["image", "envs", "command", "entrypoints", "labels", "name", "networksAdvanced", "volumes", "mounts", "ports",
-    "hostname", "user", "workingDir", "stopSignal", "stopTimeout", "logDriver", "logOpts", "networkMode", "privileged", "readOnly"],
-  "docker:index/remoteImage:RemoteImage": ["name", "pullTriggers", "platform"],
-  "command:local:Command": ["triggers"],
-  "docker:index/network:Network": "all",
-  "docker:index/volume:Volume": "all",
-  "postgresql:index/database:Database": ["name", "template", "encoding", "lcCollate", "lcCtype"],
-};
-const DELETE_BEFORE_REPLACE = new Set([CONTAINER]);
-
-/** The key Pulumi marks a secret value with when it serialises inputs. */
-export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-
-/** Inputs with Pulumi's secret wrappers removed, for comparison and for carrying them out. */
-export function plain(value: any): any {
-  if (Array.isArray(value)) return value.map(plain);
-  if (value && typeof value === "object") {
-    if (SECRET_SIG in value) return plain(value.value);
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
-  }
-  return value;
-}
-
-function forcesReplacement(r: Declared, property: string): boolean {
-  const rule = FORCE_NEW[r.type];
-  return rule === "all" || (rule !== undefined && rule.includes(property)) || r.replaceOnChanges.includes(property);
-}
-
-function changedProperties(before: Declared, after: Declared): string[] {
-  const a = plain(before.inputs);
-  const b = plain(after.inputs);
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].filter((k) => k !== "__provider" && JSON.stringify(a[k]) !== JSON.stringify(b[k])).sort();
-}
-
-export function planSteps(previous: Declared[], next: Declared[]): Step[] {
-  const steps: Step[] = [];
-  const snapshot = new Map(previous.map((r) => [r.name, r]));
-  const registered = new Set<string>();
-  const deferredDeletes: Step[] = [];
-
-  for (const r of [...next].sort((x, y) => x.seq - y.seq)) {
-    const old = snapshot.get(r.name);
-    registered.add(r.name);
-    if (!old) {
-      steps.push({ op: "create", name: r.name, type: r.type });
-      continue;
-    }
-    const changed = changedProperties(old, r);
-    if (changed.length === 0) {
-      steps.push({ op: "same", name: r.name, type: r.type });
-      continue;
-    }
-    if (!changed.some((p) => forcesReplacement(r, p))) {
-      steps.push({ op: "update", name: r.name, type: r.type, changed });
-      snapshot.set(r.name, r);
-      continue;
-    }
-    if (DELETE_BEFORE_REPLACE.has(r.type)) {
-      for (const dependent of dependentsToReplace(r.name, snapshot, registered)) {
-        steps.push({ op: "delete", name: dependent.name, type: dependent.type, because: r.name });
-        snapshot.delete(dependent.name);
-      }
-      steps.push({ op: "delete-replaced", name: r.name, type: r.type });
-      steps.push({ op: "replace", name: r.name, type: r.type, changed });
-    } else {
-      steps.push({ op: "replace", name: r.name, type: r.type, changed });
-      deferredDeletes.push({ op: "delete-replaced", name: r.name, type: r.type });
-    }
-    snapshot.set(r.name, r);
-  }
-  const gone = previous.filter((r) => !next.some((n) => n.name === r.name) && snapshot.has(r.name));
-  for (const r of gone.sort((x, y) => y.seq - x.seq)) steps.push({ op: "delete", name: r.name, type: r.type });
-  return [...steps, ...deferredDeletes];
-}
-
-/** The state after `step` finished: what the engine writes to its snapshot. */
-export function applyStep(state: Map<string, Declared>, step: Step, next: Declared[]): void {
-  const declared = next.find((r) => r.name === step.name);
-  if (step.op === "delete" || (step.op === "delete-replaced" && DELETE_BEFORE_REPLACE.has(step.type))) state.delete(step.name);
-  else if (declared && step.op !== "delete-replaced") state.set(step.name, declared);
-}
-
-/** The transitive dependents the engine deletes before replacing `name`, in deletion order. */
-function dependentsToReplace(name: string, snapshot: Map<string, Declared>, registered: Set<string>): Declared[] {
-  const replacing = new Set([name]);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const d of snapshot.values()) {
-      if (replacing.has(d.name) || registered.has(d.name)) continue;
-      const edge = Object.entries(d.propertyDependencies).some(([prop, deps]) => deps.some((x) => replacing.has(x)) && forcesReplacement(d, prop));
-      if (edge) {
-        replacing.add(d.name);
-        grew = true;
-      }
-    }
-  }
-  replacing.delete(name);
-  // Reverse dependency order: the latest registered goes first.
-  return [...replacing].map((n) => snapshot.get(n)!).sort((a, b) => b.seq - a.seq);
-}
+export { CONTAINER } from "./provider-facts";
+export * from "./engine-types";
 
 /** Steps that do something (everything but "same"). */
 export const actions = (steps: Step[]) => steps.filter((s) => s.op !== "same");
+
+/** Whether the engine calls the provider for this step (executors are called for these only). */
+export function callsProvider(step: Step): boolean {
+  const entry = step.new ?? step.old;
+  if (step.op === "same" || step.op === "remove-pending-replace" || entry?.custom === false) return false;
+  // step.go DeleteStep.Apply: a protected resource is refused before the provider; retainOnDelete skips it.
+  if ((step.op === "delete" || step.op === "delete-replaced") && step.old?.retainOnDelete) return false;
+  if (step.op === "delete" && step.old?.protect) return false;
+  return true;
+}
+
+/** Carries out a whole `pulumi up`: steps in a schedule the graph allows, stopping at the first failure. */
+export async function runUp(state: Map<string, StateEntry>, next: Declared[], options: RunOptions = {}): Promise<RunResult> {
+  const run = new Deployment(refreshed(state, options.refresh), next, options);
+  const execute = options.execute ?? modelExecutor;
+  for (let step = run.next(); step; step = run.next()) {
+    let error: Error | undefined;
+    try {
+      if (callsProvider(step)) await execute(step);
+      else run.refuseProtectedDelete(step);
+    } catch (e) {
+      error = e instanceof Error ? e : new Error(String(e));
+    }
+    run.complete(step, error);
+  }
+  return run.result();
+}
+
+/**
+ * The steps of a run in which every provider call succeeds (a fixed-name conflict is only flagged);
+ * the engine's own refusals (protection) still stop it.
+ */
+export function planSteps(previous: Declared[] | Map<string, StateEntry>, next: Declared[], schedule?: Schedule): Step[] {
+  const run = new Deployment(previous instanceof Map ? previous : stateOf(previous), next, { schedule });
+  for (let step = run.next(); step; step = run.next()) {
+    let error: Error | undefined;
+    try {
+      if (!callsProvider(step)) run.refuseProtectedDelete(step);
+    } catch (e) {
+      error = e as Error;
+    }
+    run.complete(step, error);
+  }
+  return run.result().steps;
+}
+
+/** The state after `step` finished: what the engine writes to its snapshot (for step-by-step callers). */
+export function applyStep(state: Map<string, StateEntry>, step: Step, next: Declared[], partial?: PartialCreate): void {
+  const declared = step.new ?? next.find((r) => r.name === step.name);
+  // The step's entries belong to the run that planned it: act on the caller's own entries.
+  const old = step.old?.delete
+    ? [...state.values()].find((e) => e.name === step.name && e.delete)
+    : state.get(step.name);
+  recordInSnapshot(state, { ...step, new: declared, old }, partial);
+}
+
+/** Last run's registrations as a state (old copies marked `delete` get their own keys). */
+export function stateOf(entries: readonly StateEntry[]): Map<string, StateEntry> {
+  const state = new Map<string, StateEntry>();
+  for (const e of entries) state.set(e.delete ? pendingDeleteKey(state, e.name) : e.name, { ...e });
+  return state;
+}
+
+/** What the engine and Docker do when no executor is given: everything succeeds but a name conflict. */
+async function modelExecutor(step: Step): Promise<void> {
+  if (step.fixedNameConflict) throw new Error(step.fixedNameConflict);
+}
+
+function refreshed(state: Map<string, StateEntry>, refresh: RunOptions["refresh"]): Map<string, StateEntry> {
+  if (!refresh) return state;
+  const out = new Map<string, StateEntry>();
+  for (const [key, e] of state) {
+    const read = e.custom === false || e.delete || e.pendingReplacement || e.type.startsWith("pulumi:providers:") ? e : refresh(e);
+    if (read) out.set(key, read);
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { actions, applyStep, planSteps, type Step } from "../support/engine";
+import { actions, planSteps, runUp, stateOf, type Step } from "../support/engine";
 import { deploy } from "./support/program";
 
 const entries = (steps: Step[]) => steps.map((s) => `${s.op} ${s.name}`);
@@ -8,7 +8,7 @@ const at = (steps: Step[], entry: string) => {
   if (i < 0) throw new Error(`no step '${entry}' in:\n${entries(steps).join("\n")}`);
   return i;
 };
-/** Where `name` ran: created anew (after its deletion as a dependant) or replaced. */
+/** Where `name`'s new physical resource was made: created, replaced, or re-created after its deletion as a dependant. */
 const ran = (steps: Step[], name: string) => {
   const i = steps.findIndex((s) => s.name === name && (s.op === "create" || s.op === "replace"));
   if (i < 0) throw new Error(`${name} did not run in:\n${entries(steps).join("\n")}`);
@@ -31,8 +31,8 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     const firstStop = Math.min(...steps.map((s, i) => (s.op.startsWith("delete") && s.type.endsWith("Container") ? i : Infinity)));
     expect(at(steps, "replace u-backup")).toBeLessThan(firstStop);
     // (2) followers stopped, (3) the API last
-    for (const f of FOLLOWERS) expect(at(steps, `delete ${f}`)).toBeLessThan(at(steps, "delete-replaced u-api"));
-    expect(steps.filter((s) => s.op === "delete" && s.because === "u-api" && s.type.endsWith("Container")).map((s) => s.name).sort())
+    for (const f of FOLLOWERS) expect(at(steps, `delete-replaced ${f}`)).toBeLessThan(at(steps, "delete-replaced u-api"));
+    expect(steps.filter((s) => s.op === "delete-replaced" && s.because === "u-api" && s.type.endsWith("Container")).map((s) => s.name).sort())
       .toEqual([...FOLLOWERS].sort());
     // (4) only the new API, (5) migrate, (6) collectstatic + compress
     expect(at(steps, "delete-replaced u-api")).toBeLessThan(at(steps, "replace u-api"));
@@ -40,8 +40,8 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     expect(at(steps, "replace u-migrate")).toBeLessThan(ran(steps, "u-static"));
     // (7) the rest on the new version, (8) verify
     for (const f of FOLLOWERS) {
-      expect(at(steps, `create ${f}`)).toBeGreaterThan(ran(steps, "u-static"));
-      expect(at(steps, `create ${f}`)).toBeLessThan(at(steps, "create u-verify"));
+      expect(at(steps, `replace ${f}`)).toBeGreaterThan(ran(steps, "u-static"));
+      expect(at(steps, `replace ${f}`)).toBeLessThan(at(steps, "replace u-verify"));
     }
   });
 
@@ -70,12 +70,13 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     // command: nothing runs) and runs it again after the new container started.
     expect(entries(steps)).toEqual([
       "replace u-image-processor",
-      "delete u-verify",
+      "delete-replaced u-verify",
       "delete-replaced u-processor",
       "replace u-processor",
-      "create u-verify",
+      "replace u-verify",
       "delete-replaced u-image-processor",
     ]);
+    expect(steps.find((s) => s.name === "u-verify")!.because).toBe("u-processor");
   });
 
   test("the UDP server's own upgrade touches nothing else", async () => {
@@ -89,14 +90,19 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
       { version: "1.1.0", workers: [{ name: "default", count: 2 }] },
       { version: "1.1.0", workers: [{ name: "default", count: 2, concurrency: 8 }] },
     ));
-    expect(entries(steps)).toEqual([
-      "delete u-verify",
+    // Both workers register at once and their chains run side by side; verify (its triggers hold the
+    // workers' IDs) is deleted in the chain of the worker that registered first and runs again last.
+    expect(entries(steps).sort()).toEqual([
+      "delete-replaced u-verify",
       "delete-replaced u-worker-default-1",
-      "replace u-worker-default-1",
       "delete-replaced u-worker-default-2",
+      "replace u-verify",
+      "replace u-worker-default-1",
       "replace u-worker-default-2",
-      "create u-verify",
     ]);
+    for (const w of ["u-worker-default-1", "u-worker-default-2"]) expect(at(steps, `delete-replaced ${w}`)).toBeLessThan(at(steps, `replace ${w}`));
+    expect(at(steps, "delete-replaced u-verify")).toBeLessThan(at(steps, "delete-replaced u-worker-default-1"));
+    expect(at(steps, "replace u-verify")).toBe(steps.length - 1);
   });
 
   test("only API settings changed: the API and its followers are replaced and get static files again; no backup, no migration", async () => {
@@ -105,23 +111,43 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     for (const n of ["u-api", "u-static", "u-verify", ...FOLLOWERS]) expect(names.has(n), n).toBe(true);
     for (const n of ["u-backup", "u-migrate", "u-udp-server", "u-postgres", "u-image-app"]) expect(names.has(n), n).toBe(false);
     expect(at(steps, "replace u-api")).toBeLessThan(ran(steps, "u-static"));
-    for (const f of FOLLOWERS) expect(at(steps, `create ${f}`)).toBeGreaterThan(ran(steps, "u-static"));
+    for (const f of FOLLOWERS) expect(at(steps, `replace ${f}`)).toBeGreaterThan(ran(steps, "u-static"));
   });
 
-  test("a resumed run after a failed migration runs only what is left (no second backup)", async () => {
+  test("a health-check-only change replaces the API delete-before-create; without the option its create would hit the fixed name", async () => {
+    const old = await deploy({ version: "1.1.0" });
+    const next = await deploy({ version: "1.1.0", api: { healthTimeoutSeconds: 300 } });
+    const api = (steps: Step[]) => steps.find((s) => s.name === "u-api" && s.op === "replace")!;
+    const declared = planSteps(old.mocks.registrations, next.mocks.registrations);
+    expect(api(declared).replaceKeys).toEqual(["healthcheck"]);
+    expect(api(declared).deleteBeforeReplace).toBe(true);
+    expect(at(declared, "delete-replaced u-api")).toBeLessThan(at(declared, "replace u-api"));
+    // The bridged provider asks for delete-before-replace only for its own replace keys (not replaceOnChanges).
+    const withoutOption = (rs: typeof next.mocks.registrations) => rs.map((r) => ({ ...r, deleteBeforeReplace: undefined }));
+    const bare = planSteps(withoutOption(old.mocks.registrations), withoutOption(next.mocks.registrations));
+    expect(api(bare).deleteBeforeReplace).toBe(false);
+    expect(api(bare).fixedNameConflict).toContain("create-before-delete of a fixed-name container");
+  });
+
+  test("a resumed run after a failed migration runs only what is left (no second backup, no second stop)", async () => {
     const old = await deploy({ version: "1.0.0" });
     const next = await deploy({ version: "1.2.0" });
     // Carry the upgrade out in the model until migrate fails: what finished is in the state.
-    const upgrade = planSteps(old.mocks.registrations, next.mocks.registrations);
-    const state = new Map(old.mocks.registrations.map((r) => [r.name, r]));
-    for (const step of upgrade.slice(0, at(upgrade, "replace u-migrate"))) applyStep(state, step, next.mocks.registrations);
-    expect(state.has("u-beat")).toBe(false);
-    expect(state.get("u-api")).toBe(next.mocks.get("u-api"));
+    const failing = await runUp(stateOf(old.mocks.registrations), next.mocks.registrations, {
+      execute: async (step) => { if (step.name === "u-migrate") throw new Error("migration 0004 failed"); },
+    });
+    expect(failing.failed?.step.name).toBe("u-migrate");
+    // The followers were deleted ahead of the API: they stay in the state, pending their replacement.
+    for (const f of FOLLOWERS) expect(failing.state.get(f)?.pendingReplacement, f).toBe(true);
+    expect(failing.state.get("u-api")?.inputs).toEqual(next.mocks.get("u-api").inputs);
 
-    const steps = actions(planSteps([...state.values()], next.mocks.registrations));
-    expect(steps.some((s) => s.name === "u-backup" || s.name === "u-api")).toBe(false);
+    const steps = actions(planSteps(failing.state, next.mocks.registrations));
+    expect(steps.some((s) => ["u-backup", "u-api"].includes(s.name) && s.op !== "delete-replaced")).toBe(false);
+    // Only the old backup copy the failed run left for deletion goes (a Command without a delete: nothing runs).
+    expect(steps.filter((s) => s.name === "u-backup").map((s) => `${s.op} ${s.old?.delete}`)).toEqual(["delete-replaced true"]);
+    expect(steps.some((s) => s.op.startsWith("delete") && s.type.endsWith("Container"))).toBe(false);
     expect(at(steps, "replace u-migrate")).toBeLessThan(ran(steps, "u-static"));
-    for (const f of FOLLOWERS) expect(at(steps, `create ${f}`)).toBeGreaterThan(ran(steps, "u-static"));
+    for (const f of FOLLOWERS) expect(at(steps, `replace ${f}`)).toBeGreaterThan(ran(steps, "u-static"));
   });
 });
 

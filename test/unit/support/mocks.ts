@@ -17,16 +17,20 @@ export interface Registration {
   protect: boolean;
   retainOnDelete: boolean;
   replaceOnChanges: string[];
+  /** Name of the parent resource (none for children of the stack). */
+  parent?: string;
+  /** False for component resources. */
+  custom: boolean;
+  /** The `deleteBeforeReplace` option; undefined when the program did not set it. */
+  deleteBeforeReplace?: boolean;
+  /** Names of the resources in the `replaceWith` option. */
+  replaceWith: string[];
+  /** The `replacementTrigger` option's value, as sent. */
+  replacementTrigger?: unknown;
 }
 
 /** What the real register request carried besides the inputs; the Mocks API does not pass it on. */
-interface RequestDetails {
-  propertyDependencies: Record<string, string[]>;
-  dependencies: string[];
-  protect: boolean;
-  retainOnDelete: boolean;
-  replaceOnChanges: string[];
-}
+type RequestDetails = Omit<Registration, "type" | "name" | "inputs" | "provider" | "seq">;
 const requestDetails = new Map<string, RequestDetails>();
 const nameOfUrn = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
 
@@ -39,12 +43,19 @@ if (!monitorPrototype.__recording) {
     req.getPropertydependenciesMap().forEach((deps: any, prop: string) => {
       propertyDependencies[prop] = deps.getUrnsList().map(nameOfUrn);
     });
+    const parent: string = req.getParent();
     requestDetails.set(req.getName(), {
       propertyDependencies,
       dependencies: req.getDependenciesList().map(nameOfUrn),
       protect: Boolean(req.getProtect()),
       retainOnDelete: Boolean(req.getRetainondelete()),
       replaceOnChanges: req.getReplaceonchangesList(),
+      // The stack itself is not registered through the mocks: its children have no parent here.
+      parent: parent && !parent.includes("::pulumi:pulumi:Stack::") ? nameOfUrn(parent) : undefined,
+      custom: req.getCustom(),
+      deleteBeforeReplace: req.getDeletebeforereplacedefined() ? req.getDeletebeforereplace() : undefined,
+      replaceWith: req.getReplaceWithList().map(nameOfUrn),
+      replacementTrigger: req.getReplacementTrigger()?.toJavaScript(),
     });
     return register.call(this, req, callback);
   };
@@ -58,17 +69,24 @@ if (!monitorPrototype.__recording) {
  */
 export class RecordingMocks implements pulumi.runtime.Mocks {
   readonly registrations: Registration[] = [];
+  /**
+   * Mixed into container IDs, which are otherwise derived from the inputs. Docker gives every created
+   * container a new ID: a run that re-creates containers with the same inputs as an earlier one (a
+   * rollback) sets a salt so that what takes a container's ID (triggers) sees a new one.
+   */
+  idSalt = "";
   private readonly gates = new Map<string, Promise<void>>();
   private readonly waiters: { name: string; resolve: () => void }[] = [];
 
   newResource(args: pulumi.runtime.MockResourceArgs): Promise<pulumi.runtime.MockResourceResult> {
-    const details = requestDetails.get(args.name) ?? { propertyDependencies: {}, dependencies: [], protect: false, retainOnDelete: false, replaceOnChanges: [] };
+    const details: RequestDetails = requestDetails.get(args.name) ??
+      { propertyDependencies: {}, dependencies: [], protect: false, retainOnDelete: false, replaceOnChanges: [], custom: true, replaceWith: [] };
     const registration: Registration = { type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, seq: this.registrations.length, ...details };
     this.registrations.push(registration);
     for (const w of this.waiters.filter((w) => w.name === args.name)) w.resolve();
     const gate = this.gates.get(args.name) ?? Promise.resolve();
     // A container's ID changes when it is re-created with other inputs, as Docker's would.
-    const id = args.type === "docker:index/container:Container" ? `${args.name}-${digest(JSON.stringify(args.inputs)).slice(0, 12)}` : `${args.name}-id`;
+    const id = args.type === "docker:index/container:Container" ? `${args.name}-${digest(JSON.stringify(args.inputs) + this.idSalt).slice(0, 12)}` : `${args.name}-id`;
     return gate.then(() => ({ id, state: { ...args.inputs, ...computedOutputs(args) } }));
   }
 
