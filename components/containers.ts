@@ -51,6 +51,10 @@ export function serviceContainer(resourceName: string, spec: ContainerSpec, opts
     ...opts,
     // The provider records a changed health check without applying it; replace instead.
     replaceOnChanges: spec.healthcheck ? ["healthcheck"] : undefined,
+    // A fixed name cannot exist twice. The bridged provider asks for delete-before-replace only
+    // when it reports a ForceNew change itself; a replacement that only `replaceOnChanges` asks
+    // for would otherwise be create-before-delete, and `docker create` would hit the old name.
+    deleteBeforeReplace: true,
   });
 }
 

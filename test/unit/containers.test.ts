@@ -1,5 +1,8 @@
+import { spawnSync } from "child_process";
+import * as path from "path";
 import { describe, expect, test } from "vitest";
 import { plain } from "../support/engine";
+import { SECRET_VALUES } from "./support/fixtures";
 import { deploy } from "./support/program";
 
 
@@ -16,7 +19,47 @@ describe("what the component declares", () => {
     expect(verify.propertyDependencies.triggers.sort()).toEqual(["u-api", "u-beat", "u-poster", "u-processor", "u-udp-server", "u-worker-default-1"]);
     // A changed setting alone does not repeat a step: the update only records it.
     expect(mocks.get("u-migrate").inputs.update).toMatch(/^echo /);
-    expect(mocks.get("u-backup").inputs.create).toMatch(/^bash '.*\/scripts\/backup\.sh'$/);
+    // Relative to the project directory, where the command provider runs it: the same in every clone.
+    expect(mocks.get("u-migrate").inputs.create).toBe("bash 'scripts/migrate.sh'");
+    // The backup runs with the asynchronous writers stopped (backup.stopWriters, on by default).
+    expect(mocks.get("u-backup").inputs.create).toBe("bash 'scripts/writers-stopped.sh' 'scripts/backup.sh'");
+    expect(plain(mocks.get("u-backup").inputs.environment).STOP_WRITERS).toBe("u-beat u-worker-default-1 u-processor u-poster");
+  });
+
+  test("an update of a step prints the last real run's stdout again, as the command provider hands it over, so outputs like lastBackup survive", async () => {
+    const { mocks } = await deploy();
+    const update = mocks.get("u-backup").inputs.update as string;
+    expect(mocks.get("u-backup").inputs.addPreviousOutputInEnv).toBe(true);
+    const previous = "BACKUP_FILE=/srv/backups/utilitarian-20261124T000000Z-1.0.0-to-1.1.0.dump\nBACKUP_BYTES=1234";
+    // The provider runs `interpreter + [text]` with PULUMI_COMMAND_STDOUT set to the recorded stdout
+    // (pulumi-command provider/pkg/provider/local: it is set only when non-empty).
+    const run = (env: Record<string, string>) => spawnSync("/bin/bash", ["-c", update], { env: { PATH: process.env.PATH, ...env }, encoding: "utf8" });
+    const withPrevious = run({ PULUMI_COMMAND_STDOUT: previous });
+    expect(withPrevious.status).toBe(0);
+    expect(withPrevious.stdout).toBe(`${previous}\n`);
+    expect(withPrevious.stderr).toMatch(/backup\.sh: already done for these triggers/);
+    const withoutPrevious = run({});
+    expect(withoutPrevious.status).toBe(0);
+    expect(withoutPrevious.stdout).toBe("");
+  });
+
+  test("no input carries a path of this checkout: another clone or CI path of the same stack previews no change", async () => {
+    const { mocks } = await deploy({ backup: { dir: "./backups" }, restoreFrom: undefined });
+    const root = path.resolve(__dirname, "../..");
+    const offenders = mocks.registrations.flatMap((r) => {
+      const text = JSON.stringify(plain(r.inputs));
+      return text.includes(root) ? [`${r.name}: ${text.slice(Math.max(0, text.indexOf(root) - 40), text.indexOf(root) + root.length + 40)}`] : [];
+    });
+    expect(offenders).toEqual([]);
+    expect(plain(mocks.get("u-backup").inputs.environment).BACKUP_DIR).toBe("./backups");
+  });
+
+  test("every service container is replaced delete-before-create: fixed names cannot exist twice, whatever asked for the replacement", async () => {
+    const { mocks } = await deploy();
+    const containers = mocks.ofType("docker:index/container:Container");
+    expect(containers.map((c) => c.name).sort()).toEqual(
+      ["u-api", "u-beat", "u-poster", "u-postgres", "u-processor", "u-rabbitmq", "u-udp-server", "u-worker-default-1"]);
+    for (const c of containers) expect(c.deleteBeforeReplace, c.name).toBe(true);
   });
 
   test("only the API and the UDP server are published on their configured addresses; PostgreSQL on loopback for this machine; RabbitMQ not at all", async () => {
@@ -77,6 +120,12 @@ describe("what the component declares", () => {
     expect(mocks.get("u-postgresql").inputs).toMatchObject({ host: "db.internal", port: "6432" });
     // An external server's disk cannot be read from here: the backup says so instead of checking.
     expect(plain(mocks.get("u-backup").inputs.environment).DATABASE_CONTAINER).toBeUndefined();
+  });
+
+  test("an external database on an IPv6 address is reached with the address in brackets", async () => {
+    const { mocks } = await deploy({ database: { mode: "external", host: "2001:db8::5" } });
+    const envs = plain(mocks.get("u-api").inputs.envs) as string[];
+    expect(envs.find((e) => e.startsWith("DATABASE_URL="))).toBe(`DATABASE_URL=postgres://utilitarian:${encodeURIComponent(SECRET_VALUES.databasePassword)}@[2001:db8::5]:5432/utilitarian`);
   });
 
   test("with the managed database, backup and restore check the server's disk through its container", async () => {
