@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { docker } from "../support/exec";
 import { PreviewRefused, Rehearsal, StepFailed } from "../support/rehearsal";
 import {
-  countReadings, declare, health, PORTS, postReading, PREFIX, prepareStandinStack, sql, stackContainers, standinConfig, teardown,
+  countReadings, newRehearsal, health, PORTS, postReading, PREFIX, prepareStandinStack, sql, stackContainers, standinConfig, teardown,
   tempDir, waitForReadings, sendUdp,
 } from "../support/standin-stack";
 
@@ -28,7 +28,7 @@ async function failure(run: Promise<unknown>): Promise<StepFailed> {
 /** Installs 1.0.0 from scratch and writes readings through the API and the UDP server. */
 async function installWithData(rehearsal: Rehearsal, backups: string): Promise<void> {
   await teardown();
-  await rehearsal.up(await declare(standinConfig("1.0.0", backups)));
+  await rehearsal.up(standinConfig("1.0.0", backups));
   for (let i = 0; i < 4; i++) expect(await postReading(`pre-${i}`, 10 + i)).toBe(201);
   for (let i = 0; i < 4; i++) await sendUdp(`pre-udp-${i}`, 20 + i);
   expect(await waitForReadings("pre-", 8)).toBe(8);
@@ -39,7 +39,7 @@ afterAll(teardown, MINUTES);
 
 describe("a backup that cannot be taken stops the run before any service is stopped", () => {
   const backups = tempDir("fail-backups");
-  const rehearsal = new Rehearsal();
+  const rehearsal = newRehearsal();
   let before: Awaited<ReturnType<typeof stackContainers>>;
 
   beforeAll(async () => {
@@ -66,7 +66,7 @@ describe("a backup that cannot be taken stops the run before any service is stop
     await docker(["pause", `${PREFIX}-postgres`]);
     let failed: StepFailed;
     try {
-      failed = await failure(rehearsal.up(await declare(standinConfig("1.1.0", backups))));
+      failed = await failure(rehearsal.up(standinConfig("1.1.0", backups)));
     } finally {
       await docker(["unpause", `${PREFIX}-postgres`]);
     }
@@ -77,13 +77,13 @@ describe("a backup that cannot be taken stops the run before any service is stop
   test("target directory unwritable", async () => {
     const file = path.join(backups, "not-a-directory");
     fs.writeFileSync(file, "");
-    const failed = await failure(rehearsal.up(await declare(standinConfig("1.1.0", path.join(file, "backups")))));
+    const failed = await failure(rehearsal.up(standinConfig("1.1.0", path.join(file, "backups"))));
     expect(failed.message).toMatch(/backup: .*not-a-directory\/backups/);
     await expectNothingStoppedOrReplaced(failed);
   }, 3 * MINUTES);
 
   test("not enough free space", async () => {
-    const failed = await failure(rehearsal.up(await declare(standinConfig("1.1.0", backups, { backup: { dir: backups, minFreeMb: 9_000_000 } }))));
+    const failed = await failure(rehearsal.up(standinConfig("1.1.0", backups, { backup: { dir: backups, minFreeMb: 9_000_000 } })));
     expect(failed.message).toContain("not enough free space");
     await expectNothingStoppedOrReplaced(failed);
   }, 3 * MINUTES);
@@ -91,7 +91,7 @@ describe("a backup that cannot be taken stops the run before any service is stop
 
 describe("a migration that fails half way, and the way back", () => {
   const backups = tempDir("rollback-backups");
-  const rehearsal = new Rehearsal();
+  const rehearsal = newRehearsal();
   let failed: StepFailed;
   let preUpgrade: string;
 
@@ -100,7 +100,7 @@ describe("a migration that fails half way, and the way back", () => {
     // 1.2.0's migration 0004 refuses negative readings: the cause an operator fixes.
     expect(await postReading("broken-meter", -5)).toBe(201);
     preUpgrade = await sql("select meter || '=' || value from readings_meterreading order by id");
-    failed = await failure(rehearsal.up(await declare(standinConfig("1.2.0", backups))));
+    failed = await failure(rehearsal.up(standinConfig("1.2.0", backups)));
   }, 6 * MINUTES);
 
   test("the run stops at the migration, with the migration's log in the error", () => {
@@ -119,14 +119,14 @@ describe("a migration that fails half way, and the way back", () => {
 
   test("lowering the version without a restore is refused at preview, and nothing runs", async () => {
     const recorded = rehearsal.records.length;
-    const refusal = rehearsal.up(await declare(standinConfig("1.0.0", backups)));
+    const refusal = rehearsal.up(standinConfig("1.0.0", backups));
     await expect(refusal).rejects.toThrow(PreviewRefused);
     await expect(refusal).rejects.toThrow(/from 1\.2\.0 down to 1\.0\.0 .*migrations.*utilitarian:restoreFrom/s);
     expect(rehearsal.records.length).toBe(recorded);
   });
 
   test("rolling back restores the verified pre-upgrade backup and brings 1.0.0 up with every pre-upgrade reading and none of 1.2.0's schema", async () => {
-    const records = await rehearsal.up(await declare(standinConfig("1.0.0", backups, { restoreFrom: "latest" })));
+    const records = await rehearsal.up(standinConfig("1.0.0", backups, { restoreFrom: "latest" }));
     const restore = records.find((r) => r.step.name === `${PREFIX}-restore`)!;
     expect(restore.output).toMatch(/RESTORED_FILE=.*-1\.0\.0-to-1\.2\.0\.dump/);
     expect(await health()).toBe(200);
@@ -143,7 +143,7 @@ describe("a migration that fails half way, and the way back", () => {
 
   test("after the rollback, the cause fixed, a new upgrade to 1.2.0 succeeds", async () => {
     await sql("delete from readings_meterreading where value < 0");
-    const records = await rehearsal.up(await declare(standinConfig("1.2.0", backups)));
+    const records = await rehearsal.up(standinConfig("1.2.0", backups));
     expect(records.map((r) => r.step.name)).toContain(`${PREFIX}-backup`);
     expect(await health()).toBe(200);
     expect(await sql("select count(*) from information_schema.tables where table_name = 'readings_tariff'")).toBe("1");
@@ -153,25 +153,26 @@ describe("a migration that fails half way, and the way back", () => {
 
 describe("a re-run after the cause is fixed resumes where the failed run stopped", () => {
   const backups = tempDir("resume-backups");
-  const rehearsal = new Rehearsal();
+  const rehearsal = newRehearsal();
 
   test("no second backup, no repeated step, the rest carried out", async () => {
     await installWithData(rehearsal, backups);
     expect(await postReading("broken-meter", -1)).toBe(201);
-    const failed = await failure(rehearsal.up(await declare(standinConfig("1.2.0", backups))));
+    const failed = await failure(rehearsal.up(standinConfig("1.2.0", backups)));
     expect(failed.record.step.name).toBe(`${PREFIX}-migrate`);
     const backupsAfterFailure = fs.readdirSync(backups).filter((f) => f.endsWith(".dump"));
 
     await sql("delete from readings_meterreading where value < 0");
-    const records = await rehearsal.up(await declare(standinConfig("1.2.0", backups)));
+    const records = await rehearsal.up(standinConfig("1.2.0", backups));
     const done = records.map((r) => `${r.step.op} ${r.step.name}`);
     expect(done).not.toContain(`replace ${PREFIX}-backup`);
     expect(done.some((d) => d.endsWith(`${PREFIX}-api`))).toBe(false);
-    // static was dropped with the old API container (its trigger holds the API's ID): it runs anew.
+    // static was deleted with the old API container (its trigger holds the API's ID) and is
+    // pending replacement: it runs anew, as do the followers deleted ahead of the API.
     expect(done.indexOf(`replace ${PREFIX}-migrate`)).toBeGreaterThanOrEqual(0);
-    expect(done.indexOf(`replace ${PREFIX}-migrate`)).toBeLessThan(done.indexOf(`create ${PREFIX}-static`));
+    expect(done.indexOf(`replace ${PREFIX}-migrate`)).toBeLessThan(done.indexOf(`replace ${PREFIX}-static`));
     for (const follower of ["beat", "worker-default-1", "processor", "poster"]) {
-      expect(done.indexOf(`create ${PREFIX}-${follower}`), follower).toBeGreaterThan(done.indexOf(`create ${PREFIX}-static`));
+      expect(done.indexOf(`replace ${PREFIX}-${follower}`), follower).toBeGreaterThan(done.indexOf(`replace ${PREFIX}-static`));
     }
     expect(fs.readdirSync(backups).filter((f) => f.endsWith(".dump"))).toEqual(backupsAfterFailure);
     expect(await health()).toBe(200);

@@ -3,20 +3,25 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { checkVersionChange } from "../../components/schemaGuard";
-import { applyStep, planSteps, plain, type Declared, type Step } from "./engine";
+import { configFromValues, runProgram, type ProgramRun, type ResourceState } from "../harness";
+import { PartialCreate, plain, runUp, type Declared, type Schedule, type StateEntry, type Step } from "./engine";
 import { docker, exec, waitFor } from "./exec";
 import { listenersOn } from "./ports";
+import { CONTAINER, dockerContainerUpdate, readDockerContainer } from "./provider-facts";
 
 /**
- * The rehearsal: carries out, against the real Docker engine, what the program declared under
- * mocks, step by step in the order the engine model (engine.ts) gives: containers are created
- * with the declared inputs, commands run their declared scripts with the declared environment,
- * the postgresql resources run their SQL. A failing step stops the run, as `pulumi up` does, and
- * the state keeps what finished, so the next run resumes.
+ * The rehearsal: a `pulumi preview` + `pulumi up` of the real program against the real Docker
+ * engine. The program runs under the SDK's own runtime (test/harness: cmd/run, and the real
+ * dynamic provider host for the schema guard); the engine model (engine.ts) turns its
+ * registrations into steps in an order the dependency graph allows; each step is carried out as
+ * the provider would: containers created and started (or stopped and removed) with the declared
+ * inputs, commands run with their declared environment (and, on update, the last stdout in
+ * PULUMI_COMMAND_STDOUT), the postgresql resources' SQL. A failing step stops the run, as
+ * `pulumi up` does, and the state keeps what finished (a container created but not started is
+ * kept with initialisation errors), so the next run resumes.
  *
- * It is not the Pulumi engine and not the providers: it is the program's declared steps carried
- * out in the engine's documented order.
+ * It is not the Pulumi engine and not the bridged providers: it is the program's declared steps
+ * carried out in the engine's order, by the rules the model ports from the engine's own tests.
  */
 
 export interface StepRecord {
@@ -34,59 +39,101 @@ export class StepFailed extends Error {
   }
 }
 
+/** The preview failed (the schema guard's check, or the config loader): nothing ran. */
 export class PreviewRefused extends Error {}
 
-const GUARD = "pulumi-nodejs:dynamic/utilitarian-schema-guard:Resource";
+const ROOT = path.resolve(__dirname, "../..");
+const IMAGE = "docker:index/remoteImage:RemoteImage";
+
+export interface UpOptions {
+  /** `pulumi up --refresh`: the live containers are read first. */
+  refresh?: boolean;
+  schedule?: Schedule;
+  /** Called before each step is carried out (fault injection: kill a process, fill a disk, ...). */
+  beforeStep?: (step: Step) => Promise<void>;
+}
 
 export class Rehearsal {
-  /** What the engine's state would hold: the last successful declaration of each resource. */
-  readonly state = new Map<string, Declared>();
+  /** The engine's snapshot: the last successful declaration of each resource. */
+  state = new Map<string, StateEntry>();
+  /** What the program saw of each resource last time (inputs and outputs): the dynamic host's olds. */
+  private readonly prior = new Map<string, ResourceState>();
+  /** The real stdout each Command recorded, as the command provider keeps it in its state. */
+  readonly stdout = new Map<string, string>();
   readonly records: StepRecord[] = [];
+  /** The last program run (registrations, outputs, diagnostics). */
+  lastRun?: ProgramRun;
   private declared: Declared[] = [];
 
-  /** `pulumi preview` then `pulumi up`: refuses like the schema guard's check, then steps. */
-  async up(next: Declared[]): Promise<StepRecord[]> {
-    const guard = next.find((r) => r.type === GUARD);
-    const oldGuard = guard && this.state.get(guard.name);
-    if (guard) {
-      const failures = checkVersionChange(oldGuard ? plain(oldGuard.inputs) : undefined, plain(guard.inputs));
-      if (failures.length > 0) throw new PreviewRefused(failures.map((f) => f.reason).join("\n"));
+  constructor(private readonly secrets: Record<string, string>, private readonly stack = "rehearsal") {}
+
+  /** `pulumi up` of the program with these config values: preview (refusals), then the steps. */
+  async up(values: Record<string, unknown>, options: UpOptions = {}): Promise<StepRecord[]> {
+    const { config, secretKeys } = configFromValues(values, this.secrets);
+    const run = await runProgram({ programDir: ROOT, stack: this.stack, config, secretKeys, preview: false, priorState: this.prior });
+    this.lastRun = run;
+    if (!run.succeeded) {
+      const errors = run.diagnostics.filter((d) => d.severity === "error").map((d) => d.message);
+      throw new PreviewRefused(errors.length > 0 ? errors.join("\n") : `the program failed (exit ${run.exitCode}): ${run.stderr.slice(-2000)}`);
     }
-    this.declared = next;
-    const steps = planSteps([...this.state.values()], next);
+    this.declared = run.registrations;
+    const live = options.refresh ? await this.liveContainers() : undefined;
     const records: StepRecord[] = [];
-    for (const step of steps) {
-      if (step.op === "same") continue;
-      const startedAt = Date.now();
-      let output = "";
-      try {
-        output = await this.carryOut(step);
-      } catch (e) {
-        const record = { step, startedAt, endedAt: Date.now(), ok: false, output: (e as Error).message };
+    const result = await runUp(this.state, run.registrations, {
+      schedule: options.schedule,
+      refresh: live && ((entry) => (entry.type === CONTAINER ? readDockerContainer(entry, live.get(String(plain(entry.inputs).name)) ?? { exists: false, running: false }) : entry)),
+      execute: async (step) => {
+        await options.beforeStep?.(step);
+        const startedAt = Date.now();
+        let output = "";
+        try {
+          output = await this.carryOut(step);
+        } catch (e) {
+          const record = { step, startedAt, endedAt: Date.now(), ok: false, output: (e as Error).message };
+          records.push(record);
+          this.records.push(record);
+          throw e;
+        }
+        const record = { step, startedAt, endedAt: Date.now(), ok: true, output };
         records.push(record);
         this.records.push(record);
-        throw new StepFailed(record);
-      }
-      const record = { step, startedAt, endedAt: Date.now(), ok: true, output };
-      records.push(record);
-      this.records.push(record);
-      applyStep(this.state, step, next);
+      },
+    });
+    this.state = result.state;
+    for (const step of result.steps) {
+      if (step === result.failed?.step) continue;
+      if (step.op === "delete") this.prior.delete(step.name);
+      else if (step.op !== "delete-replaced" && step.op !== "remove-pending-replace" && run.state.has(step.name)) this.prior.set(step.name, run.state.get(step.name)!);
     }
+    if (result.failed) throw new StepFailed(records.find((r) => r.step === result.failed!.step) ?? {
+      step: result.failed.step, startedAt: Date.now(), endedAt: Date.now(), ok: false, output: result.failed.error.message,
+    });
     return records;
   }
 
+  /** The stack output `lastBackup` as the component derives it from the backup step's recorded stdout. */
+  lastBackup(prefix: string): string {
+    return /^BACKUP_FILE=(.*)$/m.exec(this.stdout.get(`${prefix}-backup`) ?? "")?.[1] ?? "";
+  }
+
+  private async liveContainers(): Promise<Map<string, { exists: boolean; running: boolean }>> {
+    const out = await docker(["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    return new Map(out.split("\n").filter(Boolean).map((line) => {
+      const [name, state] = line.split(" ");
+      return [name, { exists: true, running: state === "running" }];
+    }));
+  }
+
   private async carryOut(step: Step): Promise<string> {
-    const resource = step.op === "delete" || step.op === "delete-replaced"
-      ? this.state.get(step.name)!
-      : this.declared.find((r) => r.name === step.name)!;
+    const resource = (step.op === "delete" || step.op === "delete-replaced" ? step.old : step.new) ?? step.old!;
     const inputs = plain(resource.inputs);
     switch (resource.type) {
-      case "docker:index/remoteImage:RemoteImage":
+      case IMAGE:
         if (step.op === "create" || step.op === "replace") {
           // Nothing can be pulled here: the stand-ins must be present, as a pull would make them.
           await docker(["image", "inspect", "--format", "{{.Id}}", inputs.name]);
         }
-        return "";
+        return ""; // keepLocally: an old image stays
       case "docker:index/network:Network":
         if (step.op === "create") await docker(["network", "create", "--driver", inputs.driver ?? "bridge", inputs.name]);
         if (step.op === "delete") await docker(["network", "rm", inputs.name]);
@@ -94,13 +141,20 @@ export class Rehearsal {
       case "docker:index/volume:Volume":
         if (step.op === "create") await docker(["volume", "create", inputs.name]);
         return ""; // protected and retainOnDelete: never removed
-      case "docker:index/container:Container":
-        if (step.op === "delete" || step.op === "delete-replaced") return this.removeContainer(inputs);
+      case CONTAINER:
+        if (step.op === "delete" || step.op === "delete-replaced") return step.alreadyDeleted ? "" : this.removeContainer(inputs);
         if (step.op === "create" || step.op === "replace") return this.runContainer(inputs);
-        throw new Error(`a container cannot be updated in place here: ${step.changed?.join(", ")}`);
+        return this.updateContainer(plain(step.old!.inputs), inputs, step.changed ?? []);
       case "command:local:Command": {
         const text = step.op === "update" ? inputs.update : step.op === "create" || step.op === "replace" ? inputs.create : inputs.delete;
-        return text ? this.runCommand(text, inputs.environment ?? {}) : "";
+        if (step.op === "delete" || step.op === "delete-replaced") {
+          if (text) await this.runCommand(text, inputs.environment ?? {}, this.stdout.get(step.name));
+          return "";
+        }
+        const output = text ? await this.runCommand(text, inputs.environment ?? {}, step.op === "update" ? this.stdout.get(step.name) : undefined) : { stdout: "", stderr: "" };
+        // The provider's `stdout` output: what the last create or update printed (an update's replaces it).
+        this.stdout.set(step.name, output.stdout.replace(/\n$/, ""));
+        return `${output.stdout}${output.stderr}`;
       }
       case "postgresql:index/role:Role":
       case "postgresql:index/database:Database":
@@ -110,6 +164,17 @@ export class Rehearsal {
       default:
         return ""; // component, providers, schema guard: no effect outside the state
     }
+  }
+
+  /** resourceDockerContainerUpdate: starts the container only when must_run turns true (after a refresh read it stopped). */
+  private async updateContainer(oldInputs: any, newInputs: any, changed: string[]): Promise<string> {
+    const update = dockerContainerUpdate(oldInputs, newInputs, changed);
+    if (update.starts) {
+      await docker(["start", newInputs.name]);
+      await this.checkStarted(newInputs);
+      return `started ${newInputs.name}`;
+    }
+    return "";
   }
 
   private imageName(imageId: string): string {
@@ -149,14 +214,27 @@ export class Rehearsal {
     args.push(this.imageName(c.image), ...(c.command ?? []));
     try {
       await docker(args);
-      await docker(["start", c.name]);
-    } catch (e) {
-      if (!/address already in use/.test((e as Error).message)) throw e;
-      const holders = (c.ports ?? []).map((p: any) => `port ${p.external}: ${listenersOn(p.external)}`).join("\n");
-      throw new Error(`${(e as Error).message}\nwho holds the published ports now:\n${holders}`);
     } finally {
       fs.rmSync(path.dirname(envFile), { recursive: true, force: true });
     }
+    // From here on the container exists: the provider has set its ID, so a failure is a partial
+    // create (the engine keeps it with initialisation errors; provider-facts.ts (c)).
+    try {
+      await docker(["start", c.name]);
+      await this.checkStarted(c);
+    } catch (e) {
+      let message = (e as Error).message;
+      if (/address already in use/.test(message)) {
+        const holders = (c.ports ?? []).map((p: any) => `port ${p.external}: ${listenersOn(p.external)}`).join("\n");
+        message = `${message}\nwho holds the published ports now:\n${holders}`;
+      }
+      throw new PartialCreate(`Unable to start container: ${message}`);
+    }
+    return "";
+  }
+
+  /** The provider's wait after a start: health when `wait` is set, else still running right after. */
+  private async checkStarted(c: any): Promise<void> {
     if (c.wait) {
       const healthy = await waitFor(async () => (await docker(["inspect", "-f", "{{.State.Health.Status}}", c.name])) === "healthy", (c.waitTimeout ?? 60) * 1000, 500);
       if (!healthy) throw new Error(`container ${c.name} did not become healthy within ${c.waitTimeout ?? 60}s`);
@@ -164,7 +242,6 @@ export class Rehearsal {
       const running = await docker(["inspect", "-f", "{{.State.Running}}", c.name]);
       if (running !== "true") throw new Error(`container ${c.name} exited right after its start`);
     }
-    return "";
   }
 
   private async removeContainer(c: any): Promise<string> {
@@ -174,12 +251,16 @@ export class Rehearsal {
     return "";
   }
 
-  private async runCommand(text: string, environment: Record<string, string>): Promise<string> {
-    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...environment };
-    const result = await exec("/bin/bash", ["-c", text], { env });
-    const output = `${result.stdout}${result.stderr}`;
-    if (result.code !== 0) throw new Error(`exit ${result.code}\n${output}`);
-    return output;
+  /**
+   * As the command provider runs it: `interpreter + [text]` in the project directory, the declared
+   * environment over the provider's own, and the last stdout in PULUMI_COMMAND_STDOUT when there is one.
+   */
+  private async runCommand(text: string, environment: Record<string, string>, previousStdout?: string): Promise<{ stdout: string; stderr: string }> {
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...environment };
+    if (previousStdout) env.PULUMI_COMMAND_STDOUT = previousStdout;
+    const result = await exec("/bin/bash", ["-c", text], { env, cwd: ROOT });
+    if (result.code !== 0) throw new Error(`exit ${result.code}\n${result.stdout}${result.stderr}`);
+    return result;
   }
 
   /** The postgresql provider's effect, as its administrator. */

@@ -2,15 +2,14 @@ import * as dgram from "dgram";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { deploy } from "../unit/support/program";
 import { SECRET_VALUES } from "../unit/support/fixtures";
-import type { Declared } from "./engine";
 import { docker, exec, sleep, waitFor } from "./exec";
+import { Rehearsal } from "./rehearsal";
 import { freeLoopbackPort } from "./ports";
 
 /**
  * A Utilitarian stack of stand-in images (test/fixtures) on the local Docker engine, declared by
- * the real component under the recording mock and carried out by the rehearsal.
+ * the real program under the SDK's runtime and carried out by the rehearsal.
  */
 export const PREFIX = "rh";
 /** The stack's published loopback ports: chosen free by `prepareStandinStack` for each test file. */
@@ -29,6 +28,7 @@ export function standinConfig(version: string, backupDir: string, extra: Record<
   if (!PORTS.postgres) throw new Error("no ports chosen yet: call prepareStandinStack() in beforeAll");
   return {
     version,
+    prefix: PREFIX,
     images: { api: "utilitarian-standin/utilitarian", processor: "utilitarian-standin/dlms-processor", poster: "utilitarian-standin/poster", udpServer: "utilitarian-standin/dlms-udp-server" },
     database: { image: "utilitarian-standin/postgres:15", operatorPort: PORTS.postgres },
     rabbitmq: { image: "utilitarian-standin/rabbitmq:3" },
@@ -42,10 +42,9 @@ export function standinConfig(version: string, backupDir: string, extra: Record<
   };
 }
 
-/** What the program declares for this config, in registration order. */
-export async function declare(values: Record<string, unknown>): Promise<Declared[]> {
-  const { mocks } = await deploy(values, { prefix: PREFIX, secrets: SECRETS });
-  return mocks.registrations;
+/** A rehearsal of this stack: the real program run with the stand-in stack's secrets. */
+export function newRehearsal(): Rehearsal {
+  return new Rehearsal(SECRETS);
 }
 
 /** Fails (never skips) when the engine or an image is missing: CI must provide them. */
