@@ -178,7 +178,7 @@ export class PlanBuilder {
       } : undefined,
       // Not waiting for health: the runbook migrates right after the start; verify checks health.
       graceSeconds: node.graceSeconds,
-    }, this.dockerOpts(node));
+    }, { ...this.dockerOpts(node), replaceWith: node.replacedWith.map((key) => this.resource(key)) });
   }
 
   private appEnvironment() {

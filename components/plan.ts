@@ -94,6 +94,12 @@ export interface ServiceNode extends NodeBase {
   version: string;
   /** Stopped before the API and started after static files: it talks to the API or shares its code. */
   followsApi: boolean;
+  /**
+   * Nodes whose replacement replaces this service too (the `replaceWith` option, engine 3.208+):
+   * the followers' intent stated directly; the ForceNew input edges on the API say the same to
+   * older engines.
+   */
+  replacedWith: string[];
   /** Command override; undefined keeps the image's default command. */
   command?: string[];
   /** Seconds the container gets to stop cleanly before it is killed. */
@@ -189,9 +195,9 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   // --- Runbooks 2, 3, 5, 6: the API; its followers are stopped first through their edges on it. ---
   const grace = input.stopGraceSeconds;
   const services: ServiceNode[] = [];
-  const service = (s: Omit<ServiceNode, "kind" | "waits" | "runbook">, extra: Wait[]) => {
+  const service = (s: Omit<ServiceNode, "kind" | "waits" | "runbook" | "replacedWith">, extra: Wait[]) => {
     const node: ServiceNode = {
-      ...s, kind: "service",
+      ...s, kind: "service", replacedWith: s.followsApi ? ["api"] : [],
       runbook: s.role === "api" ? [3, 5, 6] : s.followsApi ? (s.image === "app" ? [3, 5, 9] : [2, 9]) : [],
       waits: [
         { on: `image-${s.image}`, via: "image", why: "runs the pulled image: a new image replaces the container" },

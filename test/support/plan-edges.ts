@@ -6,6 +6,7 @@ export interface RecordedEdges {
   name: string;
   dependencies: string[];
   propertyDependencies: Record<string, string[]>;
+  replaceWith?: string[];
 }
 
 /**
@@ -44,6 +45,12 @@ export function planEdgeDifferences(plan: DeploymentPlan, registrations: Recorde
       const property = VIA_PROPERTY[w.via];
       const from = (main.propertyDependencies[property] ?? []).map(nodeOf);
       if (!from.includes(w.on)) problems.push(`${node.key}.${property} should take a value from ${w.on} (${w.via})`);
+    }
+    if (node.kind === "service") {
+      const replacedWith = (main.replaceWith ?? []).map(nodeOf).sort();
+      if (JSON.stringify(replacedWith) !== JSON.stringify([...node.replacedWith].sort())) {
+        problems.push(`${node.key} is replaced with [${replacedWith.join(", ")}], the plan says [${node.replacedWith.join(", ")}]`);
+      }
     }
     const declaredInputs = new Set(node.waits.filter((w) => w.via !== "dependsOn").map((w) => `${VIA_PROPERTY[w.via as Exclude<typeof w.via, "dependsOn">]}<-${w.on}`));
     for (const [property, deps] of Object.entries(main.propertyDependencies)) {

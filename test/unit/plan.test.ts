@@ -56,6 +56,8 @@ describe("planDeployment: the one place the upgrade's order lives", () => {
       expect(waits(p, f), f).toEqual(expect.arrayContaining(["api by followsApi", "static by dependsOn", "backup by stoppedForBackup"]));
     }
     for (const f of ["processor", "poster"]) expect(waits(p, f)).toContain("api by apiBaseUrl");
+    // ... and says so directly to engines that know `replaceWith`.
+    expect(servicesOf(p).filter((s) => s.replacedWith.includes("api")).map((s) => s.key)).toEqual(FOLLOWERS);
   });
 
   test("runbooks 6, 7, 8: migrate in the new API container, then static files into it", () => {

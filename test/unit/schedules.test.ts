@@ -107,9 +107,14 @@ interface Edge {
   from: string;
   to: string;
   property?: string | string[];
+  /** Also (or, with `property: []`, only) the `replaceWith` option naming `to`. */
+  replaceWith?: boolean;
 }
 
-const edgeName = (e: Edge) => `${e.from} ← ${e.to}${e.property ? ` (${[e.property].flat().join("+")})` : ""}`;
+const edgeName = (e: Edge) => {
+  const via = [...(e.property ? [e.property].flat() : []), ...(e.replaceWith ? ["replaceWith"] : [])];
+  return `${e.from} ← ${e.to}${via.length > 0 ? ` (${via.join("+")})` : ""}`;
+};
 
 function withoutEdge(edge: Edge): Mutate {
   return (program) => program.map((r) => {
@@ -118,7 +123,8 @@ function withoutEdge(edge: Edge): Mutate {
     const propertyDependencies = Object.fromEntries(Object.entries(r.propertyDependencies)
       .map(([p, deps]) => [p, properties.includes(p) ? deps.filter((d) => d !== edge.to) : deps]));
     const stillHeld = !edge.property ? false : Object.values(propertyDependencies).some((deps) => deps.includes(edge.to));
-    return { ...r, propertyDependencies, dependencies: stillHeld ? r.dependencies : r.dependencies.filter((d) => d !== edge.to) };
+    const replaceWith = edge.replaceWith ? (r.replaceWith ?? []).filter((d) => d !== edge.to) : r.replaceWith;
+    return { ...r, propertyDependencies, replaceWith, dependencies: stillHeld ? r.dependencies : r.dependencies.filter((d) => d !== edge.to) };
   });
 }
 
@@ -130,10 +136,11 @@ const MATTERS: Edge[] = [
   { from: "u-migrate", to: "u-api" },
   { from: "u-static", to: "u-migrate" },
   ...["u-beat", "u-worker-default-1", "u-processor", "u-poster"].map((f) => ({ from: f, to: "u-static" })),
-  { from: "u-beat", to: "u-api", property: "labels" },
-  { from: "u-worker-default-1", to: "u-api", property: "labels" },
-  { from: "u-processor", to: "u-api", property: ["labels", "envs"] },
-  { from: "u-poster", to: "u-api", property: ["labels", "envs"] },
+  // The followers' stop before the API: their ForceNew inputs from it and `replaceWith: [api]` together.
+  { from: "u-beat", to: "u-api", property: "labels", replaceWith: true },
+  { from: "u-worker-default-1", to: "u-api", property: "labels", replaceWith: true },
+  { from: "u-processor", to: "u-api", property: ["labels", "envs"], replaceWith: true },
+  { from: "u-poster", to: "u-api", property: ["labels", "envs"], replaceWith: true },
   ...["u-beat", "u-worker-default-1", "u-processor", "u-poster"].map((c) => ({ from: "u-verify", to: c })),
   { from: "u-restore", to: "u-backup" },
   { from: "u-schema-guard", to: "u-restore" },
@@ -143,6 +150,12 @@ const MATTERS: Edge[] = [
  * Edges whose removal alone breaks no check in these scenarios, and why: reported, not hidden.
  */
 const HOLDS_WITHOUT: { edge: Edge; why: string }[] = [
+  ...["u-beat", "u-worker-default-1"].flatMap((f) => [
+    { edge: { from: f, to: "u-api", property: "labels" }, why: "`replaceWith: [api]` still replaces it with the API, deleted first (engines 3.208+)" },
+    { edge: { from: f, to: "u-api", property: [], replaceWith: true }, why: "its follows-api label still makes it a dependent the API's replacement deletes first (older engines rely on this)" },
+  ]),
+  ...["u-processor", "u-poster"].map((f) => (
+    { edge: { from: f, to: "u-api", property: [], replaceWith: true }, why: "its label and envs still make it a dependent the API's replacement deletes first" })),
   { edge: { from: "u-processor", to: "u-api", property: "labels" }, why: "its envs (UTILITARIAN_BASE_URL) still make it a dependent the API's replacement deletes first" },
   { edge: { from: "u-processor", to: "u-api", property: "envs" }, why: "its follows-api label still does" },
   { edge: { from: "u-poster", to: "u-api", property: "labels" }, why: "its envs still make it a dependent the API's replacement deletes first" },
@@ -161,7 +174,8 @@ describe("mutations: each edge the order depends on is needed", () => {
   test.each([...MATTERS.map((e) => [edgeName(e), e, true] as const), ...HOLDS_WITHOUT.map((h) => [edgeName(h.edge), h.edge, false] as const)])(
     "without %s", async (_name, edge, matters) => {
       const present = programs.v110.concat(programs.rollback).some((r) => r.name === edge.from &&
-        (edge.property ? [edge.property].flat().some((p) => r.propertyDependencies[p]?.includes(edge.to)) : r.dependencies.includes(edge.to)));
+        (edge.property ? [edge.property].flat().every((p) => r.propertyDependencies[p]?.includes(edge.to)) : r.dependencies.includes(edge.to)) &&
+        (!edge.replaceWith || (r.replaceWith ?? []).includes(edge.to)));
       expect(present, `${edgeName(edge)} is not in the recorded graph`).toBe(true);
       let first: string | undefined;
       for (const scenario of SCENARIOS) {
