@@ -4,6 +4,7 @@ import * as command from "@pulumi/command";
 import type { Settings } from "../config/schema";
 import { managedRabbitMq } from "./broker";
 import { envEntries, serviceContainer } from "./containers";
+import { engineSupportsReplaceWith } from "./engine";
 import { applicationDatabase, databaseUrl, managedPostgres, type DatabaseEndpoints } from "./database";
 import { appEnvironment, edgeEnvironment } from "./environment";
 import type { DeploymentPlan, FoundationNode, ImageNode, PlanNode, ServiceNode, StepNode, Via } from "./plan";
@@ -178,7 +179,7 @@ export class PlanBuilder {
       } : undefined,
       // Not waiting for health: the runbook migrates right after the start; verify checks health.
       graceSeconds: node.graceSeconds,
-    }, { ...this.dockerOpts(node), replaceWith: node.replacedWith.map((key) => this.resource(key)) });
+    }, { ...this.dockerOpts(node), replaceWith: engineSupportsReplaceWith() ? node.replacedWith.map((key) => this.resource(key)) : undefined });
   }
 
   private appEnvironment() {

@@ -29,6 +29,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
     config: options.config,
     priorState,
     hook: { register: options.engine?.register ?? modelEngine().register },
+    features: options.features,
   });
   const { monitorAddress, engineAddress } = await engine.start();
   // The host creates this directory with two pipes for synchronous invokes; the SDK never opens them.

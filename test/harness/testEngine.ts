@@ -42,6 +42,8 @@ export interface TestEngineOptions {
   config: Record<string, string>;
   priorState: Map<string, ResourceState>;
   hook: Required<EngineHook>;
+  /** Answers to SupportsFeature over FEATURES: an older engine, e.g. `{ replaceWith: false }`. */
+  features?: Record<string, boolean>;
 }
 
 /**
@@ -137,7 +139,7 @@ export class TestEngine {
       });
     return {
       supportsFeature: (call: grpc.ServerUnaryCall<resproto.SupportsFeatureRequest, unknown>, callback: grpc.sendUnaryData<resproto.SupportsFeatureResponse>) =>
-        callback(null, new resproto.SupportsFeatureResponse().setHassupport(FEATURES[call.request.getId()] ?? false)),
+        callback(null, new resproto.SupportsFeatureResponse().setHassupport({ ...FEATURES, ...this.options.features }[call.request.getId()] ?? false)),
       registerResource: (call: grpc.ServerUnaryCall<resproto.RegisterResourceRequest, unknown>, callback: grpc.sendUnaryData<resproto.RegisterResourceResponse>) =>
         this.answer(callback, () => this.registerResource(call.request)),
       registerResourceOutputs: (call: grpc.ServerUnaryCall<resproto.RegisterResourceOutputsRequest, unknown>, callback: grpc.sendUnaryData<emptyproto.Empty>) =>

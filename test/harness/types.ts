@@ -67,6 +67,8 @@ export interface RunOptions {
   engine?: EngineHook;
   /** The state left by an earlier run, by resource name; absent means a first run. */
   priorState?: Map<string, ResourceState>;
+  /** What the engine answers to SupportsFeature, over its defaults: an older engine says `{ replaceWith: false }`. */
+  features?: Record<string, boolean>;
   /** Kills the program and fails the run after this long. Defaults to 120 s. */
   timeoutMs?: number;
 }
