@@ -4,6 +4,7 @@
  * resumes; a rollback restores the verified pre-upgrade backup and brings the older version up.
  */
 import * as fs from "fs";
+import * as net from "net";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { docker } from "../support/exec";
@@ -179,3 +180,42 @@ describe("a re-run after the cause is fixed resumes where the failed run stopped
     expect(await sql("select count(*) from django_migrations where app = 'readings' and name like '0004%'")).toBe("1");
   }, 8 * MINUTES);
 });
+
+describe("the new API container cannot start (its port is taken): `pulumi up --refresh` resumes", () => {
+  const backups = tempDir("start-failure-backups");
+  const rehearsal = newRehearsal();
+
+  test("the run stops with the container created but not started; after the port is freed, `up --refresh` starts it and finishes", async () => {
+    await installWithData(rehearsal, backups);
+    // Something else takes the API's port between the old API's removal and the new one's start.
+    const squatter = net.createServer();
+    const failed = await failure(rehearsal.up(standinConfig("1.1.0", backups), {
+      beforeStep: async (step) => {
+        if (step.name === `${PREFIX}-api` && step.op === "replace") {
+          await new Promise<void>((resolve, reject) => squatter.once("error", reject).listen(PORTS.api, "127.0.0.1", resolve));
+        }
+      },
+    }));
+    expect(failed.record.step.name).toBe(`${PREFIX}-api`);
+    expect(failed.message).toMatch(/Unable to start container: .*address already in use/s);
+    // Kept with initialisation errors, as the engine records a partial create; nothing after it ran.
+    expect(rehearsal.state.get(`${PREFIX}-api`)!.initErrors?.[0]).toMatch(/Unable to start container/);
+    expect((await stackContainers()).get(`${PREFIX}-api`)!.running).toBe(false);
+    expect(rehearsal.records.some((r) => r.step.name === `${PREFIX}-migrate` && r.startedAt >= failed.record.endedAt)).toBe(false);
+    const dumps = fs.readdirSync(backups).filter((f) => f.endsWith(".dump"));
+
+    await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    const records = await rehearsal.up(standinConfig("1.1.0", backups), { refresh: true });
+    const done = records.map((r) => `${r.step.op} ${r.step.name}`);
+    // The refresh read the stopped container (must_run false), so the update starts it.
+    expect(done[0]).toBe(`update ${PREFIX}-api`);
+    expect(records[0].output).toBe(`started ${PREFIX}-api`);
+    expect(done).toContain(`replace ${PREFIX}-migrate`);
+    expect(done).not.toContain(`replace ${PREFIX}-backup`);
+    expect(fs.readdirSync(backups).filter((f) => f.endsWith(".dump"))).toEqual(dumps);
+    expect(await health()).toBe(200);
+    for (const [name, state] of await stackContainers()) expect(state.running, name).toBe(true);
+    expect(await countReadings("pre-")).toBe(8);
+  }, 8 * MINUTES);
+});
+
