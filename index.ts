@@ -15,7 +15,7 @@ const storedAsSecret = new Set(Object.keys(raw).filter((key) => isConfigSecret(k
 const { settings, secrets } = loadConfig(raw, storedAsSecret, { stack: pulumi.getStack(), projectDir: process.cwd() });
 
 const prefix = settings.prefix ?? defaultPrefix(pulumi.getStack());
-const deployment = new UtilitarianDeployment(prefix, { settings, secrets, prefix });
+const deployment = new UtilitarianDeployment(prefix, { ...settings, secrets, prefix });
 
 export const version = deployment.version;
 export const apiUrl = deployment.apiUrl;

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
-import type { Settings } from "../config/schema";
+import type { DeploymentSettings } from "./args";
 import { managedRabbitMq } from "./broker";
 import { envEntries, serviceContainer } from "./containers";
 import { engineSupportsReplaceWith } from "./engine";
@@ -23,7 +23,7 @@ export interface BuildContext {
   name: string;
   /** Prefix of every physical name (containers, network, volumes). */
   prefix: string;
-  settings: Settings;
+  settings: DeploymentSettings;
   secrets: DeploymentSecrets;
   plan: DeploymentPlan;
 }
@@ -41,7 +41,8 @@ export class PlanBuilder {
 
   constructor(private readonly ctx: BuildContext) {
     const { settings, secrets, parent, name } = ctx;
-    const provider = new docker.Provider(`${name}-docker`, {
+    // A docker provider the caller gave the component (opts.providers) is used as it is.
+    const provider = parent.getProvider("docker:index/container:Container") ?? new docker.Provider(`${name}-docker`, {
       host: settings.dockerHost,
       registryAuth: settings.registry
         ? [{ address: settings.registry.server, username: settings.registry.username, password: secrets.registryPassword }]
@@ -130,6 +131,7 @@ export class PlanBuilder {
     return applicationDatabase(name, {
       endpoints: this.endpoints, name: db.name, user: db.user, password: secrets.databasePassword, adminUser: db.adminUser,
       adminPassword: secrets.databaseAdminPassword, sslmode: db.sslmode, superuser: db.superuser,
+      provider: parent.getProvider("postgresql:index/role:Role"),
     }, { parent, dependsOn: this.dependsOn(node) }).database;
   }
 

@@ -61,6 +61,8 @@ export interface ApplicationDatabaseArgs {
   adminPassword: pulumi.Input<string>;
   sslmode: string;
   superuser: boolean;
+  /** A postgresql provider the caller gave the component; without it, one is created for the administrator. */
+  provider?: pulumi.ProviderResource;
 }
 
 /**
@@ -69,8 +71,8 @@ export interface ApplicationDatabaseArgs {
  * create tables there); it cannot create databases or roles. Both are protected: deleting the
  * database would DROP it.
  */
-export function applicationDatabase(name: string, args: ApplicationDatabaseArgs, opts: pulumi.CustomResourceOptions): { provider: postgresql.Provider; role: postgresql.Role; database: postgresql.Database } {
-  const provider = new postgresql.Provider(`${name}-postgresql`, {
+export function applicationDatabase(name: string, args: ApplicationDatabaseArgs, opts: pulumi.CustomResourceOptions): { provider: pulumi.ProviderResource; role: postgresql.Role; database: postgresql.Database } {
+  const provider = args.provider ?? new postgresql.Provider(`${name}-postgresql`, {
     host: args.endpoints.operatorHost,
     port: args.endpoints.operatorPort,
     username: args.adminUser,

@@ -1,25 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as command from "@pulumi/command";
-import type { Settings } from "../config/schema";
+import { ArgsError, validateArgs, type UtilitarianDeploymentArgs } from "./args";
 import { PlanBuilder } from "./build";
 import { maintenanceStages, type Maintenance } from "./maintenance";
 import { apiUrlFor, planDeployment, servicesOf, type DeploymentPlan } from "./plan";
 import type { SchemaGuard } from "./schemaGuard";
-import { secretInputs, type DeploymentSecrets } from "./secrets";
+import { secretInputs } from "./secrets";
 
 export type { DeploymentSecrets } from "./secrets";
-
-export interface UtilitarianDeploymentArgs {
-  /**
-   * Validated settings (`config/schema.ts` documents each one). Plain values, not Inputs: they
-   * decide which resources exist, and a plan must be known before anything is created.
-   */
-  settings: Settings;
-  /** Secret values. */
-  secrets: DeploymentSecrets;
-  /** Prefix of every physical name (containers, network, volumes). Defaults to the component name. */
-  prefix?: string;
-}
+export type { UtilitarianDeploymentArgs } from "./args";
 
 /**
  * The whole Utilitarian deployment on one Docker host, and its upgrade as one `pulumi up`.
@@ -40,11 +29,19 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
   /** What an upgrade to this plan's version does, stage by stage (what `npm run plan` prints). */
   public readonly maintenance: Maintenance;
 
+  /**
+   * Validates `args` (every problem reported at once, before anything registers) and builds the
+   * deployment. A docker or postgresql provider in `opts.providers` (or `opts.provider`, or
+   * inherited from `opts.parent`) is used instead of the one the component would create.
+   */
   constructor(name: string, args: UtilitarianDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
+    const { settings, planSettings, prefix } = validateArgs(name, args);
     super("utilitarian:index:UtilitarianDeployment", name, {}, opts);
-    const { settings } = args;
-    this.plan = planDeployment(settings);
-    const builder = new PlanBuilder({ parent: this, name, prefix: args.prefix ?? name, settings, secrets: secretInputs(args.secrets), plan: this.plan });
+    if (settings.registry && this.getProvider("docker:index/container:Container")) {
+      throw new ArgsError(name, ["`registry` is set, but the docker provider comes from `opts.providers`, and the component configures no provider it did not create: give that provider the pull account (`registryAuth`) and leave `registry` and `secrets.registryPassword` out"]);
+    }
+    this.plan = planDeployment(planSettings);
+    const builder = new PlanBuilder({ parent: this, name, prefix, settings, secrets: secretInputs(args.secrets), plan: this.plan });
     const built = builder.buildAll();
     this.maintenance = maintenanceStages(this.plan, {
       from: "the running version",

@@ -1,10 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { Settings } from "../config/schema";
+import type { DeploymentSettings } from "./args";
 
 type Env = Record<string, pulumi.Input<string>>;
 
 export interface AppEnvironmentArgs {
-  settings: Settings;
+  settings: DeploymentSettings;
   databaseUrl: pulumi.Input<string>;
   amqpUrl: pulumi.Input<string>;
   secretKey: pulumi.Input<string>;
@@ -31,7 +31,7 @@ export function appEnvironment(args: AppEnvironmentArgs): Env {
 export type EdgeRole = "processor" | "poster" | "udpServer";
 
 export interface EdgeEnvironmentArgs {
-  settings: Settings;
+  settings: DeploymentSettings;
   amqpUrl: pulumi.Input<string>;
   /** Host name the processor and poster use for the API. */
   apiHost: pulumi.Input<string>;

@@ -21,8 +21,9 @@ describe("cmd/run as the Node language host starts it", () => {
     const runPath = require.resolve("@pulumi/pulumi/cmd/run", { paths: [PROJECT_DIR] });
     const flags = ["--monitor", "127.0.0.1:1001", "--engine", "127.0.0.1:1002", "--sync", "/tmp/sync", "--organization", "organization",
       "--project", "utilitarian", "--root-directory", PROJECT_DIR, "--stack", "dev", "--pwd", PROJECT_DIR];
-    expect(programLaunch({ ...request, preview: true }).args).toEqual([runPath, ...flags, "--dry-run", "--parallel", "8", "."]);
-    expect(programLaunch({ ...request, preview: false }).args).toEqual([runPath, ...flags, "--parallel", "8", "."]);
+    // Pulumi.yaml `main: index.ts` names a file: getPwdMain makes its base name the entry point.
+    expect(programLaunch({ ...request, preview: true }).args).toEqual([runPath, ...flags, "--dry-run", "--parallel", "8", "index.ts"]);
+    expect(programLaunch({ ...request, preview: false }).args).toEqual([runPath, ...flags, "--parallel", "8", "index.ts"]);
     expect(programLaunch({ ...request, preview: false }).cwd).toBe(PROJECT_DIR);
   });
 

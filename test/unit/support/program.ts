@@ -19,7 +19,7 @@ export async function deploy(values: Record<string, unknown> = {}, options: { pr
   await pulumi.runtime.setMocks(mocks, "utilitarian", "dev", false);
   const { settings, secrets } = loaded(values, options.secrets ?? SECRET_VALUES);
   const prefix = options.prefix ?? "u";
-  const deployment = new UtilitarianDeployment(prefix, { settings, secrets, prefix });
+  const deployment = new UtilitarianDeployment(prefix, { ...settings, secrets, prefix });
   await mocks.idle();
   return { mocks, deployment };
 }

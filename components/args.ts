@@ -1,0 +1,220 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { z } from "zod";
+import { restoreFromProblems } from "../config/backups";
+import { SECRET_KEYS, settingsSchema, type SecretKey, type Settings } from "../config/schema";
+import type { DeploymentSecrets } from "./secrets";
+
+/**
+ * The schema's input type with each `unknown` (a preprocessed value: booleans and whole numbers,
+ * which stack config also gives as text) typed as the value it becomes.
+ */
+type Typed<I, O> = unknown extends I ? O
+  : I extends readonly (infer IItem)[] ? (O extends readonly (infer OItem)[] ? Typed<IItem, OItem>[] : I)
+  : I extends object ? { [K in keyof I]: Typed<I[K], K extends keyof NonNullable<O> ? NonNullable<O>[K] : never> }
+  : I;
+
+type SettingsInput = Typed<z.input<typeof settingsSchema>, Settings>;
+
+/** The settings blocks with an `env`: their values reach container environments only. */
+const ENV_HOLDERS = ["api", "processor", "poster", "udpServer"] as const;
+type EnvHolder = (typeof ENV_HOLDERS)[number];
+
+/** Extra container environment: a value may be an Input, as it is needed only when the container is created. */
+export type EnvArgs = Record<string, pulumi.Input<string> | number | boolean>;
+type WithEnvArgs<T> = Omit<T, "env"> & { env?: EnvArgs };
+
+export type ImagesArgs = NonNullable<SettingsInput["images"]>;
+export type RegistryArgs = NonNullable<SettingsInput["registry"]>;
+export type DatabaseArgs = NonNullable<SettingsInput["database"]>;
+export type RabbitMqArgs = NonNullable<SettingsInput["rabbitmq"]>;
+export type ApiArgs = WithEnvArgs<NonNullable<SettingsInput["api"]>>;
+export type WorkerGroupArgs = NonNullable<SettingsInput["workers"]>[number];
+export type EdgeServiceArgs = WithEnvArgs<NonNullable<SettingsInput["processor"]>>;
+export type UdpServerArgs = WithEnvArgs<NonNullable<SettingsInput["udpServer"]>>;
+export type BackupArgs = NonNullable<SettingsInput["backup"]>;
+export type StopGraceSecondsArgs = NonNullable<SettingsInput["stopGraceSeconds"]>;
+
+/**
+ * What a program passes to `new UtilitarianDeployment(name, args)`. Every key except `secrets` is
+ * a stack setting of the same name (config/schema.ts describes each nested key, and the README's
+ * configuration reference lists them with their defaults); values that decide which resources
+ * exist are plain values, not Inputs.
+ */
+export interface UtilitarianDeploymentArgs {
+  /** Utilitarian release to run, the tag of the API, beat and worker image, like `1.2.0`. Required. */
+  version: SettingsInput["version"];
+  /** Prefix of every container, network and volume name (lower-case letters, digits and `-`). Defaults to the component's name. */
+  prefix?: SettingsInput["prefix"];
+  /**
+   * Docker engine the step scripts reach as `DOCKER_HOST`, and the host of the component's own
+   * docker provider; with a docker provider in `opts.providers`, name that provider's engine.
+   * Defaults to the local Docker socket.
+   */
+  dockerHost?: SettingsInput["dockerHost"];
+  /** Image repositories of the services, tagged with their version keys. Defaults to the vendor's repositories on quay.io. */
+  images?: ImagesArgs;
+  /** Pull account for private images (password: `secrets.registryPassword`); not with a docker provider in `opts.providers`, which brings its own `registryAuth`. Defaults to anonymous pulls. */
+  registry?: RegistryArgs;
+  /** The application's PostgreSQL: a managed container or an external server. Defaults to a managed `postgres:15` container with database and role `utilitarian`. */
+  database?: DatabaseArgs;
+  /** The Celery broker: a managed RabbitMQ container or an external one (`secrets.rabbitmqUrl`). Defaults to a managed `rabbitmq:3-management` container with user `utilitarian`. */
+  rabbitmq?: RabbitMqArgs;
+  /** The API container: where it is published, its `ALLOWED_HOSTS` and extra environment (`env` values may be Inputs). Defaults to port `8000` on `127.0.0.1`, hosts `localhost` and `127.0.0.1`, no extra environment. */
+  api?: ApiArgs;
+  /** The Celery beat scheduler, one container at most. Defaults to enabled. */
+  beat?: SettingsInput["beat"];
+  /** Celery worker groups, each its own containers. Defaults to one group `default` of `1` container with concurrency `2` on Celery's default queue. */
+  workers?: WorkerGroupArgs[];
+  /** The DLMS processor; its `version` is required while it is enabled (`env` values may be Inputs). Defaults to enabled and following the API. */
+  processor?: EdgeServiceArgs;
+  /** The poster; its `version` is required while it is enabled (`env` values may be Inputs). Defaults to enabled and following the API. */
+  poster?: EdgeServiceArgs;
+  /** The DLMS UDP server; its `version` is required while it is enabled (`env` values may be Inputs). Defaults to enabled, on UDP port `4059` of `0.0.0.0`, application context `default`. */
+  udpServer?: UdpServerArgs;
+  /** The verified pg_dump backup taken before every upgrade. Defaults to `./backups` (relative to the program's directory), keeping `5`; the configuration reference lists the other keys' defaults. */
+  backup?: BackupArgs;
+  /** Seconds each kind of container gets between SIGTERM and SIGKILL. Defaults to `30` (API, PostgreSQL), `10` (beat), `60` (workers) and `15` (edge services, RabbitMQ). */
+  stopGraceSeconds?: StopGraceSecondsArgs;
+  /** Rollback only: `latest` or the path of the verified backup in `backup.dir` to restore while going back to an older version. Defaults to no restore. */
+  restoreFrom?: SettingsInput["restoreFrom"];
+  /** Secret values, each marked secret by the component whatever the caller passed. Required: `secretKey`, `databasePassword` and `databaseAdminPassword`, the rest as the settings need them. */
+  secrets: DeploymentSecrets;
+}
+
+// Compile-time: the args hold every stack setting and nothing else besides `secrets`.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const argsCoverTheSchema: Same<Exclude<keyof UtilitarianDeploymentArgs, "secrets">, keyof SettingsInput> = true;
+void argsCoverTheSchema;
+
+/** Validated settings as the component builds them: `env` values may still be Inputs. */
+export type DeploymentSettings = Omit<Settings, EnvHolder> & { [H in EnvHolder]: Omit<Settings[H], "env"> & { env: Record<string, pulumi.Input<string>> } };
+
+export interface ValidArgs {
+  /** The settings with env Inputs in place: what the resources are built from. */
+  settings: DeploymentSettings;
+  /** The same with plain placeholders for env Inputs: what the plan is made from (it reads no env). */
+  planSettings: Settings;
+  prefix: string;
+}
+
+/** Thrown with every problem of a component's args, one per line, each naming its arg and the fix. */
+export class ArgsError extends Error {
+  constructor(readonly component: string, readonly problems: string[]) {
+    super(
+      `UtilitarianDeployment '${component}': the args have ${problems.length} problem${problems.length === 1 ? "" : "s"}; nothing was created:\n` +
+        problems.map((p) => `  - ${p}`).join("\n"),
+    );
+    this.name = "ArgsError";
+  }
+}
+
+/** Stands in for an env Input while the schema checks the names; one line, so it passes. */
+const INPUT_PLACEHOLDER = "(input)";
+
+/**
+ * Validates the args with the settings schema (the stack config's rules and defaults), checks
+ * that the secrets the settings need are given and that `restoreFrom` names a verified backup,
+ * and throws an ArgsError listing every problem. `projectDir` is where relative paths start: the
+ * program's working directory.
+ */
+export function validateArgs(name: string, args: UtilitarianDeploymentArgs, projectDir: string = process.cwd()): ValidArgs {
+  const { secrets, ...given } = args as UtilitarianDeploymentArgs & Record<string, unknown>;
+  const plain: Record<string, unknown> = { ...given, prefix: given.prefix ?? name };
+  const deferred: Partial<Record<EnvHolder, Record<string, pulumi.Input<string>>>> = {};
+  for (const holder of ENV_HOLDERS) {
+    const block = given[holder] as { env?: EnvArgs } | undefined;
+    if (!block?.env) continue;
+    const env: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(block.env)) {
+      if (pulumi.Output.isInstance(value) || value instanceof Promise) {
+        (deferred[holder] ??= {})[key] = value;
+        env[key] = INPUT_PLACEHOLDER;
+      } else env[key] = value;
+    }
+    plain[holder] = { ...block, env };
+  }
+
+  const parsed = settingsSchema.safeParse(plain);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => describeArgIssue(issue, given.prefix === undefined));
+    throw new ArgsError(name, problems);
+  }
+  const settings = parsed.data;
+  const problems = [...secretProblems(settings, secrets ?? {})];
+  if (settings.restoreFrom !== undefined) {
+    problems.push(...restoreFromProblems({ restoreFrom: settings.restoreFrom, backupDir: settings.backup.dir, version: settings.version, projectDir }).map(forArgs));
+  }
+  if (problems.length > 0) throw new ArgsError(name, problems);
+
+  // An Input's value is known only when its container is created: the schema checked its name.
+  const env = (holder: EnvHolder): Record<string, pulumi.Input<string>> => ({ ...settings[holder].env, ...deferred[holder] });
+  const withInputs: DeploymentSettings = {
+    ...settings,
+    api: { ...settings.api, env: env("api") },
+    processor: { ...settings.processor, env: env("processor") },
+    poster: { ...settings.poster, env: env("poster") },
+    udpServer: { ...settings.udpServer, env: env("udpServer") },
+  };
+  return { settings: withInputs, planSettings: settings, prefix: settings.prefix! };
+}
+
+function secretProblems(settings: Settings, secrets: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const key of Object.keys(secrets)) {
+    if (!(key in SECRET_KEYS)) problems.push(`\`secrets.${key}\` is not a known secret; the secrets are ${Object.keys(SECRET_KEYS).join(", ")}`);
+  }
+  for (const key of Object.keys(SECRET_KEYS) as SecretKey[]) {
+    const spec = SECRET_KEYS[key];
+    if (spec.when(settings) && (secrets[key] === undefined || secrets[key] === "")) {
+      problems.push(`\`secrets.${key}\` is required${spec.required === "always" ? "" : ` ${spec.required}`}: ${spec.what}; pass it in \`secrets\``);
+    }
+  }
+  return problems;
+}
+
+/** A zod issue as config/load.ts reports it for stack config, here naming the arg. */
+interface Issue {
+  path: PropertyKey[];
+  message: string;
+  code: string;
+  keys?: string[];
+  issues?: { message: string }[];
+  params?: { example?: string };
+}
+
+function describeArgIssue(issue: Issue, prefixFromName: boolean): string {
+  const key = argPath(issue.path);
+  if (issue.code === "unrecognized_keys" && issue.keys) {
+    return issue.keys.map((k) => `\`${key ? `${key}.` : ""}${k}\` is not a known arg; check its spelling against UtilitarianDeploymentArgs`).join("\n  - ");
+  }
+  if (issue.code === "invalid_key" && issue.issues?.[0]) return `\`${key}\` ${forArgs(issue.issues[0].message)}`;
+  if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) return `\`${key}\` is required`;
+  const message = forArgs(issue.code === "invalid_type" && !/must/.test(issue.message) ? `has the wrong type (${issue.message})` : issue.message);
+  const named = key === "prefix" && prefixFromName ? `\`prefix\` (not given, so the component's name)` : `\`${key}\``;
+  const example = issue.params?.example;
+  return example === undefined || /`[^`]*:/.test(message) ? `${named} ${message}` : `${named} ${message}; for example \`${key}: ${example}\``;
+}
+
+/** `workers[0].count` from a zod path. */
+function argPath(path: PropertyKey[]): string {
+  return path.map(String).reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), "");
+}
+
+/** An arg's name for a stack config key: secrets live under `secrets`. */
+function argOf(configKey: string): string {
+  return configKey.split(/[.[]/)[0] in SECRET_KEYS ? `secrets.${configKey}` : configKey;
+}
+
+/**
+ * The schema's and backups' messages name their fix for stack config (`pulumi config set
+ * utilitarian:key value`); a program passes args instead. Rewrites those fixes, so one message
+ * serves both.
+ */
+export function forArgs(message: string): string {
+  return message
+    .replace(/with `pulumi config rm (?:--path )?'?utilitarian:([^'`\s]+)'?`/g, (_, key: string) => `(leave \`${argOf(key)}\` out)`)
+    .replace(/`pulumi config rm (?:--path )?'?utilitarian:([^'`\s]+)'?`/g, (_, key: string) => `leave \`${argOf(key)}\` out`)
+    .replace(/`(?:pulumi config set )?(?:--(?:path|secret) )*'?utilitarian:([^'`\s]+)'?(?: ([^`]*))?`/g,
+      (_, key: string, value?: string) => (value ? `\`${argOf(key)}: ${value}\`` : `\`${argOf(key)}\``))
+    .replace(/utilitarian:([A-Za-z][A-Za-z0-9_.[\]-]*)/g, (_, key: string) => argOf(key));
+}
