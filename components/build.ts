@@ -159,15 +159,15 @@ export class PlanBuilder {
     if (node.waits.some((w) => w.via === "followsApi")) labels[LABEL_FOLLOWS_API] = this.input<docker.Container>(node, "followsApi").name;
     if (node.waits.some((w) => w.via === "stoppedForBackup")) labels[LABEL_BACKUP] = this.input<command.local.Command>(node, "stoppedForBackup").id;
     const apiHost = node.waits.some((w) => w.via === "apiBaseUrl") ? this.input<docker.Container>(node, "apiBaseUrl").name : "api";
-    const env = node.image === "app"
+    const envs = node.image === "app"
       ? this.appEnvironment()
-      : edgeEnvironment(node.image, { settings, amqpUrl: this.amqpUrl!, apiHost, edgeAuthToken: secrets.edgeAuthToken });
+      : envEntries(edgeEnvironment(node.image, { settings, amqpUrl: this.amqpUrl!, apiHost, edgeAuthToken: secrets.edgeAuthToken }));
     return serviceContainer(this.resourceName(node), {
       name: this.containerName(node.key),
       image: this.input<docker.RemoteImage>(node, "image").imageId,
       network: this.input<docker.Network>(node, "network").name,
       aliases: isApi ? ["api"] : undefined,
-      envs: envEntries(env),
+      envs,
       labels,
       command: node.command,
       ports: isApi
@@ -184,13 +184,21 @@ export class PlanBuilder {
     }, { ...this.dockerOpts(node), replaceWith: engineSupportsReplaceWith() ? node.replacedWith.map((key) => this.resource(key)) : undefined });
   }
 
-  private appEnvironment() {
-    const { settings, secrets } = this.ctx;
-    const db = settings.database;
-    return appEnvironment({
-      settings, apiName: this.containerName("api"), amqpUrl: this.amqpUrl!, secretKey: secrets.secretKey, apiSecretEnv: secrets.apiSecretEnv,
-      databaseUrl: databaseUrl(this.endpoints, db.name, db.user, secrets.databasePassword),
-    });
+  /**
+   * The API's, beat's and workers' shared environment as container entries, made once: every
+   * Output costs the SDK promises (and a stack trace each), so 100 workers share one.
+   */
+  private appEnvs?: pulumi.Output<string[]>;
+  private appEnvironment(): pulumi.Output<string[]> {
+    if (!this.appEnvs) {
+      const { settings, secrets } = this.ctx;
+      const db = settings.database;
+      this.appEnvs = envEntries(appEnvironment({
+        settings, apiName: this.containerName("api"), amqpUrl: this.amqpUrl!, secretKey: secrets.secretKey, apiSecretEnv: secrets.apiSecretEnv,
+        databaseUrl: databaseUrl(this.endpoints, db.name, db.user, secrets.databasePassword),
+      }));
+    }
+    return this.appEnvs;
   }
 
   private step(node: StepNode): command.local.Command {
