@@ -43,11 +43,28 @@ export function callsProvider(step: Step): boolean {
   return true;
 }
 
-/** Carries out a whole `pulumi up`: steps in a schedule the graph allows, stopping at the first failure. */
-export async function runUp(state: Map<string, StateEntry>, next: Declared[], options: RunOptions = {}): Promise<RunResult> {
+/**
+ * The engine's cancellation: `pulumi up` got its first SIGINT or SIGTERM (pkg/backend/cancellation_scope.go
+ * calls cancelSource.Cancel(); a second signal terminates, which the caller models: the engine then stops
+ * waiting and records nothing more).
+ */
+export interface Cancellation {
+  /** True once the run is cancelled; asked before each further step. */
+  cancelled?: () => boolean;
+}
+
+/**
+ * Carries out a whole `pulumi up`: steps in a schedule the graph allows, stopping at the first failure,
+ * or after a cancellation at the step in flight: step_executor.go executeChain checks `se.ctx.Done()`
+ * before each step of a chain, so the step in flight finishes and is recorded and no further step starts;
+ * deployment_executor.go Execute leaves its loop on the cancelled context and never reaches
+ * performPostSteps, so no delete after the program runs either.
+ */
+export async function runUp(state: Map<string, StateEntry>, next: Declared[], options: RunOptions & Cancellation = {}): Promise<RunResult & { cancelled: boolean }> {
   const run = new Deployment(refreshed(state, options.refresh), next, options);
   const execute = options.execute ?? modelExecutor;
-  for (let step = run.next(); step; step = run.next()) {
+  const cancelled = () => options.cancelled?.() ?? false;
+  for (let step = cancelled() ? undefined : run.next(); step; step = cancelled() ? undefined : run.next()) {
     let error: Error | undefined;
     try {
       if (callsProvider(step)) await execute(step);
@@ -57,7 +74,7 @@ export async function runUp(state: Map<string, StateEntry>, next: Declared[], op
     }
     run.complete(step, error);
   }
-  return run.result();
+  return { ...run.result(), cancelled: cancelled() };
 }
 
 /**

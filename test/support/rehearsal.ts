@@ -8,6 +8,7 @@ import { PartialCreate, plain, runUp, type Declared, type Schedule, type StateEn
 import { docker, exec, waitFor } from "./exec";
 import { listenersOn } from "./ports";
 import { CONTAINER, dockerContainerUpdate, readDockerContainer } from "./provider-facts";
+import { InterruptedRun, type Interrupt, type PendingOperation } from "./interrupt";
 
 /**
  * The rehearsal: a `pulumi preview` + `pulumi up` of the real program against the real Docker
@@ -51,6 +52,22 @@ export interface UpOptions {
   schedule?: Schedule;
   /** Called before each step is carried out (fault injection: kill a process, fill a disk, ...). */
   beforeStep?: (step: Step) => Promise<void>;
+  /** `pulumi up` gets SIGINT/SIGTERM during a command step (interrupt.ts); `up` then throws `Interrupted`. */
+  interrupt?: Interrupt;
+}
+
+/**
+ * A second `pulumi up` while one runs: the diy backend's lock (pkg/backend/diy/lock.go, v3.250.0), taken
+ * by `Update` before the preview, refuses it at once with this message (the Pulumi Cloud backend answers
+ * 409, backenderr.ConflictingUpdateError). The lock is removed when the holder ends, even after a
+ * second ^C; only a killed `pulumi` leaves it, and `pulumi cancel` deletes it.
+ */
+export class StackLocked extends Error {
+  constructor(holder: { pid: number; since: Date }) {
+    super("the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with " +
+      `\`pulumi cancel\`.\n  .pulumi/locks/organization/utilitarian/<stack>/<id>.json: created by ${os.userInfo().username}@${os.hostname()} ` +
+      `(pid ${holder.pid}) at ${holder.since.toISOString()}`);
+  }
 }
 
 export class Rehearsal {
@@ -64,11 +81,48 @@ export class Rehearsal {
   /** The last program run (registrations, outputs, diagnostics). */
   lastRun?: ProgramRun;
   private declared: Declared[] = [];
+  /** The snapshot's pending operations: steps a terminated run began and never ended (interrupt.ts). */
+  pendingOperations: PendingOperation[] = [];
+  /** The last run's interruption, if it had one: its signals and the processes it left. */
+  lastInterrupt?: InterruptedRun;
+  private lock?: { pid: number; since: Date };
 
   constructor(private readonly secrets: Record<string, string>, private readonly stack = "rehearsal") {}
 
   /** `pulumi up` of the program with these config values: preview (refusals), then the steps. */
   async up(values: Record<string, unknown>, options: UpOptions = {}): Promise<StepRecord[]> {
+    return this.locked(() => this.upLocked(values, options));
+  }
+
+  /**
+   * `pulumi refresh [--clear-pending-creates]`: the containers read as they are (a stopped one records
+   * mustRun false); pending CREATEs dropped when asked (pkg/cmd/pulumi/operations/refresh.go, without
+   * which only the interactive prompt clears them).
+   */
+  async refreshOnly(options: { clearPendingCreates?: boolean } = {}): Promise<void> {
+    return this.locked(async () => {
+      const live = await this.liveContainers();
+      for (const [key, e] of [...this.state]) {
+        if (e.type !== CONTAINER || e.delete || e.pendingReplacement) continue;
+        const read = readDockerContainer(e, live.get(String(plain(e.inputs).name)) ?? { exists: false, running: false });
+        if (read) this.state.set(key, read);
+        else this.state.delete(key);
+      }
+      if (options.clearPendingCreates) this.pendingOperations = this.pendingOperations.filter((op) => op.type !== "creating");
+    });
+  }
+
+  private async locked<T>(run: () => Promise<T>): Promise<T> {
+    if (this.lock) throw new StackLocked(this.lock);
+    this.lock = { pid: process.pid, since: new Date() };
+    try {
+      return await run();
+    } finally {
+      this.lock = undefined;
+    }
+  }
+
+  private async upLocked(values: Record<string, unknown>, options: UpOptions): Promise<StepRecord[]> {
     const { config, secretKeys } = configFromValues(values, this.secrets);
     const run = await runProgram({ programDir: ROOT, stack: this.stack, config, secretKeys, preview: false, priorState: this.prior });
     this.lastRun = run;
@@ -79,7 +133,10 @@ export class Rehearsal {
     this.declared = run.registrations;
     const live = options.refresh ? await this.liveContainers() : undefined;
     const records: StepRecord[] = [];
+    const interruption = options.interrupt && new InterruptedRun(options.interrupt);
+    this.lastInterrupt = interruption;
     const result = await runUp(this.state, run.registrations, {
+      cancelled: () => interruption?.cancelled ?? false,
       schedule: options.schedule,
       refresh: live && ((entry) => (entry.type === CONTAINER ? readDockerContainer(entry, live.get(String(plain(entry.inputs).name)) ?? { exists: false, running: false }) : entry)),
       execute: async (step) => {
@@ -87,7 +144,7 @@ export class Rehearsal {
         const startedAt = Date.now();
         let output = "";
         try {
-          output = await this.carryOut(step);
+          output = await this.carryOut(step, interruption?.matches(step) ? interruption : undefined);
         } catch (e) {
           const record = { step, startedAt, endedAt: Date.now(), ok: false, output: (e as Error).message };
           records.push(record);
@@ -105,6 +162,10 @@ export class Rehearsal {
       if (step.op === "delete") this.prior.delete(step.name);
       else if (step.op !== "delete-replaced" && step.op !== "remove-pending-replace" && run.state.has(step.name)) this.prior.set(step.name, run.state.get(step.name)!);
     }
+    // snapshot.go Snap: the operations this run began and never ended stay pending, and so do the base
+    // snapshot's pending CREATEs (until `pulumi refresh` clears them); its other pending operations go.
+    this.pendingOperations = [...(interruption?.pending ?? []), ...this.pendingOperations.filter((op) => op.type === "creating")];
+    if (interruption?.cancelled) throw interruption.error(result.failed);
     if (result.failed) throw new StepFailed(records.find((r) => r.step === result.failed!.step) ?? {
       step: result.failed.step, startedAt: Date.now(), endedAt: Date.now(), ok: false, output: result.failed.error.message,
     });
@@ -124,14 +185,18 @@ export class Rehearsal {
     }));
   }
 
-  private async carryOut(step: Step): Promise<string> {
+  private async carryOut(step: Step, interruption?: InterruptedRun): Promise<string> {
     const resource = (step.op === "delete" || step.op === "delete-replaced" ? step.old : step.new) ?? step.old!;
     const inputs = plain(resource.inputs);
     switch (resource.type) {
       case IMAGE:
         if (step.op === "create" || step.op === "replace") {
-          // Nothing can be pulled here: the stand-ins must be present, as a pull would make them.
-          await docker(["image", "inspect", "--format", "{{.Id}}", inputs.name]);
+          // As the provider's RemoteImage (kreuzwerker resource_docker_image_funcs.go, findImage):
+          // pull only when the tag is not present. The locally built stand-ins are present, so
+          // the tests never pull; a registry's images (the downtime benchmark, bench/downtime)
+          // are pulled here, at the step's real cost.
+          const present = await exec("docker", ["image", "inspect", "--format", "{{.Id}}", inputs.name]);
+          if (present.code !== 0) return docker(["pull", inputs.name]);
         }
         return ""; // keepLocally: an old image stays
       case "docker:index/network:Network":
@@ -151,7 +216,7 @@ export class Rehearsal {
           if (text) await this.runCommand(text, inputs.environment ?? {}, this.stdout.get(step.name));
           return "";
         }
-        const output = text ? await this.runCommand(text, inputs.environment ?? {}, step.op === "update" ? this.stdout.get(step.name) : undefined) : { stdout: "", stderr: "" };
+        const output = text ? await this.runCommand(text, inputs.environment ?? {}, step.op === "update" ? this.stdout.get(step.name) : undefined, interruption) : { stdout: "", stderr: "" };
         // The provider's `stdout` output: what the last create or update printed (an update's replaces it).
         this.stdout.set(step.name, output.stdout.replace(/\n$/, ""));
         return `${output.stdout}${output.stderr}`;
@@ -255,9 +320,10 @@ export class Rehearsal {
    * As the command provider runs it: `interpreter + [text]` in the project directory, the declared
    * environment over the provider's own, and the last stdout in PULUMI_COMMAND_STDOUT when there is one.
    */
-  private async runCommand(text: string, environment: Record<string, string>, previousStdout?: string): Promise<{ stdout: string; stderr: string }> {
+  private async runCommand(text: string, environment: Record<string, string>, previousStdout?: string, interruption?: InterruptedRun): Promise<{ stdout: string; stderr: string }> {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...environment };
     if (previousStdout) env.PULUMI_COMMAND_STDOUT = previousStdout;
+    if (interruption) return interruption.runCommand(text, env, ROOT);
     const result = await exec("/bin/bash", ["-c", text], { env, cwd: ROOT });
     if (result.code !== 0) throw new Error(`exit ${result.code}\n${result.stdout}${result.stderr}`);
     return result;

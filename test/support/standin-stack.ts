@@ -68,10 +68,19 @@ export async function prepareStandinStack(): Promise<void> {
 
 /** Removes every container, the network and the volumes of the stand-in stack. */
 export async function teardown(): Promise<void> {
-  const ids = (await docker(["ps", "-aq", "--filter", `label=io.utilitarian.stack=${PREFIX}`])).split("\n").filter(Boolean);
+  await removeStack(PREFIX);
+}
+
+/**
+ * `teardown` for a stack deployed with another `prefix` in its config (the downtime benchmark's
+ * own). A separate function rather than an optional parameter of `teardown`: vitest calls an
+ * `afterAll(teardown)` hook with the suite as its first argument.
+ */
+export async function removeStack(prefix: string): Promise<void> {
+  const ids = (await docker(["ps", "-aq", "--filter", `label=io.utilitarian.stack=${prefix}`])).split("\n").filter(Boolean);
   if (ids.length) await docker(["rm", "-f", ...ids], { allowFailure: true });
-  await docker(["network", "rm", `${PREFIX}-net`], { allowFailure: true });
-  await docker(["volume", "rm", `${PREFIX}-postgres-data`, `${PREFIX}-rabbitmq-data`], { allowFailure: true });
+  await docker(["network", "rm", `${prefix}-net`], { allowFailure: true });
+  await docker(["volume", "rm", `${prefix}-postgres-data`, `${prefix}-rabbitmq-data`], { allowFailure: true });
 }
 
 export function tempDir(name: string): string {
@@ -129,9 +138,9 @@ export async function containerState(name: string): Promise<{ id: string; runnin
   return { id, running: running === "true", startedAt, image, version };
 }
 
-/** Every container of the stack, by name. */
-export async function stackContainers(): Promise<Map<string, NonNullable<Awaited<ReturnType<typeof containerState>>>>> {
-  const names = (await docker(["ps", "-a", "--filter", `label=io.utilitarian.stack=${PREFIX}`, "--format", "{{.Names}}"])).split("\n").filter(Boolean);
+/** Every container of the stack (of `prefix`, by default the stand-in stack's), by name. */
+export async function stackContainers(prefix = PREFIX): Promise<Map<string, NonNullable<Awaited<ReturnType<typeof containerState>>>>> {
+  const names = (await docker(["ps", "-a", "--filter", `label=io.utilitarian.stack=${prefix}`, "--format", "{{.Names}}"])).split("\n").filter(Boolean);
   const states = new Map();
   for (const n of names.sort()) states.set(n, await containerState(n));
   return states;
