@@ -243,6 +243,8 @@ export class PlanBuilder {
           ...docker, ...admin,
           BACKUP_KEEP: String(settings.backup.keep),
           BACKUP_TEST_RESTORE: String(settings.backup.testRestore),
+          BACKUP_COMPRESS_LEVEL: String(settings.backup.compressLevel),
+          RESTORE_JOBS: String(settings.backup.restoreJobs),
           ...(settings.backup.minFreeMb !== undefined ? { BACKUP_MIN_FREE_MB: String(settings.backup.minFreeMb) } : {}),
           // The version running now is read from the API container's label by the script.
           API_CONTAINER: api,
@@ -257,6 +259,7 @@ export class PlanBuilder {
           ...docker, ...admin,
           RESTORE_FILE: settings.restoreFrom!,
           RESTORE_DB_OWNER: db.user,
+          RESTORE_JOBS: String(settings.backup.restoreJobs),
           // "latest" means the newest backup taken while this (older) version ran.
           RESTORE_VERSION: settings.version,
           // The app containers are stopped by the script before the database is swapped.

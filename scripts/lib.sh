@@ -25,6 +25,7 @@ LIB_ERR_LINE=""
 LIB_ERR_CMD=""
 LIB_CLEANUPS=()
 LIB_CHILD=""
+LIB_CHILD_GROUP=false
 # The script's real stdout/stderr: a signal can arrive while a redirection of a function call
 # is in effect (e.g. `run_child pg_dump 2>file`); the exit handler writes to these instead.
 exec {LIB_STDOUT}>&1 {LIB_STDERR}>&2
@@ -51,7 +52,11 @@ lib_exit_handler() {
   exec 1>&"$LIB_STDOUT" 2>&"$LIB_STDERR"
   trap - ERR
   if [[ -n "$LIB_CHILD" ]]; then
-    kill "$LIB_CHILD" 2>/dev/null
+    if [[ "$LIB_CHILD_GROUP" == true ]]; then
+      kill -- "-$LIB_CHILD" 2>/dev/null || kill "$LIB_CHILD" 2>/dev/null
+    else
+      kill "$LIB_CHILD" 2>/dev/null
+    fi
     wait "$LIB_CHILD" 2>/dev/null
   fi
   for ((i = ${#LIB_CLEANUPS[@]} - 1; i >= 0; i--)); do
@@ -83,6 +88,21 @@ run_child() {
   LIB_CHILD=$!
   wait "$LIB_CHILD" || rc=$?
   LIB_CHILD=""
+  return "$rc"
+}
+
+# run_child_group CMD...: like run_child, for a CMD that starts processes of its own (a
+# pipeline): CMD runs as a process group of its own (setsid; a background child of this script
+# is never a group leader, so setsid runs CMD in place and the group's ID is the child's PID), and
+# a signal stops the whole group, not only CMD while its pipeline runs on.
+run_child_group() {
+  local rc=0
+  setsid "$@" &
+  LIB_CHILD=$!
+  LIB_CHILD_GROUP=true
+  wait "$LIB_CHILD" || rc=$?
+  LIB_CHILD=""
+  LIB_CHILD_GROUP=false
   return "$rc"
 }
 
@@ -193,11 +213,12 @@ pg_drop_db() {
   fi
 }
 
-# need_free_space FREE_MB BYTES OVERRIDE WHERE: stop unless FREE_MB, what WHERE has, holds a
-# copy of BYTES plus a margin, or the MB the variable named OVERRIDE asks for when it is set.
+# need_free_space FREE_MB BYTES OVERRIDE WHERE [WHAT]: stop unless FREE_MB, what WHERE has,
+# holds BYTES plus a margin, or the MB the variable named OVERRIDE asks for when it is set.
+# WHAT says what BYTES are, for the message (default "database size").
 FREE_SPACE_MARGIN_MB=64
 need_free_space() {
-  local free_mb=$1 bytes=$2 override=$3 where=$4 copy_mb need_mb why
+  local free_mb=$1 bytes=$2 override=$3 where=$4 what=${5:-database size} copy_mb need_mb why
   copy_mb=$(((bytes + 1048575) / 1048576))
   if [[ -n "${!override:-}" ]]; then
     require_int "$override" 0
@@ -205,7 +226,7 @@ need_free_space() {
     why=$override
   else
     need_mb=$((copy_mb + FREE_SPACE_MARGIN_MB))
-    why="database size $copy_mb MB + $FREE_SPACE_MARGIN_MB MB margin; override with $override"
+    why="$what $copy_mb MB + $FREE_SPACE_MARGIN_MB MB margin; override with $override"
   fi
   if ((free_mb < need_mb)); then
     die "not enough free space $where: ${free_mb} MB free, ${need_mb} MB needed ($why)"
@@ -213,15 +234,15 @@ need_free_space() {
   log "free space $where: ${free_mb} MB (need ${need_mb} MB)"
 }
 
-# pg_server_space_check BYTES PURPOSE: a copy of BYTES (the scratch test restore, or the
-# restore's <db>_restoring) must fit on the database server's disk, or PostgreSQL could fill it
-# and stop, taking meter ingestion down with it. The managed server runs in DATABASE_CONTAINER,
-# whose data directory `df` can read through `docker exec`; an external server's disk cannot be
-# seen from here, which is said in the log. DB_SERVER_MIN_FREE_MB overrides the estimate.
+# pg_server_space_check BYTES PURPOSE [WHAT]: BYTES (the scratch test restore, or the restore's
+# <db>_restoring) must fit on the database server's disk, or PostgreSQL could fill it and stop,
+# taking meter ingestion down with it. The managed server runs in DATABASE_CONTAINER, whose data
+# directory `df` can read through `docker exec`; an external server's disk cannot be seen from
+# here, which is said in the log. DB_SERVER_MIN_FREE_MB overrides the estimate.
 pg_server_space_check() {
-  local bytes=$1 purpose=$2 out free_mb
+  local bytes=$1 purpose=$2 what=${3:-database size} out free_mb
   if [[ -z "${DATABASE_CONTAINER:-}" ]]; then
-    log "free space on the database server not checked (external server): $purpose needs about $(((bytes + 1048575) / 1048576)) MB there"
+    log "free space on the database server not checked (external server): $purpose needs about $(((bytes + 1048575) / 1048576)) MB there ($what)"
     return 0
   fi
   if ! out=$(docker exec "$DATABASE_CONTAINER" sh -c 'df -Pk "${PGDATA:-/var/lib/postgresql/data}"' 2>&1); then
@@ -229,8 +250,22 @@ pg_server_space_check() {
   fi
   free_mb=$(printf '%s\n' "$out" | awk 'NR == 2 { print int($4 / 1024) }')
   [[ "$free_mb" =~ ^[0-9]+$ ]] || die "unexpected df output from $DATABASE_CONTAINER: $out"
-  need_free_space "$free_mb" "$bytes" DB_SERVER_MIN_FREE_MB "on the database server ($DATABASE_CONTAINER) for $purpose"
+  need_free_space "$free_mb" "$bytes" DB_SERVER_MIN_FREE_MB "on the database server ($DATABASE_CONTAINER) for $purpose" "$what"
 }
+
+# pg_full_restore_bytes DB JOBS: the server disk a full pg_restore of DB with JOBS parallel jobs
+# needs at its peak: a copy of the database plus, for each job that may be building an index
+# at the same moment, the sort files of that build, about the size of the index being built
+# (so the JOBS largest indexes). Measured with 20 million readings (docs/benchmarks.md): the
+# peak was 1.13x the database's size with -j1 and -j2; this estimate gives 1.20x and 1.35x.
+pg_full_restore_bytes() {
+  local db=$1 jobs=$2
+  q "$db" "select pg_database_size(current_database())
+                  + coalesce((select sum(b) from (select pg_relation_size(oid) as b from pg_class
+                                                   where relkind = 'i' order by 1 desc limit $((10#$jobs))) largest), 0)"
+}
+# shellcheck disable=SC2034 # used by the step scripts that source this file
+FULL_RESTORE_WHAT="database size + the largest index per restore job, for the sort files of index builds"
 
 # The query behind every row-count comparison: one line per user table,
 # "<schema>.<table><TAB><exact row count>", sorted by name (C collation).

@@ -1,10 +1,12 @@
 /**
  * scripts/backup.sh against a real PostgreSQL cluster: a verified dump with checksum and
- * manifest, retention, stale partial files, and each preflight failure.
+ * manifest, retention, stale partial files, each preflight failure, and each way a dump can be
+ * broken (truncated, corrupted, rows missing) caught by the default read-back and by the full
+ * test restore.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -38,6 +40,39 @@ function freshDir(name: string): string {
   return dir;
 }
 
+/**
+ * A directory holding one fake `command` that runs the real one (found on PATH now) with
+ * `script` (bash) around it; put it first on PATH to break a dump the way a disk or a bug
+ * would. `$REAL` is the real program, `"${ARGS[@]}"` the arguments, `$DUMPING` true when they
+ * are the backup's own pg_dump (not `pg_dump --version`).
+ */
+function wrapped(command: string, script: string): Record<string, string> {
+  const real = execFileSync("bash", ["-c", `command -v ${command}`], { encoding: "utf8" }).trim();
+  const bin = mkdtempSync(join(work, `fake-${command}-`));
+  const file = join(bin, command);
+  writeFileSync(file, `#!/usr/bin/env bash
+set -euo pipefail
+REAL=${real}
+ARGS=("$@")
+DUMPING=false
+[[ " \${ARGS[*]}" == *" --snapshot="* ]] && DUMPING=true
+${script}
+`);
+  chmodSync(file, 0o755);
+  return { PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}` };
+}
+
+/** The WAL the server wrote while `action` ran (nothing else writes to this cluster meanwhile). */
+async function walWritten(action: () => Promise<unknown>): Promise<number> {
+  const before = await pg.psql("select pg_current_wal_insert_lsn()");
+  await action();
+  return Number(await pg.psql(`select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '${before}')`));
+}
+
+async function scratchDatabases(): Promise<string> {
+  return pg.psql("select count(*) from pg_database where datname like 'utilitarian_backup_verify%'");
+}
+
 beforeAll(async () => {
   pg = await startPostgres();
   work = mkdtempSync(join(tmpdir(), "utilitarian-backup-test-"));
@@ -60,7 +95,7 @@ afterAll(async () => {
 });
 
 describe("backup.sh", () => {
-  test("writes a verified dump, its .sha256 and a manifest with exact row counts", async () => {
+  test("by default: dump at zlib level 1, every table read back and counted, schema restored into a scratch database; .sha256 and manifest", async () => {
     const dir = freshDir("ok");
     const result = await backup({ BACKUP_DIR: dir });
     expect(result.stderr).not.toMatch(/failed/);
@@ -74,7 +109,11 @@ describe("backup.sh", () => {
     expect(lastLine(result.stdout)).toBe(`BACKUP_FILE=${file}`);
     expect(result.stdout).toMatch(/4 tables, 1025 rows/);
     // A server outside Docker: its disk is not visible from here, and the log says so.
-    expect(result.stderr).toMatch(/free space on the database server not checked \(external server\): the test restore needs about \d+ MB there/);
+    expect(result.stderr).toMatch(/free space on the database server not checked \(external server\): the test restore needs about \d+ MB there \(schema only: an empty database\)/);
+    expect(result.stderr).toMatch(/pg_dump -Fc -Z1 utilitarian -> /);
+    expect(result.stderr).toMatch(/pg_dump -Fc -Z1 utilitarian -> \.utilitarian-\S+\.dump\.partial, every table's data read back and counted as it is written/);
+    expect(result.stderr).toMatch(/schema-only test restore into scratch database utilitarian_backup_verify_\d+_\d+\n.*dropped scratch database/);
+    expect(result.stdout).toMatch(/^verified: pg_restore --list, every table's data read back with exact row counts, schema restored into a scratch database \(dump with read-back [\d.]+s, then [\d.]+s\)$/m);
 
     const bytes = readFileSync(file);
     const sha = createHash("sha256").update(bytes).digest("hex");
@@ -84,7 +123,7 @@ describe("backup.sh", () => {
     const manifest = JSON.parse(readFileSync(`${file}.json`, "utf8"));
     expect(manifest).toMatchObject({
       file: name, bytes: bytes.length, sha256: sha, from: "1.0.0", to: "1.1.0",
-      database: DB, test_restore: true, tables: 4, rows: 1025,
+      database: DB, test_restore: false, schema_restore: true, compress_level: 1, tables: 4, rows: 1025,
     });
     expect(manifest.row_counts).toEqual({
       'public."Audit Log"': 0, "public.meter": 25, "public.reading": 1000, "staging.empty": 0,
@@ -97,22 +136,53 @@ describe("backup.sh", () => {
 
     // Nothing left behind: no partial file, no scratch database.
     expect(readdirSync(dir).filter((f) => f.endsWith(".partial"))).toEqual([]);
-    expect(await pg.psql("select count(*) from pg_database where datname like 'utilitarian_backup_verify%'")).toBe("0");
+    expect(await scratchDatabases()).toBe("0");
     // Every log line: UTC timestamp, step name.
     for (const line of result.stderr.trim().split("\n")) {
       expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ backup: /);
     }
   }, T);
 
-  test("with BACKUP_TEST_RESTORE=false still verifies the archive and records row counts", async () => {
+  test("with BACKUP_TEST_RESTORE=false nothing is written on the server, and the data is still read back and counted", async () => {
     const dir = freshDir("no-test-restore");
     const result = await backup({ BACKUP_DIR: dir, BACKUP_TEST_RESTORE: "false" });
     expect(result.code).toBe(0);
-    expect(result.stderr).not.toMatch(/scratch database/);
+    expect(result.stderr).not.toMatch(/scratch database|database server/);
+    expect(result.stdout).toMatch(/^verified: pg_restore --list, every table's data read back with exact row counts \(dump with read-back/m);
     const [name] = dumpsIn(dir);
     const manifest = JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8"));
-    expect(manifest.test_restore).toBe(false);
+    expect(manifest).toMatchObject({ test_restore: false, schema_restore: false });
     expect(manifest.row_counts["public.reading"]).toBe(1000);
+  }, T);
+
+  test("with BACKUP_TEST_RESTORE=true (or full): a parallel full test restore with exact row counts; the server estimate covers index builds", async () => {
+    for (const mode of ["true", "full"]) {
+      const dir = freshDir(`full-test-restore-${mode}`);
+      const result = await backup({ BACKUP_DIR: dir, BACKUP_TEST_RESTORE: mode, RESTORE_JOBS: "3" });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(/full test restore into scratch database utilitarian_backup_verify_\d+_\d+ \(pg_restore -j 3\)/);
+      expect(result.stdout).toMatch(/^verified: pg_restore --list, every table's data read back with exact row counts, full test restore with exact row counts \(dump/m);
+      const [name] = dumpsIn(dir);
+      const manifest = JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8"));
+      expect(manifest).toMatchObject({ test_restore: true, schema_restore: false, rows: 1025 });
+      // database size + the three largest indexes, in MB rounded up.
+      const expected = Number(await pg.psql(
+        `select pg_database_size(current_database()) + (select sum(b) from (select pg_relation_size(oid) b from pg_class where relkind = 'i' order by 1 desc limit 3) t)`,
+        DB,
+      ));
+      const mb = Number(/the test restore needs about (\d+) MB there \(database size \+ the largest index per restore job/.exec(result.stderr)?.[1]);
+      expect(mb).toBe(Math.ceil(expected / 1048576));
+      expect(await scratchDatabases()).toBe("0");
+    }
+  }, T);
+
+  test("BACKUP_COMPRESS_LEVEL sets pg_dump's zlib level and is recorded in the manifest", async () => {
+    const dir = freshDir("level-6");
+    const result = await backup({ BACKUP_DIR: dir, BACKUP_COMPRESS_LEVEL: "6", BACKUP_TEST_RESTORE: "false" });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/pg_dump -Fc -Z6 utilitarian -> /);
+    const [name] = dumpsIn(dir);
+    expect(JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8")).compress_level).toBe(6);
   }, T);
 
   test("retention keeps exactly BACKUP_KEEP dumps; stale partial files are removed and never counted", async () => {
@@ -204,11 +274,21 @@ describe("backup.sh", () => {
       expect(lastLine(result.stderr)).toMatch(/also missing: BACKUP_DIR BACKUP_TO_VERSION$/);
     }, T);
 
-    test("invalid BACKUP_KEEP and version strings are refused", async () => {
+    test("invalid BACKUP_KEEP, BACKUP_TEST_RESTORE, BACKUP_COMPRESS_LEVEL, RESTORE_JOBS and version strings are refused", async () => {
       const dir = freshDir("invalid");
       const keep = await backup({ BACKUP_DIR: dir, BACKUP_KEEP: "0" });
       expect(keep.code).not.toBe(0);
       expect(lastLine(keep.stderr)).toMatch(/BACKUP_KEEP must be an integer >= 1; got '0'/);
+      const mode = await backup({ BACKUP_DIR: dir, BACKUP_TEST_RESTORE: "yes" });
+      expect(lastLine(mode.stderr)).toMatch(/BACKUP_TEST_RESTORE must be schema, true \(full test restore\) or false; got 'yes'$/);
+      // Level 0 would store the data without zlib's checksum, which the read-back relies on.
+      for (const level of ["0", "10", "fast"]) {
+        const bad = await backup({ BACKUP_DIR: dir, BACKUP_COMPRESS_LEVEL: level });
+        expect(bad.code).not.toBe(0);
+        expect(lastLine(bad.stderr)).toMatch(/BACKUP_COMPRESS_LEVEL must be an integer (>= 1|from 1 to 9); got/);
+      }
+      const jobs = await backup({ BACKUP_DIR: dir, RESTORE_JOBS: "0" });
+      expect(lastLine(jobs.stderr)).toMatch(/RESTORE_JOBS must be an integer >= 1; got '0'/);
       const version = await backup({ BACKUP_DIR: dir, BACKUP_TO_VERSION: "../../etc" });
       expect(version.code).not.toBe(0);
       expect(lastLine(version.stderr)).toMatch(/BACKUP_TO_VERSION must be a version/);
@@ -221,6 +301,187 @@ describe("backup.sh", () => {
       expect(result.code).not.toBe(0);
       expect(lastLine(result.stderr)).toMatch(/database unreachable at .*database "does_not_exist" does not exist/);
       expect(readdirSync(dir)).toEqual([]);
+    }, T);
+  });
+
+  describe("a broken dump is caught before it becomes a backup", () => {
+    // Enough data that the middle of the archive is table data, not its table of contents.
+    const WIDE = "wide";
+    const ROWS = 200_000;
+    beforeAll(async () => {
+      await pg.psql(`create database ${WIDE}`);
+      await pg.psql(
+        `create table wide (id serial primary key, h text not null, h2 text not null);
+         insert into wide (h, h2) select md5(g::text), md5((g * 7)::text) from generate_series(1, ${ROWS}) g;
+         create index wide_h on wide (h);`,
+        WIDE,
+      );
+    }, T);
+
+    // pg_dump's archive as written: its first half only, or 16 bytes in its middle overwritten.
+    const archive = `$DUMPING || exec "$REAL" "\${ARGS[@]}"; whole=$(mktemp); "$REAL" "\${ARGS[@]}" >"$whole"; half=$(( $(stat -c %s "$whole") / 2 ))`;
+    const truncate = `${archive}; head -c "$half" "$whole"`;
+    const corrupt = `${archive}; head -c "$half" "$whole"; printf 'CORRUPTED-BYTES!'; tail -c +$((half + 17)) "$whole"`;
+    // Dumps without the counted snapshot, after a row was added: one row more than counted.
+    const rowAdded = `args=(); for a in "\${ARGS[@]}"; do [[ "$a" == --snapshot=* ]] || args+=("$a"); done
+      ! $DUMPING || psql -X -q -v ON_ERROR_STOP=1 -c "insert into wide (h, h2) values ('added', 'after the count')"
+      exec "$REAL" "\${args[@]}"`;
+
+    async function brokenBackup(name: string, fake: Record<string, string>, extra: Record<string, string> = {}): Promise<{ result: ScriptResult; dir: string }> {
+      const dir = freshDir(name);
+      const result = await backup({ BACKUP_DIR: dir, PGDATABASE: WIDE, ...fake, ...extra });
+      expect(result.code).not.toBe(0);
+      expect(result.stdout).not.toMatch(/BACKUP_FILE=/);
+      expect(readdirSync(dir).filter((f) => f !== ".backup.lock")).toEqual([]);
+      expect(await scratchDatabases()).toBe("0");
+      return { result, dir };
+    }
+
+    test("the dump as pg_dump wrote it passes (the control for the cases below)", async () => {
+      const result = await backup({ BACKUP_DIR: freshDir("wide-ok"), PGDATABASE: WIDE, ...wrapped("pg_dump", `exec "$REAL" "\${ARGS[@]}"`) });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(`1 tables, ${ROWS} rows`);
+    }, T);
+
+    test("truncated as written: pg_restore --list still reads it, the read-back does not", async () => {
+      const { result } = await brokenBackup("truncated", wrapped("pg_dump", truncate));
+      expect(result.stderr).toMatch(/archive ok: \d+ bytes, 1 table data entries/);
+      expect(result.stderr).toMatch(/pg_restore: error: could not read from input file: end of file/);
+      expect(lastLine(result.stderr)).toMatch(/backup: the archive's data cannot be read back \(pg_restore exit 1, messages above\): the dump is truncated or corrupted; no backup was written$/);
+    }, T);
+
+    test("16 bytes overwritten in the middle as written: zlib's checksum fails the read-back", async () => {
+      const { result } = await brokenBackup("corrupted", wrapped("pg_dump", corrupt));
+      expect(result.stderr).toMatch(/archive ok: /);
+      expect(result.stderr).toMatch(/pg_restore: error: could not uncompress data/);
+      expect(lastLine(result.stderr)).toMatch(/the archive's data cannot be read back .*: the dump is truncated or corrupted; no backup was written$/);
+    }, T);
+
+    test("a row count that differs from the snapshot's is shown as a diff", async () => {
+      try {
+        const { result } = await brokenBackup("row-added", wrapped("pg_dump", rowAdded));
+        expect(result.stderr).toMatch(new RegExp(`^-public\\.wide\t${ROWS}\n\\+public\\.wide\t${ROWS + 1}$`, "m"));
+        expect(lastLine(result.stderr)).toMatch(/backup: row counts in the archive differ from the source \(diff above\); no backup was written$/);
+      } finally {
+        await pg.psql("delete from wide where h = 'added'", WIDE);
+      }
+    }, T);
+
+    test("rows that look like COPY lines or pg_restore's closing comment, odd names and a table without columns are counted exactly", async () => {
+      await pg.psql("create database tricky");
+      await pg.psql(
+        `create schema "Odd Schema";
+         create table "Odd Schema"."we""ird. name (x" (t text);
+         insert into "Odd Schema"."we""ird. name (x" values
+           ('COPY public.meter (id) FROM stdin;'), ('\\.'), ('-- PostgreSQL database dump complete'), (E'two\\nlines'), (''), (null);
+         create table no_columns ();
+         insert into no_columns default values; insert into no_columns default values;`,
+        "tricky",
+      );
+      const dir = freshDir("tricky");
+      const result = await backup({ BACKUP_DIR: dir, PGDATABASE: "tricky" });
+      expect(result.code, result.stderr).toBe(0);
+      const [name] = dumpsIn(dir);
+      expect(JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8")).row_counts).toEqual({
+        '"Odd Schema"."we""ird. name (x"': 6, "public.no_columns": 2,
+      });
+      await pg.psql("drop database tricky");
+    }, T);
+
+    test("a table whose data is missing from the archive is named", async () => {
+      const dir = freshDir("table-missing");
+      const result = await backup({ BACKUP_DIR: dir, ...wrapped("pg_dump", `! $DUMPING || ARGS+=(--exclude-table-data=public.meter); exec "$REAL" "\${ARGS[@]}"`) });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/^-public\.meter\t25\n\+public\.meter\tno data in the archive$/m);
+      expect(lastLine(result.stderr)).toMatch(/row counts in the archive differ from the source/);
+      expect(dumpsIn(dir)).toEqual([]);
+    }, T);
+
+    test("the schema-only test restore failing fails the backup and drops the scratch database", async () => {
+      const failSchema = `if [[ " \${ARGS[*]} " == *" --schema-only "* ]]; then echo 'pg_restore: error: could not execute query: ERROR:  type "meter_kind" does not exist' >&2; exit 1; fi
+        exec "$REAL" "\${ARGS[@]}"`;
+      const { result } = await brokenBackup("schema-fails", wrapped("pg_restore", failSchema));
+      expect(result.stderr).toContain('ERROR:  type "meter_kind" does not exist');
+      expect(result.stderr).toMatch(/dropped scratch database utilitarian_backup_verify_/);
+      expect(lastLine(result.stderr)).toMatch(/backup: schema-only test restore of the dump failed \(messages above\); no backup was written$/);
+    }, T);
+
+    test("a file cut short on disk after it was written: its CRC and length are not those of what was verified", async () => {
+      // tee writes the archive into the file; here the file loses its second half right after.
+      const lost = wrapped("tee", `"$REAL" "\${ARGS[@]}"
+        for ((i = 0; i < \${#ARGS[@]}; i++)); do [[ "\${ARGS[i]}" == -- ]] && file=\${ARGS[i + 1]}; done
+        truncate -s $(( $(stat -c %s "$file") / 2 )) "$file"`);
+      const { result } = await brokenBackup("cut-on-disk", lost);
+      expect(result.stderr).toMatch(/archive ok: /);
+      expect(lastLine(result.stderr)).toMatch(/backup: the file .*\.partial is not what pg_dump wrote and the read-back verified \(CRC and length \d+ \d+ on disk, \d+ \d+ written\); no backup was written$/);
+    }, T);
+
+    test("with BACKUP_TEST_RESTORE=true the read-back still runs, and the full restore's own checks fail the backup", async () => {
+      const full = { BACKUP_TEST_RESTORE: "true" };
+      const truncated = await brokenBackup("full-truncated", wrapped("pg_dump", truncate), full);
+      expect(lastLine(truncated.result.stderr)).toMatch(/the archive's data cannot be read back .*: the dump is truncated or corrupted/);
+      expect(truncated.result.stderr).not.toMatch(/full test restore into/);
+
+      const restoreFails = wrapped("pg_restore", `if [[ " \${ARGS[*]} " == *" -j "* ]]; then echo 'pg_restore: error: could not create index' >&2; exit 1; fi
+        exec "$REAL" "\${ARGS[@]}"`);
+      const failed = await brokenBackup("full-restore-fails", restoreFails, full);
+      expect(failed.result.stderr).toContain("pg_restore: error: could not create index");
+      expect(lastLine(failed.result.stderr)).toMatch(/backup: test restore of the dump failed \(messages above\); no backup was written$/);
+
+      // The restore loses a row (as a restore into a broken server could): the recount shows it.
+      const rowLost = wrapped("pg_restore", `"$REAL" "\${ARGS[@]}"; rc=$?
+        if [[ " \${ARGS[*]} " == *" -j "* ]]; then psql -X -q -d "\${ARGS[-2]}" -c "delete from wide where id = 1"; fi; exit $rc`);
+      const lostRow = await brokenBackup("full-row-lost", rowLost, full);
+      expect(lostRow.result.stderr).toMatch(new RegExp(`^-public\\.wide\t${ROWS}\n\\+public\\.wide\t${ROWS - 1}$`, "m"));
+      expect(lastLine(lostRow.result.stderr)).toMatch(/backup: test restore row counts differ from the source \(diff above\); no backup was written$/);
+    }, 120_000);
+
+    test("the server writes WAL for the schema only by default, and about the database's size with the full test restore", async () => {
+      const size = Number(await pg.psql(`select pg_database_size('${WIDE}')`));
+      const byDefault = await walWritten(async () => expect((await backup({ BACKUP_DIR: freshDir("wal-default"), PGDATABASE: WIDE })).code).toBe(0));
+      const full = await walWritten(async () => expect((await backup({ BACKUP_DIR: freshDir("wal-full"), PGDATABASE: WIDE, BACKUP_TEST_RESTORE: "true" })).code).toBe(0));
+      const none = await walWritten(async () => expect((await backup({ BACKUP_DIR: freshDir("wal-none"), PGDATABASE: WIDE, BACKUP_TEST_RESTORE: "false" })).code).toBe(0));
+      // An empty database is copied from template0 (about 4 MB of WAL in PostgreSQL 15), whatever the data's size.
+      expect(byDefault).toBeLessThan(16 * 1048576);
+      expect(full).toBeGreaterThan(size / 2);
+      expect(none).toBeLessThan(1048576);
+    }, 120_000);
+
+    test("SIGTERM while the data is read back: the reason is the last line; no pg_restore, partial file or scratch database is left", async () => {
+      // pg_restore slowed down to minutes (each line of its output waits 1 ms) so that the signal
+      // lands mid-read, and so that a pg_restore left running would still be there to be seen.
+      const slow = wrapped("pg_restore", `if [[ " \${ARGS[*]} " == *" --data-only "* ]]; then "$REAL" "\${ARGS[@]}" | while IFS= read -r line; do printf '%s\\n' "$line"; sleep 0.001; done; exit; fi
+        exec "$REAL" "\${ARGS[@]}"`);
+      const dir = freshDir("sigterm-read-back");
+      const child = spawn(join(SCRIPTS_DIR, "backup.sh"), [], {
+        env: { HOME: "/root", ...pg.env(WIDE), ...slow, BACKUP_DIR: dir, BACKUP_FROM_VERSION: "1.0.0", BACKUP_TO_VERSION: "1.1.0" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      const started = Date.now();
+      while (!stderr.includes("read back and counted as it is written") && Date.now() - started < 30_000) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill("SIGTERM");
+      expect(await exited).toBe(143);
+      expect(lastLine(stderr)).toMatch(/backup: interrupted \(SIGTERM\)$/);
+      expect(stderr).not.toMatch(/data verified/);
+      expect(readdirSync(dir).filter((f) => f !== ".backup.lock")).toEqual([]);
+      expect(await scratchDatabases()).toBe("0");
+      // pg_restore stops on the closed pipe once awk is gone.
+      const readers = () => readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(dir);
+        } catch {
+          return false; // the process ended meanwhile
+        }
+      });
+      const deadline = Date.now() + 2_000;
+      while (readers().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(readers()).toEqual([]);
     }, T);
   });
 

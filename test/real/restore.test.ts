@@ -98,9 +98,19 @@ describe("restore.sh", () => {
     });
     await new Promise((r) => setTimeout(r, 500));
 
+    // The server's disk at the peak: a copy of the database plus the sort files of as many
+    // index builds as there are jobs (2 by default), about the size of the largest indexes.
+    const estimate = Number(await pg.psql(
+      `select pg_database_size(current_database()) + (select sum(b) from (select pg_relation_size(oid) b from pg_class where relkind = 'i' order by 1 desc limit 2) t)`,
+      DB,
+    ));
     const result = await restore(file);
     holder.kill();
     expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/restoring utilitarian-\S+\.dump into utilitarian_restoring \(owner utilitarian_app, pg_restore -j 2\)/);
+    expect(result.stderr).toContain(
+      `the restore into ${DB}_restoring needs about ${Math.ceil(estimate / 1048576)} MB there (database size + the largest index per restore job, for the sort files of index builds)`,
+    );
     expect(result.stderr).toMatch(/terminated [1-9]\d* session\(s\) on utilitarian$/m);
     expect(await snapshot()).toBe(before);
     expect(await pg.psql("select count(*) from pg_tables where tablename = 'added_by_migration'", DB)).toBe("0");
@@ -202,6 +212,23 @@ describe("restore.sh", () => {
     await dropKept();
     const none = await restore("latest", { RESTORE_VERSION: "9.9.9" });
     expect(lastLine(none.stderr)).toContain("no verified backup (utilitarian-*-9.9.9-to-*.dump with .sha256)");
+  }, T);
+
+  test("RESTORE_JOBS sets pg_restore's parallel jobs; 0 is refused before anything changes", async () => {
+    await pg.psql("truncate reading; insert into reading (meter_id, value) select 1 + g % 10, g from generate_series(1, 50) g", DB);
+    const before = await snapshot();
+    const file = await backup("4.0.0");
+    await pg.psql("delete from reading where value > 10", DB);
+    const one = await restore(file, { RESTORE_JOBS: "1" });
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stderr).toMatch(/pg_restore -j 1\)/);
+    expect(await snapshot()).toBe(before);
+    await dropKept();
+
+    const zero = await restore(file, { RESTORE_JOBS: "0" });
+    expect(zero.code).not.toBe(0);
+    expect(lastLine(zero.stderr)).toMatch(/restore: RESTORE_JOBS must be an integer >= 1; got '0'$/);
+    expect(await databases()).toEqual([DB]);
   }, T);
 
   test("a missing variable is named", async () => {

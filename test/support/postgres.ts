@@ -8,6 +8,9 @@
  *   await pg.psql("create table t(id int)", "postgres");
  *   runScript("backup.sh", { ...pg.env("app"), ... });
  *   await pg.stop();
+ *
+ * Tests turn durability off (fsync, full-page writes) for speed; the benchmarks ask for
+ * `{ durable: true }`, the server's own defaults, as in the official postgres image.
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -30,6 +33,8 @@ export interface PgCluster {
   readonly user: string;
   /** Superuser password (generated, unique per cluster). */
   readonly password: string;
+  /** The cluster's data directory (PGDATA), e.g. to measure the disk it uses. */
+  readonly dataDir: string;
   /** libpq environment for this cluster and database `db`: PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
   env(db?: string): Record<string, string>;
   /** Run SQL as the superuser in `db` (default `postgres`); resolves to trimmed, unaligned, tuples-only output. */
@@ -64,7 +69,12 @@ async function asPostgres(command: string, args: string[]): Promise<string> {
   return stdout;
 }
 
-export async function startPostgres(): Promise<PgCluster> {
+export interface StartOptions {
+  /** Keep the server's durability defaults (fsync, synchronous commit, full-page writes). Defaults to false. */
+  durable?: boolean;
+}
+
+export async function startPostgres(options: StartOptions = {}): Promise<PgCluster> {
   const { uid, gid } = await osUserIds(OS_USER);
   const dir = mkdtempSync(join(tmpdir(), "utilitarian-pg-"));
   chmodSync(dir, 0o700);
@@ -91,12 +101,12 @@ export async function startPostgres(): Promise<PgCluster> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5 && port === 0; attempt++) {
     const candidate = await freePort();
-    const options = [
+    const serverOptions = [
       `-p ${candidate}`, `-k ${socketDir}`, "-c listen_addresses=127.0.0.1",
-      "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+      ...(options.durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
     ].join(" ");
     try {
-      await asPostgres("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "-o", options, "start"]);
+      await asPostgres("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "-o", serverOptions, "start"]);
       port = candidate;
     } catch (error) {
       lastError = error; // most likely the port was taken in between: try another one
@@ -114,7 +124,7 @@ export async function startPostgres(): Promise<PgCluster> {
   let stopped = false;
 
   return {
-    host, port, user, password, env,
+    host, port, user, password, env, dataDir: data,
     async psql(sql: string, db = "postgres"): Promise<string> {
       const { stdout } = await run("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], {
         env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env(db) },
