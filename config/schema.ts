@@ -10,7 +10,14 @@ import {
  * Every key is validated here, with messages that name the fix; `config/load.ts` reports all
  * problems at once. Secrets are separate keys (see `SECRET_KEYS`) so that Pulumi encrypts each
  * of them and so that a plain-text value can be refused.
+ *
+ * Every key carries its description as zod metadata (`.meta({ description })`: one sentence
+ * ending with what is allowed; `whenUnset` says what an optional key without a default means).
+ * The README's configuration reference is generated from it by `npm run docs`
+ * (config/reference.ts), and `z.toJSONSchema` hands it to editors, so it is written only here.
  */
+
+const IMAGE_REPOSITORY = "an image repository as Docker parses it (lower-case path components, optionally after `registry[:port]/`), without tag or digest";
 
 const RELEASE = /^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
@@ -50,146 +57,256 @@ const EDGE_RESERVED_ENV: Record<"processor" | "poster" | "udpServer", Record<str
   udpServer: { AMQP_CONNECTION_STRING: "set from the broker", UTILITARIAN_APPLICATION_CONTEXT: "`utilitarian:udpServer.applicationContext`" },
 };
 
+const SQL_IDENTIFIER = "a lower-case SQL identifier of letters, digits and `_`, not starting with a digit, at most 63 characters";
+
 const databaseSchema = z.strictObject({
-  /** `managed`: a PostgreSQL container on the private network; `external`: a server you run. */
-  mode: z.enum(["managed", "external"], { error: "must be managed or external" }).default("managed"),
-  /** Image of the managed PostgreSQL container. */
-  image: imageReference("postgres:15").default("postgres:15"),
-  /** Database the application uses. */
-  name: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier like utilitarian").default("utilitarian"),
-  /** Least-privilege role the application logs in as; it owns only its database. */
-  user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier like utilitarian").default("utilitarian"),
-  /** Administrator used by the postgresql provider and for backups (CREATEDB for test restores). */
-  adminUser: roleName("postgres").default("postgres"),
-  /** Where the containers reach an external server. Required when mode is external. */
-  host: hostOrAddress("db.example.com", { fromContainers: true }).optional(),
-  /** Port of an external server as seen by the containers. */
-  port: port(5432).default(5432),
-  /** Where this machine (the one running `pulumi up`) reaches the database. */
-  operatorHost: hostOrAddress("127.0.0.1").optional(),
-  /** Port this machine uses to reach the database; for a managed database, the port published on the Docker host's 127.0.0.1. */
-  operatorPort: port(15432).optional(),
-  /** sslmode for this machine's connections (provider, backups). */
-  sslmode: z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"], { error: "must be one of disable, allow, prefer, require, verify-ca, verify-full" }).default("prefer"),
-  /** false on managed services (RDS, Cloud SQL) where the admin is not a superuser. */
-  superuser: bool.default(true),
+  mode: z.enum(["managed", "external"], { error: "must be managed or external" }).default("managed").meta({
+    description: "Where PostgreSQL runs: `managed` (a container on the deployment's private network) or `external` (a server you run).",
+  }),
+  image: imageReference("postgres:15").default("postgres:15").meta({
+    description: "Image of the managed PostgreSQL container: a Docker image reference, tag allowed, like `postgres:15`.",
+  }),
+  name: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier like utilitarian").default("utilitarian").meta({
+    description: `Database the application uses: ${SQL_IDENTIFIER}.`,
+  }),
+  user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier like utilitarian").default("utilitarian").meta({
+    description: `Least-privilege role the application logs in as, owner of its database and nothing else (password: secret \`databasePassword\`): ${SQL_IDENTIFIER}.`,
+  }),
+  adminUser: roleName("postgres").default("postgres").meta({
+    description: "Administrator the postgresql provider, the backups and the restores log in as, with CREATEDB for the test restores (password: secret `databaseAdminPassword`): a PostgreSQL role name without spaces or control characters, at most 63 characters.",
+  }),
+  host: hostOrAddress("db.example.com", { fromContainers: true }).optional().meta({
+    description: "Where the containers reach an external server: a host name or IP address (IPv6 bare or in brackets), not `localhost` or a loopback address, which in a container is the container itself.",
+    whenUnset: "required when `database.mode` is `external`",
+  }),
+  port: port(5432).default(5432).meta({
+    description: "Port of an external server as the containers reach it: a whole number from 1 to 65535.",
+  }),
+  operatorHost: hostOrAddress("127.0.0.1").optional().meta({
+    description: "Where this machine (the one running `pulumi up`) reaches the database for the postgresql provider, backups and restores: a host name or IP address.",
+    whenUnset: "`127.0.0.1` (managed), `database.host` (external)",
+  }),
+  operatorPort: port(15432).optional().meta({
+    description: "Port this machine reaches the database at; for a managed database, the port published on the Docker host's `127.0.0.1`: a whole number from 1 to 65535, for a managed database not `api.port` when the API is published on `127.0.0.1` or `0.0.0.0`.",
+    whenUnset: "`15432` (managed), `database.port` (external)",
+  }),
+  sslmode: z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"], { error: "must be one of disable, allow, prefer, require, verify-ca, verify-full" }).default("prefer").meta({
+    description: "libpq sslmode of this machine's connections (postgresql provider, backups, restores): `disable`, `allow`, `prefer`, `require`, `verify-ca` or `verify-full`.",
+  }),
+  superuser: bool.default(true).meta({
+    description: "Whether `database.adminUser` is a PostgreSQL superuser, as the postgresql provider must know: `true`, or `false` on managed services (RDS, Cloud SQL) where the administrator is not one.",
+  }),
 });
 
 const rabbitmqSchema = z.strictObject({
-  mode: z.enum(["managed", "external"], { error: "must be managed or external" }).default("managed"),
-  image: imageReference("rabbitmq:3-management").default("rabbitmq:3-management"),
-  user: text("utilitarian").default("utilitarian"),
+  mode: z.enum(["managed", "external"], { error: "must be managed or external" }).default("managed").meta({
+    description: "Where RabbitMQ runs: `managed` (a container on the private network; password: secret `rabbitmqPassword`) or `external` (its URL: secret `rabbitmqUrl`).",
+  }),
+  image: imageReference("rabbitmq:3-management").default("rabbitmq:3-management").meta({
+    description: "Image of the managed RabbitMQ container: a Docker image reference, tag allowed, like `rabbitmq:3-management`.",
+  }),
+  user: text("utilitarian").default("utilitarian").meta({
+    description: "User the services log in to the managed RabbitMQ as: one line of text, not empty, without leading or trailing spaces.",
+  }),
 });
+
+const PUBLISH_ADDRESSES = "an IPv4 or IPv6 address of the Docker host, like `127.0.0.1` (this host only), `0.0.0.0` (all IPv4 interfaces), `::1` or `::` (brackets allowed)";
 
 const apiSchema = z.strictObject({
-  /** Port published for the API on the Docker host. */
-  port: port(8000).default(8000),
-  /** Address the API port is published on. */
-  publishAddress: publishAddress("127.0.0.1").default("127.0.0.1"),
-  /** Django ALLOWED_HOSTS. */
-  allowedHosts: z.array(allowedHost).min(1, "must list at least one host name").default(["localhost", "127.0.0.1"]),
-  /** Extra plain environment (UTILITARIAN_LOGLEVEL, DATA_RETENTION_DAYS, CORS_WHITELIST, ...). */
-  env: envMap.default({}),
-  /** How long the API may take to become healthy after a start, in seconds. */
-  healthTimeoutSeconds: int(10, 3600).default(120),
+  port: port(8000).default(8000).meta({
+    description: "Port the API is published on, on the Docker host: a whole number from 1 to 65535.",
+  }),
+  publishAddress: publishAddress("127.0.0.1").default("127.0.0.1").meta({
+    description: `Address the API's port is published on: ${PUBLISH_ADDRESSES}.`,
+  }),
+  allowedHosts: z.array(allowedHost).min(1, "must list at least one host name").default(["localhost", "127.0.0.1"]).meta({
+    description: "Django `ALLOWED_HOSTS`, to which the deployment adds the API's container name and its alias `api` (the edge services call it by them): at least one entry, each a host name, a subdomain wildcard like `.example.net`, an IPv4 address, an IPv6 address in brackets (`[::1]`) or `*`, without scheme or port.",
+  }),
+  env: envMap.default({}).meta({
+    description: "Extra plain environment of the API, beat and workers (`UTILITARIAN_LOGLEVEL`, `DATA_RETENTION_DAYS`, `CORS_WHITELIST`, ...): UPPER_CASE names with one-line values, except `DATABASE_URL`, `SECRET_KEY`, `AMQP_CONNECTION_STRING` and `ALLOWED_HOSTS`, which the deployment sets, and names ending in `_KEY`, `_PASSWORD`, `_PASSWD`, `_PASS`, `_SECRET`, `_TOKEN` or `_CREDENTIALS`, which belong in the secret `apiSecretEnv`.",
+  }),
+  healthTimeoutSeconds: int(10, 3600).default(120).meta({
+    description: "How long the API may take to start and become healthy, in seconds: a whole number from 10 to 3600.",
+  }),
 });
+
+const DNS_NAME = "lower-case letters, digits and `-` (no `_`: names become host names), starting with a letter, not ending with `-`, at most 41 characters";
 
 const workerSchema = z.strictObject({
-  /** Group name: becomes part of the container names. */
-  name: dnsName("default"),
-  /** Celery queues this group consumes; empty means Celery's default queue. */
-  queues: z.array(z.string().regex(QUEUE, "queue names may hold letters, digits, '.', '_' and '-'")).default([]),
-  /** Celery --concurrency per container. */
-  concurrency: int(1, 64).default(2),
-  /** Number of containers in the group (the docs prefer more processes over higher concurrency). */
-  count: int(1, 32).default(1),
+  name: dnsName("default").meta({
+    description: `Name of the group, part of its container names: ${DNS_NAME}, different for each group.`,
+    whenUnset: "required",
+  }),
+  queues: z.array(z.string().regex(QUEUE, "queue names may hold letters, digits, '.', '_' and '-'")).default([]).meta({
+    description: "Celery queues the group consumes, none meaning Celery's default queue: queue names of letters, digits, `.`, `_` and `-`.",
+  }),
+  concurrency: int(1, 64).default(2).meta({
+    description: "Celery `--concurrency` of each container of the group: a whole number from 1 to 64.",
+  }),
+  count: int(1, 32).default(1).meta({
+    description: "Number of containers in the group (the vendor's docs prefer more processes to a higher concurrency): a whole number from 1 to 32.",
+  }),
 });
 
-const edgeSchema = (defaults: { enabled: boolean; dependsOnApi: boolean }) =>
+type EdgeRole = "processor" | "poster" | "udpServer";
+const EDGE_TITLE: Record<EdgeRole, string> = { processor: "the DLMS processor", poster: "the poster", udpServer: "the DLMS UDP server" };
+const codeList = (names: string[]) => names.map((n) => `\`${n}\``).join(", ").replace(/, ([^,]*)$/, " and $1");
+
+/** The keys every edge service has; `role` only words their descriptions. */
+const edgeSchema = (role: EdgeRole, defaults: { enabled: boolean; dependsOnApi: boolean }) =>
   z.strictObject({
-    enabled: bool.default(defaults.enabled),
-    /**
-     * Image tag of this edge service; required when enabled. Edge services have their own
-     * releases, and following the API's version would restart them with every API upgrade.
-     */
-    version: z.string().regex(RELEASE, "must be a release tag like 1.2.0").optional(),
-    /** true: stopped before the API and started after migrations during an API upgrade. */
-    dependsOnApi: bool.default(defaults.dependsOnApi),
-    env: envMap.default({}),
+    enabled: bool.default(defaults.enabled).meta({
+      description: `Whether ${EDGE_TITLE[role]} runs: \`true\` or \`false\`.`,
+    }),
+    version: z.string().regex(RELEASE, "must be a release tag like 1.2.0").optional().meta({
+      description: `Release of ${EDGE_TITLE[role]}, the tag of its image, changed only to upgrade it (edge services have their own releases; following the API's version would restart them with every API upgrade): a release tag like \`1.0.0\`.`,
+      whenUnset: `required while \`${role}.enabled\``,
+    }),
+    dependsOnApi: bool.default(defaults.dependsOnApi).meta({
+      description: `Whether ${EDGE_TITLE[role]} follows the API, stopped before it and started after the migrations during an API upgrade: \`true\` or \`false\`.`,
+    }),
+    env: envMap.default({}).meta({
+      description: `Extra plain environment of ${EDGE_TITLE[role]}: UPPER_CASE names with one-line values, except ${codeList(Object.keys(EDGE_RESERVED_ENV[role]))}, which the deployment sets.`,
+    }),
   });
 
-const udpServerSchema = edgeSchema({ enabled: true, dependsOnApi: false }).extend({
-  /** UDP port published for DLMS push messages. */
-  port: port(4059).default(4059),
-  publishAddress: publishAddress("0.0.0.0").default("0.0.0.0"),
-  applicationContext: text("default").default("default"),
+const udpServerSchema = edgeSchema("udpServer", { enabled: true, dependsOnApi: false }).extend({
+  port: port(4059).default(4059).meta({
+    description: "UDP port published for DLMS push messages: a whole number from 1 to 65535, not `api.port` when both are published on one address.",
+  }),
+  publishAddress: publishAddress("0.0.0.0").default("0.0.0.0").meta({
+    description: `Address the UDP port is published on: ${PUBLISH_ADDRESSES}.`,
+  }),
+  applicationContext: text("default").default("default").meta({
+    description: "DLMS application context of the UDP server, its `UTILITARIAN_APPLICATION_CONTEXT`: one line of text, not empty, without leading or trailing spaces.",
+  }),
 });
 
 const backupSchema = z.strictObject({
-  /** Directory on this machine that holds the verified dumps. */
-  dir: z.string().min(1).default("./backups"),
-  /** How many verified dumps to keep. */
-  keep: int(1, 1000).default(5),
-  /** Restore each dump into a scratch database and compare row counts. */
-  testRestore: bool.default(true),
-  /** Free space required before dumping, in MiB; unset means estimated from the database size. */
-  minFreeMb: int(0, 10_000_000).optional(),
-  /**
-   * Stop the asynchronous writers (beat, workers, and the processor and poster when they follow
-   * the API) before the backup, so every reading the backup lacks still waits in RabbitMQ and a
-   * rollback loses none; they are started again if the backup fails. Costs follower downtime
-   * equal to the backup's duration.
-   */
-  stopWriters: bool.default(true),
+  dir: z.string().min(1).default("./backups").meta({
+    description: "Directory on this machine that holds the verified dumps: a path relative to the project directory or absolute, one line, without `~` or `$VARIABLES` (nothing expands them).",
+  }),
+  keep: int(1, 1000).default(5).meta({
+    description: "How many verified dumps to keep: a whole number from 1 to 1000.",
+  }),
+  // Every dump's data is read back out of the archive and counted on this machine anyway; this
+  // decides what is also restored on the server (docs/benchmarks.md: `schema` costs about 4 MB of
+  // WAL whatever the size, `true` about 1.1x the database's size in disk and 0.8x in WAL).
+  testRestore: z.preprocess(
+    (v) => (v === "true" ? true : v === "false" ? false : v),
+    z.union([z.literal("schema"), z.boolean()], { error: "must be schema, true or false" }),
+  ).default("schema").meta({
+    description: "What of each dump is restored into a scratch database on the database server before it counts as verified, beside the row counts read back out of the archive on this machine: `schema` (the DDL only, a few MB whatever the data), `true` (everything, with exact row counts; about 1.1x the database's size in disk and WAL) or `false` (nothing).",
+  }),
+  compressLevel: int(1, 9).default(1).meta({
+    description: "The zlib level of the dump (`pg_dump -Z`), where 1 costs about what a plain SQL dump costs and pg_dump's own default 6 takes longer for a somewhat smaller file (docs/benchmarks.md), and 0 is refused because zlib's checksums are what catch a corrupted dump: a whole number from 1 to 9.",
+  }),
+  restoreJobs: int(1, 64).default(2).meta({
+    description: "Parallel `pg_restore` jobs (connections) for a full test restore and for a rollback's restore, best near the database server's cores: a whole number from 1 to 64.",
+  }),
+  minFreeMb: int(0, 10_000_000).optional().meta({
+    description: "Free space this machine must have before dumping, in MiB: a whole number from 0 to 10000000.",
+    whenUnset: "estimated from the database's size",
+  }),
+  stopWriters: bool.default(true).meta({
+    description: "Whether the asynchronous writers (beat, workers, and the processor and poster when they follow the API) stop before the backup, so that every reading the backup lacks still waits in RabbitMQ and a rollback loses none, at the cost of their downtime for the backup's duration (they start again if the backup fails): `true` or `false`.",
+  }),
 });
 
+const graceSeconds = (what: string) => `How long ${what} may take to stop, in seconds between SIGTERM and SIGKILL: a whole number from 0 to 3600.`;
 const graceSchema = z.strictObject({
-  api: int(0, 3600).default(30),
-  beat: int(0, 3600).default(10),
-  worker: int(0, 3600).default(60),
-  edge: int(0, 3600).default(15),
+  api: int(0, 3600).default(30).meta({ description: graceSeconds("the API and the managed PostgreSQL containers") }),
+  beat: int(0, 3600).default(10).meta({ description: graceSeconds("the beat container") }),
+  worker: int(0, 3600).default(60).meta({ description: graceSeconds("the worker containers") }),
+  edge: int(0, 3600).default(15).meta({ description: graceSeconds("the processor, poster, UDP server and managed RabbitMQ containers") }),
 });
 
 export const settingsSchema = z
   .strictObject({
-    version: release("version"),
-    /** Name prefix of containers, network and volumes; defaults to `utilitarian-<stack>`. */
-    prefix: dnsName("utilitarian-prod").optional(),
-    dockerHost: dockerHost.optional(),
+    version: release("version").meta({
+      description: "Utilitarian release to run, the tag of the API, beat and worker image: a release tag like `1.2.0` or `1.3.0-rc.1` (`latest` is refused, so that an upgrade is always a visible change).",
+      whenUnset: "required",
+    }),
+    prefix: dnsName("utilitarian-prod").optional().meta({
+      description: `Prefix of every container, network and volume name (a stack name with \`_\`, \`.\` or capitals needs it set): ${DNS_NAME}.`,
+      whenUnset: "`utilitarian-<stack>`",
+    }),
+    dockerHost: dockerHost.optional().meta({
+      description: "Docker engine the containers run on, given to the step scripts as `DOCKER_HOST`: `unix:///absolute/path`, `ssh://[user@]host[:port]` (with the key in your SSH agent) or `tcp://host[:port]`, the host a name or IP address (`[...]` for IPv6), without password or path.",
+      whenUnset: "the local Docker socket",
+    }),
     images: z.strictObject({
-      api: imageRepository("quay.io/pwit/utilitarian", "utilitarian:version").default("quay.io/pwit/utilitarian"),
-      processor: imageRepository("quay.io/pwit/utilitarian-dlms-processor", "processor.version").default("quay.io/pwit/utilitarian-dlms-processor"),
-      poster: imageRepository("quay.io/pwit/utilitarian-poster", "poster.version").default("quay.io/pwit/utilitarian-poster"),
-      udpServer: imageRepository("quay.io/pwit/utilitarian-dlms-udp-server", "udpServer.version").default("quay.io/pwit/utilitarian-dlms-udp-server"),
+      api: imageRepository("quay.io/pwit/utilitarian", "utilitarian:version").default("quay.io/pwit/utilitarian").meta({
+        description: `Image repository of the API, beat and workers, tagged with \`version\`: ${IMAGE_REPOSITORY}.`,
+      }),
+      processor: imageRepository("quay.io/pwit/utilitarian-dlms-processor", "processor.version").default("quay.io/pwit/utilitarian-dlms-processor").meta({
+        description: `Image repository of the DLMS processor, tagged with \`processor.version\`: ${IMAGE_REPOSITORY}.`,
+      }),
+      poster: imageRepository("quay.io/pwit/utilitarian-poster", "poster.version").default("quay.io/pwit/utilitarian-poster").meta({
+        description: `Image repository of the poster, tagged with \`poster.version\`: ${IMAGE_REPOSITORY}.`,
+      }),
+      udpServer: imageRepository("quay.io/pwit/utilitarian-dlms-udp-server", "udpServer.version").default("quay.io/pwit/utilitarian-dlms-udp-server").meta({
+        description: `Image repository of the DLMS UDP server, tagged with \`udpServer.version\`: ${IMAGE_REPOSITORY}.`,
+      }),
     }).default({
       api: "quay.io/pwit/utilitarian",
       processor: "quay.io/pwit/utilitarian-dlms-processor",
       poster: "quay.io/pwit/utilitarian-poster",
       udpServer: "quay.io/pwit/utilitarian-dlms-udp-server",
-    }),
+    }).meta({ description: "Where the images of the Utilitarian services come from; their tags come from the version keys: the four keys below." }),
     registry: z.strictObject({
-      server: registryServer.default("quay.io"),
+      server: registryServer.default("quay.io").meta({
+        description: "Registry the pull account logs in to, from which some image must come (`docker.io` and `index.docker.io` both mean Docker Hub): a host name with an optional `:port`, without `https://` or a path.",
+      }),
       username: z.string({ error: "must name the pull account" }).min(1, "must name the pull account").superRefine((value, ctx) => {
         if (/[\s\u0000-\u001f\u007f]/.test(value)) ctx.addIssue({ code: "custom", message: "must be the pull account's name, without spaces or control characters", params: { example: "pwit+acme_pull" } });
+      }).meta({
+        description: "Name of the pull account (password: secret `registryPassword`): not empty, without spaces or control characters.",
+        whenUnset: "required with `registry`",
       }),
-    }).optional(),
-    database: databaseSchema.default(databaseSchema.parse({})),
-    rabbitmq: rabbitmqSchema.default(rabbitmqSchema.parse({})),
-    api: apiSchema.default(apiSchema.parse({})),
-    beat: z.strictObject({ enabled: bool.default(true) }).default({ enabled: true }),
-    workers: z.array(workerSchema).default([{ name: "default", queues: [], concurrency: 2, count: 1 }]),
-    processor: edgeSchema({ enabled: true, dependsOnApi: true }).default(edgeSchema({ enabled: true, dependsOnApi: true }).parse({})),
-    poster: edgeSchema({ enabled: true, dependsOnApi: true }).default(edgeSchema({ enabled: true, dependsOnApi: true }).parse({})),
-    udpServer: udpServerSchema.default(udpServerSchema.parse({})),
-    backup: backupSchema.default(backupSchema.parse({})),
-    stopGraceSeconds: graceSchema.default(graceSchema.parse({})),
-    /** Rollback only: the verified backup to restore while going back to an older version. */
+    }).optional().meta({
+      description: "Pull account for private images, handed by the Docker provider only to pulls from its registry: `server` and `username`.",
+      whenUnset: "anonymous pulls",
+    }),
+    database: databaseSchema.default(databaseSchema.parse({})).meta({
+      description: "The application's PostgreSQL, a managed container or an external server, and how this machine reaches it: the keys below.",
+    }),
+    rabbitmq: rabbitmqSchema.default(rabbitmqSchema.parse({})).meta({
+      description: "The Celery broker, a managed RabbitMQ container or an external server: the keys below.",
+    }),
+    api: apiSchema.default(apiSchema.parse({})).meta({
+      description: "The Django API container, where it is published and its environment: the keys below.",
+    }),
+    beat: z.strictObject({
+      enabled: bool.default(true).meta({ description: "Whether the Celery beat scheduler runs, as one container, never two: `true` or `false`." }),
+    }).default({ enabled: true }).meta({ description: "The Celery beat scheduler, one container at most: the key below." }),
+    workers: z.array(workerSchema).default([{ name: "default", queues: [], concurrency: 2, count: 1 }]).meta({
+      description: "Celery worker groups, each its own containers: a list of groups with the keys below, set with `--path 'utilitarian:workers[0].count'`.",
+    }),
+    processor: edgeSchema("processor", { enabled: true, dependsOnApi: true }).default(edgeSchema("processor", { enabled: true, dependsOnApi: true }).parse({})).meta({
+      description: "The DLMS processor, an edge service that calls the API and has its own releases: the keys below.",
+    }),
+    poster: edgeSchema("poster", { enabled: true, dependsOnApi: true }).default(edgeSchema("poster", { enabled: true, dependsOnApi: true }).parse({})).meta({
+      description: "The poster, an edge service that calls the API and has its own releases: the keys below.",
+    }),
+    udpServer: udpServerSchema.default(udpServerSchema.parse({})).meta({
+      description: "The DLMS UDP server, an edge service that receives the meters' push messages and has its own releases: the keys below.",
+    }),
+    backup: backupSchema.default(backupSchema.parse({})).meta({
+      description: "The verified pg_dump backup taken before every upgrade: the keys below.",
+    }),
+    stopGraceSeconds: graceSchema.default(graceSchema.parse({})).meta({
+      description: "How long each kind of container may take to stop: the keys below.",
+    }),
     restoreFrom: z.string().superRefine((value, ctx) => {
       // Whether it names a verified backup is checked against backup.dir by config/backups.ts.
       const problem = value === "latest" ? undefined : pathProblem(value) ?? (value.endsWith(".dump") ? undefined
         : `must be latest or the path of a verified backup, a utilitarian-<time>-<from>-to-<to>.dump file in backup.dir; got ${shown(value)}`);
       if (problem) ctx.addIssue({ code: "custom", message: problem, params: { example: "latest" } });
-    }).optional(),
+    }).optional().meta({
+      description: "Rollback only: the verified backup to restore while going back to an older version, checked at preview (see Rolling back): `latest`, or the path (relative to the project directory, or absolute) of a verified `utilitarian-<time>-<from>-to-<to>.dump` in `backup.dir` taken while `version` ran.",
+      whenUnset: "no restore",
+    }),
   })
   .superRefine((s, ctx) => {
     if (s.database.mode === "external" && !s.database.host) {
@@ -263,20 +380,49 @@ export type EdgeSettings = Settings["processor"];
 export type UdpServerSettings = Settings["udpServer"];
 
 /**
- * Secret keys, each set with `pulumi config set --secret`. `when` says when a key is required.
+ * Secret keys, each set with `pulumi config set --secret`. `when` says when a key is required
+ * and `required` says it in words; `what` names the value in the loader's messages;
+ * `description` is the README's (one sentence ending with what is allowed, never a value);
+ * `how` is the command that sets it where `pulumi config set --secret utilitarian:<key>`, which
+ * prompts for the value and so keeps it out of the shell's history, is not enough.
  */
 export const SECRET_KEYS = {
-  secretKey: { when: () => true, what: "Django SECRET_KEY (about 50 random characters)" },
-  databasePassword: { when: () => true, what: "password of the application's database role" },
-  databaseAdminPassword: { when: () => true, what: "password of database.adminUser (provider, backups)" },
-  rabbitmqPassword: { when: (s: Settings) => s.rabbitmq.mode === "managed", what: "password of the managed RabbitMQ user" },
-  rabbitmqUrl: { when: (s: Settings) => s.rabbitmq.mode === "external", what: "amqp://user:password@host:5672/vhost of the external RabbitMQ" },
+  secretKey: {
+    when: () => true, required: "always", what: "Django SECRET_KEY (about 50 random characters)",
+    description: "Django's `SECRET_KEY` of the API, beat and workers: at least 32 random characters.",
+    how: "pulumi config set --secret utilitarian:secretKey \"$(openssl rand -base64 48)\"",
+  },
+  databasePassword: {
+    when: () => true, required: "always", what: "password of the application's database role",
+    description: "Password of the application's role `database.user`, which the services get inside `DATABASE_URL`: any text, not empty.",
+  },
+  databaseAdminPassword: {
+    when: () => true, required: "always", what: "password of database.adminUser (provider, backups)",
+    description: "Password of `database.adminUser`, the `PGPASSWORD` of the postgresql provider, backups and restores and the managed database's `POSTGRES_PASSWORD`: any text, not empty.",
+  },
+  rabbitmqPassword: {
+    when: (s: Settings) => s.rabbitmq.mode === "managed", required: "when `rabbitmq.mode` is `managed`", what: "password of the managed RabbitMQ user",
+    description: "Password of `rabbitmq.user` on the managed RabbitMQ, its `RABBITMQ_DEFAULT_PASS` and part of the services' `AMQP_CONNECTION_STRING`: any text, not empty.",
+  },
+  rabbitmqUrl: {
+    when: (s: Settings) => s.rabbitmq.mode === "external", required: "when `rabbitmq.mode` is `external`", what: "amqp://user:password@host:5672/vhost of the external RabbitMQ",
+    description: "URL of the external RabbitMQ, the services' `AMQP_CONNECTION_STRING`: `amqp://` or `amqps://`, then `user:password@host[:port]/vhost` with `@`, `:` and `/` in the password percent-encoded.",
+  },
   edgeAuthToken: {
     when: (s: Settings) => (s.processor.enabled && s.processor.dependsOnApi) || (s.poster.enabled && s.poster.dependsOnApi),
+    required: "while the processor or the poster is enabled and follows the API (`dependsOnApi`)",
     what: "API token the DLMS processor and poster present (create it in Utilitarian's admin)",
+    description: "API token the DLMS processor and poster present as `UTILITARIAN_AUTH_TOKEN`: a token created in Utilitarian's admin.",
   },
-  registryPassword: { when: (s: Settings) => s.registry !== undefined, what: "password of registry.username" },
-  apiSecretEnv: { when: () => false, what: "extra secret environment for API, beat and workers, as a map (e.g. JWT_SIGNING_KEY)" },
+  registryPassword: {
+    when: (s: Settings) => s.registry !== undefined, required: "with `registry`", what: "password of registry.username",
+    description: "Password of `registry.username`, with which the Docker provider logs in to `registry.server`: any text, not empty.",
+  },
+  apiSecretEnv: {
+    when: () => false, required: "no", what: "extra secret environment for API, beat and workers, as a map (e.g. JWT_SIGNING_KEY)",
+    description: "Extra secret environment of the API, beat and workers, like `JWT_SIGNING_KEY`: a map of UPPER_CASE names to values without NUL characters, one entry set at a time, none of them also in `api.env`.",
+    how: "pulumi config set --secret --path 'utilitarian:apiSecretEnv.JWT_SIGNING_KEY'",
+  },
 } as const;
 
 export type SecretKey = keyof typeof SECRET_KEYS;

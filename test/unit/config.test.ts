@@ -28,7 +28,7 @@ describe("a valid configuration", () => {
     expect(settings.images.api).toBe("quay.io/pwit/utilitarian");
     expect(settings.workers).toEqual([{ name: "default", queues: [], concurrency: 2, count: 1 }]);
     expect(settings.udpServer).toMatchObject({ enabled: true, dependsOnApi: false, port: 4059 });
-    expect(settings.backup).toEqual({ dir: "./backups", keep: 5, testRestore: true, stopWriters: true });
+    expect(settings.backup).toEqual({ dir: "./backups", keep: 5, testRestore: "schema", compressLevel: 1, restoreJobs: 2, stopWriters: true });
     expect(secrets.secretKey).toBe(SECRET_VALUES.secretKey);
   });
 
