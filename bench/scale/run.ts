@@ -57,12 +57,18 @@ async function measureOne(mode: "mocks" | "runtime", size: number): Promise<void
     console.log(JSON.stringify({ mode, size, registrations: mocks.registrations.length, toLastMs: last - start, cpuMs }));
     return;
   }
-  const { runDev } = await import("../../test/runtime/support");
-  const { modelEngine } = await import("../../test/harness");
+  const { configFromValues, modelEngine, runProgram } = await import("../../test/harness");
+  const { EDGE_VERSIONS, SECRET_VALUES } = await import("../../test/unit/support/fixtures");
+  const { packageRoot } = await import("../../components/paths");
   const model = modelEngine();
   const times: number[] = [];
+  // The project itself (this file runs compiled from a cache directory).
+  const { config, secretKeys } = configFromValues({ ...EDGE_VERSIONS, version: "1.0.0", ...values }, SECRET_VALUES);
   const start = performance.now();
-  const run = await runDev(values, { preview: false, engine: { register: (r) => { times.push(performance.now()); return model.register(r); } } });
+  const run = await runProgram({
+    programDir: packageRoot(), stack: "dev", config, secretKeys, preview: false,
+    engine: { register: (r) => { times.push(performance.now()); return model.register(r); } },
+  });
   if (!run.succeeded) throw new Error(`the program failed: ${run.stderr.slice(-1000)}`);
   console.log(JSON.stringify({ mode, size, registrations: run.registrations.length, wallMs: performance.now() - start, firstToLastMs: Math.max(...times) - Math.min(...times) }));
 }
