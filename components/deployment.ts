@@ -46,7 +46,7 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
     this.maintenance = maintenanceStages(this.plan, {
       from: "the running version",
       containerName: (key) => builder.containerName(key),
-      backup: { dir: settings.backup.dir, stopWriters: settings.backup.stopWriters },
+      backup: { dir: settings.backup.dir, stopWriters: settings.backup.stopWriters, testRestore: settings.backup.testRestore },
       restoreFrom: settings.restoreFrom,
     });
 
