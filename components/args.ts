@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import { restoreFromProblems } from "../config/backups";
+import type { Issue } from "../config/load";
 import { SECRET_KEYS, settingsSchema, type SecretKey, type Settings } from "../config/schema";
 import type { DeploymentSecrets } from "./secrets";
 
@@ -172,15 +173,6 @@ function secretProblems(settings: Settings, secrets: Record<string, unknown>): s
   return problems;
 }
 
-/** A zod issue as config/load.ts reports it for stack config, here naming the arg. */
-interface Issue {
-  path: PropertyKey[];
-  message: string;
-  code: string;
-  keys?: string[];
-  issues?: { message: string }[];
-  params?: { example?: string };
-}
 
 function describeArgIssue(issue: Issue, prefixFromName: boolean): string {
   const key = argPath(issue.path);

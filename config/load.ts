@@ -168,7 +168,8 @@ function parseValue(value: string): unknown {
   return value;
 }
 
-interface Issue {
+/** A zod issue, as the loader (and the component's arg check) reports it. */
+export interface Issue {
   path: PropertyKey[];
   message: string;
   code: string;

@@ -8,7 +8,7 @@ import * as net from "net";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { docker } from "../support/exec";
-import { PreviewRefused, Rehearsal, StepFailed } from "../support/rehearsal";
+import { PreviewRefused, Rehearsal, StepFailed, stepFailure } from "../support/rehearsal";
 import {
   countReadings, newRehearsal, health, PORTS, postReading, PREFIX, prepareStandinStack, sql, stackContainers, standinConfig, teardown,
   tempDir, waitForReadings, sendUdp,
@@ -16,15 +16,6 @@ import {
 
 const MINUTES = 60_000;
 
-async function failure(run: Promise<unknown>): Promise<StepFailed> {
-  try {
-    await run;
-  } catch (e) {
-    if (e instanceof StepFailed) return e;
-    throw e;
-  }
-  throw new Error("the run succeeded but should have failed");
-}
 
 /** Installs 1.0.0 from scratch and writes readings through the API and the UDP server. */
 async function installWithData(rehearsal: Rehearsal, backups: string): Promise<void> {
@@ -67,7 +58,7 @@ describe("a backup that cannot be taken stops the run before any service is stop
     await docker(["pause", `${PREFIX}-postgres`]);
     let failed: StepFailed;
     try {
-      failed = await failure(rehearsal.up(standinConfig("1.1.0", backups)));
+      failed = await stepFailure(rehearsal.up(standinConfig("1.1.0", backups)));
     } finally {
       await docker(["unpause", `${PREFIX}-postgres`]);
     }
@@ -78,13 +69,13 @@ describe("a backup that cannot be taken stops the run before any service is stop
   test("target directory unwritable", async () => {
     const file = path.join(backups, "not-a-directory");
     fs.writeFileSync(file, "");
-    const failed = await failure(rehearsal.up(standinConfig("1.1.0", path.join(file, "backups"))));
+    const failed = await stepFailure(rehearsal.up(standinConfig("1.1.0", path.join(file, "backups"))));
     expect(failed.message).toMatch(/backup: .*not-a-directory\/backups/);
     await expectNothingStoppedOrReplaced(failed);
   }, 3 * MINUTES);
 
   test("not enough free space", async () => {
-    const failed = await failure(rehearsal.up(standinConfig("1.1.0", backups, { backup: { dir: backups, minFreeMb: 9_000_000 } })));
+    const failed = await stepFailure(rehearsal.up(standinConfig("1.1.0", backups, { backup: { dir: backups, minFreeMb: 9_000_000 } })));
     expect(failed.message).toContain("not enough free space");
     await expectNothingStoppedOrReplaced(failed);
   }, 3 * MINUTES);
@@ -101,7 +92,7 @@ describe("a migration that fails half way, and the way back", () => {
     // 1.2.0's migration 0004 refuses negative readings: the cause an operator fixes.
     expect(await postReading("broken-meter", -5)).toBe(201);
     preUpgrade = await sql("select meter || '=' || value from readings_meterreading order by id");
-    failed = await failure(rehearsal.up(standinConfig("1.2.0", backups)));
+    failed = await stepFailure(rehearsal.up(standinConfig("1.2.0", backups)));
   }, 6 * MINUTES);
 
   test("the run stops at the migration, with the migration's log in the error", () => {
@@ -159,7 +150,7 @@ describe("a re-run after the cause is fixed resumes where the failed run stopped
   test("no second backup, no repeated step, the rest carried out", async () => {
     await installWithData(rehearsal, backups);
     expect(await postReading("broken-meter", -1)).toBe(201);
-    const failed = await failure(rehearsal.up(standinConfig("1.2.0", backups)));
+    const failed = await stepFailure(rehearsal.up(standinConfig("1.2.0", backups)));
     expect(failed.record.step.name).toBe(`${PREFIX}-migrate`);
     const backupsAfterFailure = fs.readdirSync(backups).filter((f) => f.endsWith(".dump"));
 
@@ -189,7 +180,7 @@ describe("the new API container cannot start (its port is taken): `pulumi up --r
     await installWithData(rehearsal, backups);
     // Something else takes the API's port between the old API's removal and the new one's start.
     const squatter = net.createServer();
-    const failed = await failure(rehearsal.up(standinConfig("1.1.0", backups), {
+    const failed = await stepFailure(rehearsal.up(standinConfig("1.1.0", backups), {
       beforeStep: async (step) => {
         if (step.name === `${PREFIX}-api` && step.op === "replace") {
           await new Promise<void>((resolve, reject) => squatter.once("error", reject).listen(PORTS.api, "127.0.0.1", resolve));

@@ -13,7 +13,7 @@ import * as path from "path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { Interrupted, type InterruptedRun } from "../support/interrupt";
 import { docker, exec, sleep, waitFor } from "../support/exec";
-import { StackLocked, StepFailed } from "../support/rehearsal";
+import { StackLocked, StepFailed, stepFailure } from "../support/rehearsal";
 import { runScript } from "../support/run-script";
 import {
   FAULT_PREFIX, faultConfig, filesIn, flt, holdLock, newFaultRehearsal, prepareFaultStack, processesIn, queryRunning, readingStream,
@@ -61,15 +61,6 @@ afterEach(async (context) => {
   stream = undefined;
 });
 
-async function failure(run: Promise<unknown>): Promise<StepFailed> {
-  try {
-    await run;
-  } catch (e) {
-    if (e instanceof StepFailed) return e;
-    throw e;
-  }
-  throw new Error("the run succeeded but should have failed");
-}
 
 async function interruption(run: Promise<unknown>): Promise<Interrupted> {
   try {
@@ -289,7 +280,7 @@ describe("PostgreSQL restarted while migrate runs", () => {
     const stream = startStream("f4-");
     await sleep(1000);
     let restart: Promise<void> | undefined;
-    const failed = await failure(rehearsal.up(faultConfig("1.4.0", backups), {
+    const failed = await stepFailure(rehearsal.up(faultConfig("1.4.0", backups), {
       beforeStep: async (step) => {
         if (step.name !== flt("migrate") || restart) return;
         restart = (async () => {
@@ -331,7 +322,7 @@ describe("the new API's image exits at once", () => {
     const stream = startStream("f5-");
     await sleep(1000);
     const recorded = rehearsal.records.length;
-    const failed = await failure(rehearsal.up(faultConfig("1.5.0", backups)));
+    const failed = await stepFailure(rehearsal.up(faultConfig("1.5.0", backups)));
     // The provider's create succeeded: ContainerStart worked, and its read found the container running
     // (Docker reports a restarting container as running), so the engine recorded it without errors.
     const api = rehearsal.records.slice(recorded).find((r) => r.step.name === flt("api") && r.step.op === "replace");
@@ -383,7 +374,7 @@ describe("the backup directory's disk fills up during the dump", () => {
     const stream = startStream("f6-");
     await sleep(1000);
     let fill: Promise<void> | undefined;
-    const failed = await failure(rehearsal.up(config("1.6.0"), {
+    const failed = await stepFailure(rehearsal.up(config("1.6.0"), {
       beforeStep: async (step) => {
         if (step.name !== flt("backup") || fill) return;
         // Something else fills the disk as soon as the dump has begun.
@@ -435,7 +426,7 @@ describe("two runs at once", () => {
     try {
       other = runScript("backup.sh", { ...env, BACKUP_DIR: backups }, { timeoutMs: 5 * MINUTES });
       expect(await waitFor(() => waitsForLock("utilitarian-backup"), 60_000, 100)).toBe(true);
-      failed = await failure(rehearsal.up(faultConfig("1.7.0", backups)));
+      failed = await stepFailure(rehearsal.up(faultConfig("1.7.0", backups)));
     } finally {
       await hold.release();
     }

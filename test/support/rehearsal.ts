@@ -40,6 +40,17 @@ export class StepFailed extends Error {
   }
 }
 
+/** The StepFailed of a run that must fail; the run succeeding or failing otherwise is an error. */
+export async function stepFailure(run: Promise<unknown>): Promise<StepFailed> {
+  try {
+    await run;
+  } catch (e) {
+    if (e instanceof StepFailed) return e;
+    throw e;
+  }
+  throw new Error("the run succeeded but should have failed");
+}
+
 /** The preview failed (the schema guard's check, or the config loader): nothing ran. */
 export class PreviewRefused extends Error {}
 
