@@ -20,8 +20,7 @@ import * as path from "path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { EventLog } from "../../test/support/rehearsal";
 import { docker, exec, sleep } from "../../test/support/exec";
-import { freeLoopbackPort } from "../../test/support/ports";
-import { newRehearsal, PORTS, postReading, removeStack, requireEngineAndImages, standinConfig, tempDir } from "../../test/support/standin-stack";
+import { newRehearsal, PORTS, postReading, prepareStack, removeStack, standinConfig, tempDir } from "../../test/support/standin-stack";
 import { SECRET_VALUES } from "../../test/unit/support/fixtures";
 import {
   downloadedLayers, downtimeOf, duration, eventAfter, firstOkAfter, longestOutage, median, parseSteps, span,
@@ -317,12 +316,7 @@ async function imageFacts() {
 }
 
 beforeAll(async () => {
-  await requireEngineAndImages();
-  await removeStack(PREFIX);
-  // Its own ports, never the tests' (prepareStandinStack would also tear the tests' stack down).
-  PORTS.postgres = await freeLoopbackPort("tcp");
-  PORTS.api = await freeLoopbackPort("tcp", [PORTS.postgres]);
-  PORTS.udp = await freeLoopbackPort("udp");
+  await prepareStack(PREFIX);
   await events.start(PREFIX);
 });
 

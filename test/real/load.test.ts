@@ -15,8 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { sleep } from "../support/exec";
 import type { StepRecord } from "../support/rehearsal";
 import { parseSamplerOutput, peakDepths, queueDepths, sampleQueues, startLoad, udpCounters, udpServerBacklog, type LoadRecord, type QueueSample } from "../support/load";
-import { freeLoopbackPort } from "../support/ports";
-import { newRehearsal, PORTS, removeStack, requireEngineAndImages, sql, standinConfig, tempDir } from "../support/standin-stack";
+import { newRehearsal, PORTS, prepareStack, removeStack, sql, standinConfig, tempDir } from "../support/standin-stack";
 
 const MINUTES = 60_000;
 const PREFIX = "ld";
@@ -182,12 +181,7 @@ function report(o: Outcome) {
 }
 
 beforeAll(async () => {
-  await requireEngineAndImages();
-  await removeStack(PREFIX);
-  // Its own ports (prepareStandinStack would also tear down the `rh` stack of another test).
-  PORTS.postgres = await freeLoopbackPort("tcp");
-  PORTS.api = await freeLoopbackPort("tcp", [PORTS.postgres]);
-  PORTS.udp = await freeLoopbackPort("udp");
+  await prepareStack(PREFIX);
 }, 2 * MINUTES);
 
 afterAll(async () => {

@@ -10,10 +10,9 @@ import * as path from "path";
 import { SECRET_VALUES } from "../unit/support/fixtures";
 import { plain } from "./engine";
 import { docker, exec, sleep } from "./exec";
-import { freeLoopbackPort } from "./ports";
 import { Rehearsal } from "./rehearsal";
 import { CONTAINER } from "./provider-facts";
-import { PORTS, removeStack, requireEngineAndImages, SECRETS, sql, stackContainers, standinConfig, udpStream } from "./standin-stack";
+import { PORTS, prepareStack, removeStack, requireEngineAndImages, SECRETS, sql, stackContainers, standinConfig, udpStream } from "./standin-stack";
 
 /** Container, network and volume prefix of the fault tests' stack (never the shared stand-in stack's). */
 export const FAULT_PREFIX = "flt";
@@ -102,10 +101,7 @@ async function build(version: string, from: string, files: Record<string, string
 export async function prepareFaultStack(): Promise<void> {
   await requireEngineAndImages();
   await buildFaultImages();
-  await removeFaultStack();
-  PORTS.postgres = await freeLoopbackPort("tcp");
-  PORTS.api = await freeLoopbackPort("tcp", [PORTS.postgres]);
-  PORTS.udp = await freeLoopbackPort("udp");
+  await prepareStack(FAULT_PREFIX);
 }
 
 export async function removeFaultStack(): Promise<void> {

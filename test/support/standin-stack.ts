@@ -59,8 +59,16 @@ export async function requireEngineAndImages(): Promise<void> {
 
 /** Checks the engine and images, removes any earlier stand-in stack, and chooses free ports for this one. */
 export async function prepareStandinStack(): Promise<void> {
+  await prepareStack(PREFIX);
+}
+
+/**
+ * The same for a stack under its own prefix (the load test, the fault tests, the downtime
+ * benchmark), so it never touches another file's `rh` stack; ports are chosen free as for `rh`.
+ */
+export async function prepareStack(prefix: string): Promise<void> {
   await requireEngineAndImages();
-  await teardown();
+  await removeStack(prefix);
   PORTS.postgres = await freeLoopbackPort("tcp");
   PORTS.api = await freeLoopbackPort("tcp", [PORTS.postgres]);
   PORTS.udp = await freeLoopbackPort("udp");
