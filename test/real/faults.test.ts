@@ -256,6 +256,10 @@ describe("`pulumi up` interrupted (SIGINT, then SIGTERM)", () => {
     // `compress` never ran in the new API container: its pages answer 500 until the static step runs.
     expect(await pageStatus()).toBe(500);
 
+    // Recovery: the killed step's `docker exec` leaves its collectstatic running inside the API
+    // container; a re-run racing with it can leave the compressed assets inconsistent (seen once,
+    // pages 500 after the recovery). Wait until `docker top` lists no manage.py, then `pulumi up`.
+    expect(await waitFor(async () => (await processesIn(flt("api"), "manage.py")).length === 0, 60_000, 500)).toBe(true);
     await interrupt.processesEnded(30_000);
     const records = await rehearsal.up(faultConfig("1.3.1", backups));
     const done = records.map((r) => `${r.step.op} ${r.step.name}`);
@@ -267,7 +271,7 @@ describe("`pulumi up` interrupted (SIGINT, then SIGTERM)", () => {
       inFlightAfterFirstSignal: interrupt.afterFirstSignal.map((p) => p.args),
       injected: "SIGINT, then SIGTERM 0.5 s later, to `pulumi up` during collectstatic (followers deleted)",
       stateAfter: "static not recorded (pending create); new API running, migrated, its pages 500 (no compress); followers deleted (pending replacement)",
-      recovery: "pulumi up; pulumi refresh --clear-pending-creates",
+      recovery: "wait for `manage.py` to leave `docker top <prefix>-api`; pulumi up; pulumi refresh --clear-pending-creates",
       ...delivery,
     };
     await expectCompleted("1.3.1", delivery);
