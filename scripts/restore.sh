@@ -18,7 +18,8 @@ if [[ "$RESTORE_FILE" == latest ]]; then
   require_vars BACKUP_DIR "utilitarian:backup.dir, needed when RESTORE_FILE=latest"
 fi
 # Parallel pg_restore jobs: the data loads and index builds of different tables overlap (with
-# 20 million readings on 2 cores, -j2 took 0.84x the time of -j1; docs/benchmarks.md).
+# 20 million readings on 2 cores shared with the server, -j2 took 1.00x a plain psql -f restore;
+# docs/benchmarks.md).
 RESTORE_JOBS="${RESTORE_JOBS:-2}"
 require_int RESTORE_JOBS 1
 pg_setup_env
