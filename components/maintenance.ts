@@ -72,7 +72,7 @@ export function maintenanceStages(plan: DeploymentPlan, ctx: MaintenanceContext)
   ]);
   stage(`Start only the API on ${plan.version}`, [5, 6], [`create ${ctx.containerName(api.key)} from the new image (beat and workers are declared from the same image and version)`]);
   stage("Run migrations", [7], [`${steps.get("migrate")!.script}: python manage.py migrate --noinput in ${ctx.containerName(api.key)}, once per version; its output streams line by line`]);
-  stage("Collect and compress static assets", [8], [`${steps.get("static")!.script}: collectstatic --no-input, then compress, in ${ctx.containerName(api.key)}`]);
+  stage("Collect and compress static assets", [8], [`${steps.get("static")!.script}: collectstatic --no-input, then compress, in ${ctx.containerName(api.key)}; then restarts it, so no server process keeps the manifest it read before compress`]);
   stage(`Start everything else on ${plan.version}`, [9], [`create ${list(names(followers))}; they drain what queued up in RabbitMQ`]);
   stage("Verify", [10], [`${steps.get("verify")!.script}: /_health/ answers 200, no unapplied migration, every container running: ${list(names(services))}`]);
 

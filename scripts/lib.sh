@@ -356,6 +356,45 @@ wait_running() {
   done
 }
 
+# api_http_status CONTAINER URL: the HTTP status URL answers from inside CONTAINER (so no port
+# needs publishing), or "error: <reason>". The interpreter is MANAGE's first word if it is a
+# Python (e.g. "python" or "/venv/bin/python3"), otherwise python3; call split_manage first.
+# HEALTH_URL defaults to the API's health endpoint as the container itself reaches it.
+HEALTH_URL="${HEALTH_URL:-http://127.0.0.1:8000/_health/}"
+# shellcheck disable=SC2016 # Python source, not shell
+LIB_HTTP_STATUS_PY='
+import sys, urllib.request, urllib.error
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+        print(r.status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception as e:
+    print("error: %s: %s" % (type(e).__name__, str(e)[:200]))
+'
+api_http_status() {
+  local py=python3
+  if [[ "$(basename -- "${MANAGE_CMD[0]}")" == python* ]]; then
+    py=${MANAGE_CMD[0]}
+  fi
+  docker exec "$1" "$py" -c "$LIB_HTTP_STATUS_PY" "$2" </dev/null 2>&1 | tail -n 1 || true
+}
+
+# wait_api_healthy CONTAINER TIMEOUT: wait until HEALTH_URL answers 200 inside CONTAINER.
+wait_api_healthy() {
+  local name=$1 timeout=$2 start status
+  start=$SECONDS
+  while :; do
+    status=$(api_http_status "$name" "$HEALTH_URL")
+    [[ "$status" == 200 ]] && return 0
+    if ((SECONDS - start >= timeout)); then
+      die "$HEALTH_URL in $name answered '${status:-nothing}' for ${timeout}s; see: docker logs $name"
+    fi
+    log "health: $HEALTH_URL answered '${status:-nothing}'; retrying"
+    sleep 1
+  done
+}
+
 # run_logged LOGFILE CMD...: run CMD with stdout+stderr into LOGFILE; print a progress line
 # every 30 seconds so long runs are visibly alive. Returns CMD's exit status.
 run_logged() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Collect and compress static files inside the API container (see docs/step-scripts.md):
-# `$MANAGE collectstatic --no-input`, then `$MANAGE compress`. Each failure fails the step
-# with its log on stderr.
+# `$MANAGE collectstatic --no-input`, then `$MANAGE compress`, then a restart of the API
+# container. Each failure fails the step with its log on stderr.
 # shellcheck disable=SC2034 # STEP is read by lib.sh
 STEP=static
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
@@ -24,3 +24,19 @@ manage_step() { # NAME ARGS...: run one manage.py command, fail the step with it
 
 manage_step collectstatic --no-input
 manage_step compress
+
+# django-compressor reads its offline manifest once per process and keeps what it read
+# (compressor/cache.py, get_offline_manifest): an application-server process that rendered a
+# page before `compress` wrote the manifest keeps an empty one and answers that page 500 until
+# it restarts. Any request between the API's start and now can do that, so restart the
+# container (its own stop timeout, the API's grace period) and wait until it is healthy again:
+# every process then starts with the new manifest. A restart works whatever the application
+# server is; the followers are still down, so nothing else calls the API meanwhile.
+restart_api() {
+  local started=$SECONDS
+  log "restarting $API_CONTAINER so every application-server process reads the new offline manifest"
+  docker restart "$API_CONTAINER" >/dev/null || die "docker restart $API_CONTAINER failed; see: docker logs $API_CONTAINER"
+  wait_api_healthy "$API_CONTAINER" "$API_START_TIMEOUT_SECONDS"
+  printf 'static: API restarted and healthy in %ss\n' "$((SECONDS - started))"
+}
+restart_api

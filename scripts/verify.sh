@@ -10,30 +10,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_vars API_CONTAINER "the API container's name; set by the deployment" \
   EXPECTED_CONTAINERS "space-separated names of the containers that must run; set by the deployment"
 HEALTH_TIMEOUT_SECONDS="${HEALTH_TIMEOUT_SECONDS:-120}"
-HEALTH_URL="${HEALTH_URL:-http://127.0.0.1:8000/_health/}"
 require_int HEALTH_TIMEOUT_SECONDS 1
 docker_setup_env
 split_manage
 read -r -a expected <<<"$EXPECTED_CONTAINERS"
-
-# The interpreter for the in-container HTTP check: MANAGE's first word if it is a Python
-# (e.g. "python" or "/venv/bin/python3"), otherwise python3.
-py=python3
-if [[ "$(basename -- "${MANAGE_CMD[0]}")" == python* ]]; then
-  py=${MANAGE_CMD[0]}
-fi
-# Prints the HTTP status, or "error: <reason>"; the URL comes in as argv[1].
-# shellcheck disable=SC2016 # Python source, not shell
-HEALTH_PY='
-import sys, urllib.request, urllib.error
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
-        print(r.status)
-except urllib.error.HTTPError as e:
-    print(e.code)
-except Exception as e:
-    print("error: %s: %s" % (type(e).__name__, str(e)[:200]))
-'
 
 failed=()
 summary() { # CHECK OK|FAIL DETAIL
@@ -52,7 +32,7 @@ done
 started=$SECONDS
 status=""
 while :; do
-  status=$(docker exec "$API_CONTAINER" "$py" -c "$HEALTH_PY" "$HEALTH_URL" </dev/null 2>&1 | tail -n 1) || true
+  status=$(api_http_status "$API_CONTAINER" "$HEALTH_URL")
   [[ "$status" == 200 ]] && break
   if ((SECONDS - started >= HEALTH_TIMEOUT_SECONDS)); then
     break

@@ -257,8 +257,9 @@ describe("`pulumi up` interrupted (SIGINT, then SIGTERM)", () => {
     expect(await pageStatus()).toBe(500);
 
     // Recovery: the killed step's `docker exec` leaves its collectstatic running inside the API
-    // container; a re-run racing with it can leave the compressed assets inconsistent (seen once,
-    // pages 500 after the recovery). Wait until `docker top` lists no manage.py, then `pulumi up`.
+    // container; wait until `docker top` lists no manage.py, then `pulumi up`. (The request above
+    // left an empty offline manifest in the Gunicorn worker that served it: pages kept answering
+    // 500 after the recovery in one CI run, until static.sh restarted the API after compress.)
     expect(await waitFor(async () => (await processesIn(flt("api"), "manage.py")).length === 0, 60_000, 500)).toBe(true);
     await interrupt.processesEnded(30_000);
     const records = await rehearsal.up(faultConfig("1.3.1", backups));

@@ -43,6 +43,17 @@ beforeAll(async () => {
 
 afterAll(removeAll, 60_000);
 
+/** The statuses of `count` requests for the API's front page, made from inside its container. */
+async function pageStatuses(count: number): Promise<number[]> {
+  const python = `import urllib.request, urllib.error
+for _ in range(${count}):
+    try:
+        print(urllib.request.urlopen("http://127.0.0.1:8000/", timeout=5).status)
+    except urllib.error.HTTPError as e:
+        print(e.code)`;
+  return (await docker(["exec", API, "python", "-c", python])).split("\n").map(Number);
+}
+
 describe("migrate, static and verify inside the API container", () => {
   test("verify fails before migrate, naming the unapplied migrations", async () => {
     const result = await runScript("verify.sh", { API_CONTAINER: API, EXPECTED_CONTAINERS: API, HEALTH_TIMEOUT_SECONDS: "30" });
@@ -60,11 +71,19 @@ describe("migrate, static and verify inside the API container", () => {
     // The same lines were streamed to stderr as they came, for `pulumi up` to show live.
     expect(migrate.stderr).toMatch(/^ {2}\| +Applying readings\.0002_value_wh\.\.\. OK$/m);
 
+    // Pages requested before `compress` ran fail, and each Gunicorn worker that served one keeps
+    // the empty offline manifest it read (django-compressor reads it once per process).
+    const before = await pageStatuses(12);
+    expect(new Set(before)).toEqual(new Set([500]));
     const staticFiles = await runScript("static.sh", { API_CONTAINER: API });
     expect(staticFiles.code, staticFiles.stderr).toBe(0);
     expect(staticFiles.stdout).toContain("static: collectstatic ok");
     expect(staticFiles.stdout).toContain("static: compress ok");
     expect(await docker(["exec", API, "sh", "-c", "ls /app/static_root/CACHE/css | wc -l"])).not.toBe("0");
+    // Every process serves the compressed pages now: static restarted the API after compress.
+    const after = await pageStatuses(12);
+    expect(new Set(after)).toEqual(new Set([200]));
+    expect(staticFiles.stdout).toMatch(/static: API restarted and healthy in \d+s/);
 
     const verify = await runScript("verify.sh", { API_CONTAINER: API, EXPECTED_CONTAINERS: `${API} ${PG}` });
     expect(verify.code, verify.stderr).toBe(0);
