@@ -55,7 +55,7 @@ export function maintenanceStages(plan: DeploymentPlan, ctx: MaintenanceContext)
     ...(ctx.backup.stopWriters && writers.length > 0
       ? [`stop the writers first, so what they would write waits in RabbitMQ: ${list(names(writers))} (the API keeps serving)`]
       : []),
-    `${steps.get("backup")!.script}: pg_dump of the database into ${ctx.backup.dir}/utilitarian-<UTC>-${ctx.from}-to-${plan.version}.dump, verified as it is written (every table's data read back from the archive and counted against the database) and by a ${ctx.backup.testRestore === "schema" ? "schema-only" : ctx.backup.testRestore === true ? "full" : "no"} test restore; checksum and manifest beside it`,
+    `${steps.get("backup")!.script}: pg_dump of the database into ${ctx.backup.dir}/utilitarian-<UTC>-${ctx.from}-to-${plan.version}.dump, verified as it is written (every table's data read back from the archive and counted against the database) and by a ${ctx.backup.testRestore === "schema" ? "schema-only" : ctx.backup.testRestore === true ? "full" : "no"} test restore; checksum and manifest beside it; its size and rate logged every 5 s`,
     ...(ctx.backup.estimate ? [ctx.backup.estimate] : []),
     "if it fails: the writers start again and nothing else has changed",
   ]);

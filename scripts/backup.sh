@@ -38,7 +38,10 @@ BACKUP_TEST_RESTORE="${BACKUP_TEST_RESTORE:-schema}"
 # what let the read-back catch a corrupted byte.
 BACKUP_COMPRESS_LEVEL="${BACKUP_COMPRESS_LEVEL:-1}"
 RESTORE_JOBS="${RESTORE_JOBS:-2}"
+# How often the dump logs the archive's size and write rate, in seconds.
+BACKUP_PROGRESS_SECONDS="${BACKUP_PROGRESS_SECONDS:-5}"
 require_int BACKUP_KEEP 1
+require_int BACKUP_PROGRESS_SECONDS 1
 case "$BACKUP_TEST_RESTORE" in
 true | full) TEST_RESTORE=full ;;
 schema) TEST_RESTORE=schema ;;
@@ -281,10 +284,32 @@ tables=$(wc -l <"$WORK/source.counts")
 rows=$(awk -F '\t' '{ s += $2 } END { print s + 0 }' "$WORK/source.counts")
 log "source: $tables tables, $rows rows (snapshot $snapshot)"
 
-log "pg_dump -Fc -Z$BACKUP_COMPRESS_LEVEL $DB -> $(basename -- "$PARTIAL"), every table's data read back and counted as it is written"
+# Progress, every BACKUP_PROGRESS_SECONDS while the dump runs: the archive's size on disk and
+# its write rate since the last line and since the start. Sizes and times only: nothing that
+# could hold a secret. The database's size says roughly how far there is to go (the archive is
+# about 0.2x of it at -Z1, docs/benchmarks.md).
+mb_per_second() { # BYTES MILLISECONDS
+  awk -v b="$1" -v ms="$2" 'BEGIN { printf "%.1f", (ms > 0 ? b / 1048576 / (ms / 1000) : 0) }'
+}
+report_dump_progress() {
+  local now bytes
+  now=$(now_ms)
+  bytes=$(stat -c %s -- "$PARTIAL" 2>/dev/null || echo 0)
+  log "dump: $(human_bytes "$bytes") written in $(seconds_since "$dump_started") s;" \
+    "$(mb_per_second $((bytes - progress_bytes)) $((now - progress_ms))) MB/s now," \
+    "$(mb_per_second "$bytes" $((now - dump_started))) MB/s on average" \
+    "(database $(human_bytes "$db_bytes"))"
+  progress_bytes=$bytes
+  progress_ms=$now
+}
+
+log "pg_dump -Fc -Z$BACKUP_COMPRESS_LEVEL $DB -> $(basename -- "$PARTIAL"), every table's data read back and counted as it is written; progress every ${BACKUP_PROGRESS_SECONDS} s"
 dump_started=$(now_ms)
+progress_ms=$dump_started
+progress_bytes=0
 WORK=$WORK PARTIAL=$PARTIAL COPY_LINES_ERE=$COPY_LINES_ERE COPY_ROWS_AWK=$COPY_ROWS_AWK \
-  run_child_group bash -c "$DUMP_PIPELINE" backup-dump "$snapshot" "$BACKUP_COMPRESS_LEVEL" "$DB" ||
+  run_child_group "$BACKUP_PROGRESS_SECONDS" report_dump_progress \
+  bash -c "$DUMP_PIPELINE" backup-dump "$snapshot" "$BACKUP_COMPRESS_LEVEL" "$DB" ||
   die "the dump pipeline failed unexpectedly; no backup was written"
 dump_rc=unknown tee_rc=unknown cksum_rc=unknown
 if [[ -s "$WORK/dump.status" ]]; then read -r dump_rc tee_rc cksum_rc <"$WORK/dump.status"; fi
@@ -299,6 +324,7 @@ if [[ "$dump_rc" != 0 ]]; then
   die "pg_dump failed (its messages are above); no backup was written"
 fi
 dump_seconds=$(seconds_since "$dump_started")
+log "dump: $(human_bytes "$(stat -c %s -- "$PARTIAL")") written in $dump_seconds s"
 snap_query "commit;" /dev/null
 printf '\\q\n' >&"$snap_in" || true
 wait "$SNAP_CHILD" 2>/dev/null || true

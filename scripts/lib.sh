@@ -91,19 +91,38 @@ run_child() {
   return "$rc"
 }
 
-# run_child_group CMD...: like run_child, for a CMD that starts processes of its own (a
-# pipeline): CMD runs as a process group of its own (setsid; a background child of this script
-# is never a group leader, so setsid runs CMD in place and the group's ID is the child's PID), and
-# a signal stops the whole group, not only CMD while its pipeline runs on.
+# run_child_group INTERVAL FUNCTION CMD...: like run_child, for a CMD that starts processes of
+# its own (a pipeline): CMD runs as a process group of its own (setsid; a background child of
+# this script is never a group leader, so setsid runs CMD in place and the group's ID is the
+# child's PID), and a signal stops the whole group, not only CMD while its pipeline runs on.
+# FUNCTION is called every INTERVAL seconds while CMD runs (a progress line for `pulumi up` to
+# show live); signals are still handled within a fifth of a second, the loop's sleep.
 run_child_group() {
-  local rc=0
+  local interval_ms=$(($1 * 1000)) report=$2 rc=0 next
+  shift 2
   setsid "$@" &
   LIB_CHILD=$!
   LIB_CHILD_GROUP=true
+  next=$(($(now_ms) + interval_ms))
+  while kill -0 "$LIB_CHILD" 2>/dev/null; do
+    sleep 0.2
+    if (($(now_ms) >= next)) && kill -0 "$LIB_CHILD" 2>/dev/null; then
+      "$report"
+      next=$((next + interval_ms))
+    fi
+  done
   wait "$LIB_CHILD" || rc=$?
   LIB_CHILD=""
   LIB_CHILD_GROUP=false
   return "$rc"
+}
+
+# human_bytes BYTES: "512 kB", "12.3 MB" or "4.56 GB" (powers of 1024).
+human_bytes() {
+  awk -v b="$1" 'BEGIN {
+    if (b < 1048576) printf "%d kB", b / 1024
+    else if (b < 1073741824) printf "%.1f MB", b / 1048576
+    else printf "%.2f GB", b / 1073741824 }'
 }
 
 # require_vars NAME HINT [NAME HINT ...]: every NAME must be set and non-empty.

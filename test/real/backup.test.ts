@@ -515,6 +515,57 @@ describe("backup.sh", () => {
     await pg.psql("drop database big");
   }, 120_000);
 
+  test("a slow dump logs the archive's size and write rate every BACKUP_PROGRESS_SECONDS; a fast one only its total", async () => {
+    // pg_dump's archive let out in eight parts 0.6 s apart: about 5 s of dump.
+    const slow = wrapped("pg_dump", `
+if ! $DUMPING; then exec "$REAL" "\${ARGS[@]}"; fi
+archive=$(mktemp)
+"$REAL" "\${ARGS[@]}" >"$archive"
+size=$(stat -c %s "$archive")
+part=$((size / 8 + 1))
+for ((i = 0; i * part < size; i++)); do
+  dd if="$archive" bs="$part" skip="$i" count=1 status=none
+  sleep 0.6
+done
+rm -f "$archive"`);
+    const size = "(\\d+(?:\\.\\d+)?) (kB|MB|GB)";
+    const progressLine = new RegExp(`backup: dump: ${size} written in (\\d+\\.\\d) s; (\\d+\\.\\d) MB/s now, (\\d+\\.\\d) MB/s on average \\(database ${size}\\)$`);
+    const mb = (value: string, unit: string) => Number(value) * { kB: 1 / 1024, MB: 1, GB: 1024 }[unit as "kB" | "MB" | "GB"];
+    // About 2 MB of archive (md5 text compresses to about half at -Z1), so the rates are not 0.0.
+    await pg.psql("create database progress");
+    await pg.psql("create table filler as select g as id, md5(g::text) || md5((-g)::text) as h from generate_series(1, 60000) g", "progress");
+    const result = await backup({ ...slow, PGDATABASE: "progress", BACKUP_DIR: freshDir("progress"), BACKUP_PROGRESS_SECONDS: "1", BACKUP_TEST_RESTORE: "false" });
+    await pg.psql("drop database progress");
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stderr.split("\n").map((line) => progressLine.exec(line)).filter((m) => m !== null);
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    const written = lines.map((m) => mb(m[1], m[2]));
+    const seconds = lines.map((m) => Number(m[3]));
+    // The size grows and the time moves on, line after line; the rate is the size over the time.
+    expect(written).toEqual([...written].sort((a, b) => a - b));
+    expect(written.at(-1)!).toBeGreaterThan(written[0]);
+    expect(seconds).toEqual([...seconds].sort((a, b) => a - b));
+    // About one line a second, the first after a second.
+    expect(seconds[0]).toBeGreaterThanOrEqual(0.9);
+    for (let i = 1; i < seconds.length; i++) expect(seconds[i] - seconds[i - 1]).toBeGreaterThan(0.5);
+    const averages = lines.map((m) => Number(m[5]));
+    expect(Math.max(...averages)).toBeGreaterThan(0.1);
+    lines.forEach(([, value, unit, secs, now, average], i) => {
+      expect(Number(average)).toBeCloseTo(mb(value, unit) / Number(secs), 1);
+      // "now" is the growth since the line before (sizes are printed to 0.1 MB, so within 0.2 MB/s).
+      const since = i === 0 ? mb(value, unit) / Number(secs) : (written[i] - written[i - 1]) / (seconds[i] - seconds[i - 1]);
+      expect(Math.abs(Number(now) - since)).toBeLessThan(0.2);
+    });
+    expect(result.stderr).toMatch(/backup: dump: \d+\.\d MB written in \d+\.\d s$/m);
+
+    // The default interval is 5 s: a dump done in less prints no progress line, only its total.
+    const quick = await backup({ BACKUP_DIR: freshDir("progress-default"), BACKUP_TEST_RESTORE: "false" });
+    expect(quick.code, quick.stderr).toBe(0);
+    expect(quick.stderr).toContain("progress every 5 s");
+    expect(quick.stderr).not.toMatch(progressLine);
+    expect(quick.stderr).toMatch(/backup: dump: \d+ kB written in \d+\.\d s$/m);
+  }, T);
+
   test("the password never appears in any output", () => {
     expect(runs.length).toBeGreaterThan(10);
     for (const result of runs) {
