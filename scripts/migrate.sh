@@ -18,6 +18,16 @@ stream_migrate() {
 log "running: $MANAGE migrate --noinput (in $API_CONTAINER); its output follows as it comes"
 started=$SECONDS
 if ! run_child stream_migrate; then
+  # `docker exec` also ends when the Docker daemon goes away (a restart, an upgrade of the
+  # package), while the migration runs on inside the container (with live-restore the container
+  # keeps running): starting another one then would race it. Say so instead of "migrate failed".
+  if ! docker version >/dev/null 2>&1; then
+    die "lost the Docker daemon while migrate ran; the migration may still run inside $API_CONTAINER. Once the daemon answers, wait until \`docker top $API_CONTAINER\` lists no manage.py migrate, then run pulumi up again"
+  fi
+  processes=$(docker top "$API_CONTAINER" -eo pid,args 2>/dev/null || true)
+  if [[ "$processes" == *"manage.py migrate"* ]]; then
+    die "docker exec ended, but the migration still runs inside $API_CONTAINER (was the Docker daemon restarted?). Wait until \`docker top $API_CONTAINER\` lists no manage.py migrate, then run pulumi up again"
+  fi
   log "---- migration log ----"
   cat "$WORK/migrate.log" >&2
   log "---- $MANAGE showmigrations ----"

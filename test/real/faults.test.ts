@@ -20,6 +20,7 @@ import {
   removeFaultStack, stateDisagreements, stepVersion, waitsForLock, WRITERS, type Delivery, type ReadingStream,
 } from "../support/faults";
 import { plain } from "../support/engine";
+import { dockerDaemon, restartDockerDaemon, restartWouldLoseReadings, type DaemonRestart } from "../support/docker-daemon";
 import { health, PORTS, sendUdp, sql, stackContainers, tempDir, waitForReadings } from "../support/standin-stack";
 
 const MINUTES = 60_000;
@@ -34,6 +35,8 @@ interface Outcome extends Delivery {
   inFlightAfterFirstSignal?: string[];
   /** For a failed step: the lines of its error that say why. */
   observed?: string[];
+  /** For the daemon restart: messages lost while the daemon restarted (see the test). */
+  lostWhileDaemonRestarted?: number;
 }
 
 /** The lines of `message` that match `pattern`: what the operator reads in the error. */
@@ -94,8 +97,16 @@ async function pageStatus(): Promise<number> {
   return response?.status ?? 0;
 }
 
-/** After the recovery: the state true, every service running the version, the readings of the stream all stored once. */
-async function expectCompleted(version: string, delivery: Delivery): Promise<void> {
+/** When each container last started (`docker inspect`): unchanged when it ran on throughout. */
+async function startedAt(names: string[]): Promise<Record<string, string>> {
+  return Object.fromEntries(await Promise.all(names.map(async (name) => [name, await docker(["inspect", "-f", "{{.State.StartedAt}}", name])])));
+}
+
+/**
+ * After the recovery: the state true, every service running the version, the readings of the
+ * stream all stored once (but for `explainedLoss`, messages whose loss the test has accounted for).
+ */
+async function expectCompleted(version: string, delivery: Delivery, explainedLoss: number[] = []): Promise<void> {
   expect(await stateDisagreements(rehearsal)).toEqual([]);
   const all = await containers();
   for (const service of ["api", "beat", "worker-default-1"]) expect(all[flt(service)], service).toBe(`running ${version}`);
@@ -103,7 +114,7 @@ async function expectCompleted(version: string, delivery: Delivery): Promise<voi
   for (const service of ["processor", "poster", "udp-server", "postgres", "rabbitmq"]) expect(all[flt(service)], service).toMatch(/^running/);
   expect(await health()).toBe(200);
   expect(delivery.sent).toBeGreaterThan(100);
-  expect(delivery.missing).toEqual([]);
+  expect(delivery.missing.filter((n) => !explainedLoss.includes(n))).toEqual([]);
   expect(delivery.duplicated).toEqual([]);
   // The readings stored before the first fault are all still there.
   expect(await waitForReadings("base-", 20, 10_000)).toBe(20);
@@ -123,7 +134,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const summary = { seconds: Math.round((Date.now() - suiteStarted) / 1000), installSeconds, testSeconds, faults: Object.fromEntries(Object.entries(outcomes).map(([k, o]) => [k, {
-    injected: o.injected, stateAfter: o.stateAfter, recovery: o.recovery, inFlightAfterFirstSignal: o.inFlightAfterFirstSignal, observed: o.observed, sent: o.sent, delivered: o.delivered, lost: o.missing.length, duplicated: o.duplicated.length,
+    injected: o.injected, stateAfter: o.stateAfter, recovery: o.recovery, inFlightAfterFirstSignal: o.inFlightAfterFirstSignal, observed: o.observed, sent: o.sent, delivered: o.delivered, lost: o.missing.length, lostWhileDaemonRestarted: o.lostWhileDaemonRestarted, duplicated: o.duplicated.length,
   }])) };
   fs.mkdirSync(path.resolve(__dirname, "../.work"), { recursive: true });
   fs.writeFileSync(path.resolve(__dirname, "../.work/faults.json"), JSON.stringify(summary, null, 2));
@@ -457,5 +468,64 @@ describe("two runs at once", () => {
       ...delivery,
     };
     await expectCompleted("1.7.0", delivery);
+  }, 6 * MINUTES);
+});
+
+describe("the Docker daemon restarted in the middle of the upgrade", () => {
+  test("during migrate: the step's `docker exec` ends with the daemon and the step fails, saying the migration may run on; every container keeps running (live-restore); once the migration has ended, `pulumi up` completes; only datagrams sent while the daemon restarted may be lost", async () => {
+    const daemon = await dockerDaemon();
+    const unsafe = await restartWouldLoseReadings(daemon);
+    if (unsafe) throw new Error(unsafe);
+    const kept = [flt("api"), flt("postgres"), flt("rabbitmq"), flt("udp-server")];
+    const stream = startStream("f8-");
+    await sleep(1000);
+    let restart: Promise<DaemonRestart> | undefined;
+    let startedBefore: Record<string, string> = {};
+    const failed = await stepFailure(rehearsal.up(faultConfig("1.8.0", backups), {
+      beforeStep: async (step) => {
+        if (step.name !== flt("migrate") || restart) return;
+        restart = (async () => {
+          if (!(await waitFor(() => queryRunning("fault-test slow migration 0007"), 60_000, 100))) throw new Error("the migration never ran");
+          startedBefore = await startedAt(kept);
+          return restartDockerDaemon(daemon);
+        })();
+      },
+    }));
+    const { downMs, stoppedAt, answeredAt } = await restart!;
+    expect(failed.record.step.name).toBe(flt("migrate"));
+    expect(failed.message).toMatch(/lost the Docker daemon while migrate ran; the migration may still run inside flt-api|docker exec ended, but the migration still runs inside flt-api/);
+    expect(failed.message).toContain(`wait until \`docker top ${flt("api")}\` lists no manage.py migrate, then run pulumi up again`);
+    expect(stepVersion(rehearsal, "migrate")).toBe("1.7.0");
+    expect(rehearsal.pendingOperations).toEqual([]);
+    expect(await stateDisagreements(rehearsal)).toEqual([]);
+    await expectFollowersDown();
+    // Live-restore: the daemon's restart restarted no container (the new API, the data services
+    // and the UDP server ran on throughout).
+    expect(await startedAt(kept)).toEqual(startedBefore);
+
+    // Recovery: wait until the migration has ended inside the API container, then `pulumi up`.
+    expect(await waitFor(async () => (await processesIn(flt("api"), "manage.py migrate")).length === 0, 60_000, 500)).toBe(true);
+    const finishedAlone = (await sql("select count(*) from django_migrations where name = '0007_fault_slow'")) === "1";
+    const records = await rehearsal.up(faultConfig("1.8.0", backups));
+    expect(records.find((r) => r.step.name === flt("migrate"))!.output).toMatch(finishedAlone ? /migrate: ok, 0 migration\(s\) applied/ : /migrate: ok, 1 migration\(s\) applied/);
+    const delivery = await stream.stop();
+    // The one loss Docker causes: a starting daemon flushes its NAT chain and then restores the
+    // running containers' port mappings; a datagram of a new flow (each message here comes from a
+    // new socket, as from another meter) that arrives in between is not forwarded. Measured apart:
+    // 98 of 5,000 messages sent at 500/s across a restart, none when one socket sent them all
+    // (its conntrack entry keeps the mapping). Every message lost must have been sent while the
+    // daemon was down: a loss at any other time fails the test.
+    const inRestart = delivery.missing.filter((n) => stream.sentAt[n] >= stoppedAt && stream.sentAt[n] <= answeredAt + 1000);
+    outcomes.dockerRestarted = {
+      observed: linesMatching(failed.message, /lost the Docker daemon|docker exec ended|Cannot connect to the Docker daemon/),
+      injected: `dockerd stopped (SIGTERM) and started again with its own flags (--live-restore --userland-proxy=false) during a 6 s migration; it did not answer for ${(downMs / 1000).toFixed(1)} s`,
+      stateAfter: `migrate failed, not recorded; new API, PostgreSQL, RabbitMQ and UDP server running, none restarted; the migration ${finishedAlone ? "finished" : "did not finish"} inside the API container on its own; followers deleted (pending replacement)`,
+      recovery: "wait for `manage.py migrate` to leave `docker top <prefix>-api`; pulumi up",
+      lostWhileDaemonRestarted: inRestart.length,
+      ...delivery,
+    };
+    await expectCompleted("1.8.0", delivery, inRestart);
+    expect(await sql("select count(*) from django_migrations where name = '0007_fault_slow'")).toBe("1");
+    expect(await sql("select count(*) from information_schema.tables where table_name = 'readings_fault_c'")).toBe("1");
   }, 6 * MINUTES);
 });

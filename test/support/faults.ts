@@ -77,6 +77,7 @@ export async function buildFaultImages(): Promise<void> {
   await build("1.4.0", `${FAULT_REPO}:1.3.0`, { [`${MIGRATIONS}/0006_fault_slow.py`]: slowMigration("0006", "0005_fault_slow", "readings_fault_b", SLOW_MIGRATION_SECONDS) });
   await build("1.5.0", `${FAULT_REPO}:1.4.0`, {}, `CMD ["sh", "-c", "echo 'broken release: exits at once' >&2; exit 1"]`);
   for (const version of ["1.5.1", "1.6.0", "1.7.0"]) await tag(`${FAULT_REPO}:1.4.0`, version);
+  await build("1.8.0", `${FAULT_REPO}:1.4.0`, { [`${MIGRATIONS}/0007_fault_slow.py`]: slowMigration("0007", "0006_fault_slow", "readings_fault_c", SLOW_MIGRATION_SECONDS) });
 }
 
 /** `FAULT_REPO:version` FROM `from` with `files` (absolute paths in the image -> content) and `extra` lines. */
@@ -150,6 +151,8 @@ export interface ReadingStream {
   stop: (timeoutMs?: number) => Promise<Delivery>;
   /** Stops sending (a failed test must not leave a stream filling the queues of the next). */
   abort: () => Promise<number>;
+  /** When each message was sent (ms since the epoch), by number. */
+  sentAt: number[];
 }
 
 /**
@@ -160,6 +163,7 @@ export interface ReadingStream {
 export function readingStream(prefix: string, intervalMs = 100): ReadingStream {
   const stream = udpStream(prefix, intervalMs);
   return {
+    sentAt: stream.sentAt,
     abort: () => stream.stop(),
     stop: async (timeoutMs = 120_000) => {
       const sent = await stream.stop();

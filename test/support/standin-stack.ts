@@ -155,17 +155,20 @@ export async function stackContainers(prefix = PREFIX): Promise<Map<string, NonN
 }
 
 /** Sends numbered UDP messages every `intervalMs` until stopped; returns how many it sent. */
-export function udpStream(meterPrefix: string, intervalMs: number): { stop: () => Promise<number> } {
+export function udpStream(meterPrefix: string, intervalMs: number): { stop: () => Promise<number>; sentAt: number[] } {
   let sent = 0;
   let running = true;
+  /** When each message was sent (ms since the epoch), by number. */
+  const sentAt: number[] = [];
   const loop = (async () => {
     while (running) {
+      sentAt.push(Date.now());
       await sendUdp(`${meterPrefix}${sent}`, sent + 0.5);
       sent++;
       await sleep(intervalMs);
     }
   })();
-  return { stop: async () => { running = false; await loop; return sent; } };
+  return { stop: async () => { running = false; await loop; return sent; }, sentAt };
 }
 
 /** Samples the API's health every `intervalMs`; reports the longest stretch without a 200. */
