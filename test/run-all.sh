@@ -26,39 +26,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The daemon's flags: containers keep running while the daemon restarts (--live-restore), and
-# published ports are served by iptables, not by docker-proxy, which dies with the daemon
-# (--userland-proxy=false). The fault test restarts the daemon mid-upgrade and counts on both
-# (test/support/docker-daemon.ts); they are what production hosts should run with too (README).
-DOCKERD_FLAGS=(--live-restore --userland-proxy=false)
-DOCKERD_LOG=/var/log/utilitarian-dockerd.log
-start_dockerd() {
-  say "starting dockerd ${DOCKERD_FLAGS[*]}"
-  (setsid dockerd "${DOCKERD_FLAGS[@]}" >>"$DOCKERD_LOG" 2>&1 &)
-  for _ in $(seq 1 60); do
-    docker version >/dev/null 2>&1 && break
-    sleep 1
-  done
-  docker version --format 'Docker engine {{.Server.Version}}' || { tail -20 "$DOCKERD_LOG" >&2; exit 1; }
-}
-if ! docker version >/dev/null 2>&1; then
-  start_dockerd
-else
-  # A daemon an earlier run of this script started without the flags (and that runs nothing) is
-  # restarted with them; any other daemon is left alone, and the fault test names what it lacks.
-  pid=$(pgrep -x dockerd || true)
-  if [[ -n "$pid" && "$(readlink "/proc/$pid/fd/1" 2>/dev/null)" == "$DOCKERD_LOG" ]] &&
-    ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--live-restore --userland-proxy=false" &&
-    [[ -z "$(docker ps -q)" ]]; then
-    say "restarting dockerd (pid $pid) with ${DOCKERD_FLAGS[*]}"
-    kill -TERM "$pid"
-    for _ in $(seq 1 60); do
-      [[ -e "/proc/$pid" ]] || break
-      sleep 1
-    done
-    start_dockerd
-  fi
-fi
+bash test/fixtures/docker-engine.sh
 
 say "building stand-in images"
 bash test/fixtures/build-images.sh

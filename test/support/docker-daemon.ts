@@ -4,7 +4,7 @@
  *
  * The daemon is stopped with SIGTERM and started again with the same command line and output.
  * Two daemon settings decide what a restart does to a running deployment, and the test needs both
- * (test/run-all.sh starts dockerd with them):
+ * (test/fixtures/docker-engine.sh, run by test/run-all.sh, starts dockerd with them):
  * - `--live-restore`: containers keep running while the daemon is down. Without it, stopping the
  *   daemon stops every container, the UDP server's too, and readings sent meanwhile are lost.
  * - `--userland-proxy=false`: published ports are served by iptables alone. The userland proxy
@@ -32,7 +32,7 @@ export async function dockerDaemon(): Promise<DockerDaemon> {
   const found = await exec("pgrep", ["-x", "dockerd"]);
   const pids = found.stdout.split("\n").filter(Boolean).map(Number);
   if (pids.length !== 1) {
-    throw new Error(`expected one local dockerd process, found ${pids.length}; this test restarts the daemon and needs it on this machine (test/run-all.sh starts one)`);
+    throw new Error(`expected one local dockerd process, found ${pids.length}; this test restarts the daemon and needs it on this machine (test/fixtures/docker-engine.sh starts one)`);
   }
   const pid = pids[0];
   const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
@@ -54,7 +54,7 @@ export async function restartWouldLoseReadings(daemon: DockerDaemon): Promise<st
   const missing = [...(liveRestore === "true" ? [] : ["--live-restore"]), ...(noProxy ? [] : ["--userland-proxy=false"])];
   if (missing.length === 0) return undefined;
   return `the Docker daemon runs without ${missing.join(" and ")}: a restart would stop the containers or the proxy that carries ` +
-    `the readings (see test/support/docker-daemon.ts). Start dockerd with --live-restore --userland-proxy=false (test/run-all.sh does when it starts the daemon).`;
+    `the readings (see test/support/docker-daemon.ts). Start dockerd with --live-restore --userland-proxy=false (test/fixtures/docker-engine.sh, run by npm test, does so when it can).`;
 }
 
 export interface DaemonRestart {
