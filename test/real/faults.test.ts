@@ -529,3 +529,42 @@ describe("the Docker daemon restarted in the middle of the upgrade", () => {
     expect(await sql("select count(*) from information_schema.tables where table_name = 'readings_fault_c'")).toBe("1");
   }, 6 * MINUTES);
 });
+
+describe("`pulumi up` interrupted by one ^C only", () => {
+  test("during migrate: `pulumi up` waits for the migration the killed step had started, reports the step failed and stops; nothing is pending; `pulumi up` completes", async () => {
+    const stream = startStream("f9-");
+    await sleep(1000);
+    const interrupted = await interruption(rehearsal.up(faultConfig("1.9.0", backups), {
+      interrupt: { atStep: (s) => s.name === flt("migrate"), when: () => queryRunning("fault-test slow migration 0008"), signals: ["SIGINT"] },
+    }));
+    const interrupt = rehearsal.lastInterrupt!;
+    // The provider killed the step's script; its `docker exec` (and the migration) went on, and the
+    // engine waited for it: the run ended only when the migration had, with the step failed.
+    expect(interrupt.afterFirstSignal.map((p) => p.args).join("\n")).toMatch(/docker exec flt-api python manage\.py migrate/);
+    expect(interrupted.outcome).toBe("failed");
+    expect(interrupted.printed[0]).toBe("^C received; cancelling. If you would like to terminate immediately, press ^C again.");
+    expect(interrupted.printed.join("\n")).not.toMatch(/received; terminating/);
+    expect(await processesIn(flt("api"), "manage.py migrate")).toEqual([]);
+    expect(await sql("select count(*) from django_migrations where name = '0008_fault_slow'")).toBe("1");
+
+    expect(stepVersion(rehearsal, "migrate")).toBe("1.8.0");
+    expect(rehearsal.pendingOperations).toEqual([]);
+    expect(await stateDisagreements(rehearsal)).toEqual([]);
+    expect((await containers())[flt("api")]).toBe("running 1.9.0");
+    await expectFollowersDown();
+
+    // Recovery: `pulumi up` (nothing to wait for: the single ^C let the step's work end).
+    const records = await rehearsal.up(faultConfig("1.9.0", backups));
+    expect(records.find((r) => r.step.name === flt("migrate"))!.output).toMatch(/migrate: ok, 0 migration\(s\) applied/);
+    expect(records.map((r) => `${r.step.op} ${r.step.name}`)).not.toContain(`replace ${flt("backup")}`);
+    const delivery = await stream.stop();
+    outcomes.migrateSingleSigint = {
+      inFlightAfterFirstSignal: interrupt.afterFirstSignal.map((p) => p.args),
+      injected: "one SIGINT to `pulumi up` during a 6 s migration, no second signal",
+      stateAfter: "migrate failed, not recorded, nothing pending (the engine waited for the migration to end); new API running, migrated; followers deleted (pending replacement)",
+      recovery: "pulumi up",
+      ...delivery,
+    };
+    await expectCompleted("1.9.0", delivery);
+  }, 6 * MINUTES);
+});

@@ -78,6 +78,7 @@ export async function buildFaultImages(): Promise<void> {
   await build("1.5.0", `${FAULT_REPO}:1.4.0`, {}, `CMD ["sh", "-c", "echo 'broken release: exits at once' >&2; exit 1"]`);
   for (const version of ["1.5.1", "1.6.0", "1.7.0"]) await tag(`${FAULT_REPO}:1.4.0`, version);
   await build("1.8.0", `${FAULT_REPO}:1.4.0`, { [`${MIGRATIONS}/0007_fault_slow.py`]: slowMigration("0007", "0006_fault_slow", "readings_fault_c", SLOW_MIGRATION_SECONDS) });
+  await build("1.9.0", `${FAULT_REPO}:1.8.0`, { [`${MIGRATIONS}/0008_fault_slow.py`]: slowMigration("0008", "0007_fault_slow", "readings_fault_d", SLOW_MIGRATION_SECONDS) });
 }
 
 /** `FAULT_REPO:version` FROM `from` with `files` (absolute paths in the image -> content) and `extra` lines. */
