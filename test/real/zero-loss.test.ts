@@ -9,9 +9,10 @@ import * as fs from "fs";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { sleep } from "../support/exec";
+import { deliveryOf, rowsPerMeter } from "../support/faults";
 import { StepFailed } from "../support/rehearsal";
 import {
-  newRehearsal, postReading, prepareStandinStack, sql, standinConfig, teardown, tempDir, udpStream,
+  newRehearsal, postReading, prepareStandinStack, standinConfig, teardown, tempDir, udpStream,
 } from "../support/standin-stack";
 
 const MINUTES = 60_000;
@@ -22,15 +23,6 @@ interface Outcome {
   duplicated: number[];
   /** Readings that reached the database while the failed upgrade ran, before the rollback. */
   storedBeforeRollback: number;
-}
-
-/** Meter name -> how many rows carry it, for the stream's meters (1.0.0 keeps names as sent). */
-async function rowsPerMeter(prefix: string): Promise<Map<string, number>> {
-  const out = await sql(`select upper(meter), count(*) from readings_meterreading where upper(meter) like upper('${prefix}') || '%' group by 1`);
-  return new Map(out.split("\n").filter(Boolean).map((line) => {
-    const [meter, count] = line.split("|");
-    return [meter, Number(count)];
-  }));
 }
 
 /** Waits until the stored count stops growing for `quietMs` (the queues drained). */
@@ -70,14 +62,7 @@ async function upgradeFailRollBack(stopWriters: boolean, meterPrefix: string): P
   const sent = await stream.stop();
   await drained(meterPrefix);
 
-  const rows = await rowsPerMeter(meterPrefix);
-  const missing: number[] = [];
-  const duplicated: number[] = [];
-  for (let n = 0; n < sent; n++) {
-    const count = rows.get(`${meterPrefix}${n}`.toUpperCase()) ?? 0;
-    if (count === 0) missing.push(n);
-    if (count > 1) duplicated.push(n);
-  }
+  const { missing, duplicated } = deliveryOf(await rowsPerMeter(meterPrefix), meterPrefix, sent);
   return { sent, missing, duplicated, storedBeforeRollback };
 }
 

@@ -139,12 +139,24 @@ export interface Delivery {
 }
 
 /** Meter name (upper case) -> rows carrying it, for the meters of `prefix`. */
-async function rowsPerMeter(prefix: string): Promise<Map<string, number>> {
+export async function rowsPerMeter(prefix: string): Promise<Map<string, number>> {
   const out = await sql(`select upper(meter), count(*) from readings_meterreading where upper(meter) like upper('${prefix}') || '%' group by 1`);
   return new Map(out.split("\n").filter(Boolean).map((line) => {
     const [meter, count] = line.split("|");
     return [meter, Number(count)];
   }));
+}
+
+/** Messages 0..sent-1 of `prefix` against the stored `rows`: which are missing, which stored twice. */
+export function deliveryOf(rows: Map<string, number>, prefix: string, sent: number): Delivery {
+  const missing: number[] = [];
+  const duplicated: number[] = [];
+  for (let n = 0; n < sent; n++) {
+    const count = rows.get(`${prefix}${n}`.toUpperCase()) ?? 0;
+    if (count === 0) missing.push(n);
+    if (count > 1) duplicated.push(n);
+  }
+  return { sent, delivered: sent - missing.length, missing, duplicated };
 }
 
 export interface ReadingStream {
@@ -176,15 +188,7 @@ export function readingStream(prefix: string, intervalMs = 100): ReadingStream {
       }
       // A duplicate would be a redelivery right behind its original: give it a moment to show.
       await sleep(1500);
-      rows = await rowsPerMeter(prefix);
-      const missing: number[] = [];
-      const duplicated: number[] = [];
-      for (let n = 0; n < sent; n++) {
-        const count = rows.get(`${prefix}${n}`.toUpperCase()) ?? 0;
-        if (count === 0) missing.push(n);
-        if (count > 1) duplicated.push(n);
-      }
-      return { sent, delivered: sent - missing.length, missing, duplicated };
+      return deliveryOf(await rowsPerMeter(prefix), prefix, sent);
     },
   };
 }
