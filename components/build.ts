@@ -38,6 +38,8 @@ export class PlanBuilder {
   private readonly onDocker: pulumi.CustomResourceOptions;
   private readonly endpoints: DatabaseEndpoints;
   private amqpUrl?: pulumi.Input<string>;
+  /** The broker as a container in the host's network reaches it (managed: published on 127.0.0.1). */
+  private hostAmqpUrl?: pulumi.Input<string>;
 
   constructor(private readonly ctx: BuildContext) {
     const { settings, secrets, parent, name } = ctx;
@@ -53,7 +55,7 @@ export class PlanBuilder {
     this.endpoints = db.mode === "managed"
       ? { containerHost: "postgres", containerPort: 5432, operatorHost: db.operatorHost ?? "127.0.0.1", operatorPort: db.operatorPort ?? 15432 }
       : { containerHost: db.host!, containerPort: db.port, operatorHost: db.operatorHost ?? db.host!, operatorPort: db.operatorPort ?? db.port };
-    if (settings.rabbitmq.mode === "external") this.amqpUrl = secrets.rabbitmqUrl!;
+    if (settings.rabbitmq.mode === "external") this.amqpUrl = this.hostAmqpUrl = secrets.rabbitmqUrl!;
   }
 
   /** Builds every node of the plan; returns the resources by node key. */
@@ -140,8 +142,10 @@ export class PlanBuilder {
     const broker = managedRabbitMq(name, {
       prefix, image: this.input<docker.RemoteImage>(node, "image").imageId, network: this.input<docker.Network>(node, "network").name,
       user: settings.rabbitmq.user, password: secrets.rabbitmqPassword!, graceSeconds: settings.stopGraceSeconds.edge,
+      loopbackPort: this.ctx.plan.nodes.some((n) => n.kind === "service" && n.hostNetwork) ? settings.rabbitmq.loopbackPort : undefined,
     }, this.dockerOpts(node));
     this.amqpUrl = broker.url;
+    this.hostAmqpUrl = broker.loopbackUrl;
     return broker.container;
   }
 
@@ -161,12 +165,11 @@ export class PlanBuilder {
     const apiHost = node.waits.some((w) => w.via === "apiBaseUrl") ? this.input<docker.Container>(node, "apiBaseUrl").name : "api";
     const envs = node.image === "app"
       ? this.appEnvironment()
-      : envEntries(edgeEnvironment(node.image, { settings, amqpUrl: this.amqpUrl!, apiHost, edgeAuthToken: secrets.edgeAuthToken }));
+      : envEntries(edgeEnvironment(node.image, { settings, amqpUrl: (node.hostNetwork ? this.hostAmqpUrl : this.amqpUrl)!, apiHost, edgeAuthToken: secrets.edgeAuthToken }));
     return serviceContainer(this.resourceName(node), {
       name: this.containerName(node.key),
       image: this.input<docker.RemoteImage>(node, "image").imageId,
-      network: this.input<docker.Network>(node, "network").name,
-      aliases: isApi ? ["api"] : undefined,
+      network: node.hostNetwork ? "host" : { name: this.input<docker.Network>(node, "network").name, aliases: isApi ? ["api"] : undefined },
       envs,
       labels,
       command: node.command,

@@ -6,9 +6,8 @@ export interface ContainerSpec {
   name: string;
   /** Image ID from a RemoteImage, so a new pull replaces the container. */
   image: pulumi.Input<string>;
-  /** Private network and the aliases other services reach this one by. */
-  network: pulumi.Input<string>;
-  aliases?: string[];
+  /** Private network and the aliases other services reach this one by; `host`: the Docker host's own network. */
+  network: { name: pulumi.Input<string>; aliases?: string[] } | "host";
   /** "NAME=value" entries; the list is secret as soon as one entry is. */
   envs: pulumi.Input<pulumi.Input<string>[]>;
   labels: Record<string, pulumi.Input<string>>;
@@ -35,8 +34,11 @@ export function serviceContainer(resourceName: string, spec: ContainerSpec, opts
     labels: Object.entries(spec.labels).map(([label, value]) => ({ label, value })),
     command: spec.command,
     hostname: spec.hostname,
-    networksAdvanced: [{ name: spec.network, aliases: spec.aliases }],
-    ports: spec.ports,
+    // In the host's network a container has no private network, aliases or published ports (the
+    // provider would read the ports back empty and replace it on every run).
+    ...(spec.network === "host"
+      ? { networkMode: "host" }
+      : { networksAdvanced: [{ name: spec.network.name, aliases: spec.network.aliases }], ports: spec.ports }),
     volumes: spec.volumes,
     healthcheck: spec.healthcheck,
     restart: "unless-stopped",

@@ -33,8 +33,7 @@ export function managedPostgres(name: string, args: ManagedPostgresArgs, opts: p
   const container = serviceContainer(`${name}-postgres`, {
     name: `${args.prefix}-postgres`,
     image: args.image,
-    network: args.network,
-    aliases: ["postgres"],
+    network: { name: args.network, aliases: ["postgres"] },
     envs: [
       pulumi.interpolate`POSTGRES_USER=${args.adminUser}`,
       pulumi.interpolate`POSTGRES_PASSWORD=${args.adminPassword}`,

@@ -100,6 +100,11 @@ export interface ServiceNode extends NodeBase {
    * older engines.
    */
   replacedWith: string[];
+  /**
+   * Runs in the Docker host's network instead of the private one (`udpServer.network: host`): its
+   * socket is the host's, so no NAT rule a restarting daemon flushes sits in front of it.
+   */
+  hostNetwork: boolean;
   /** Command override; undefined keeps the image's default command. */
   command?: string[];
   /** Seconds the container gets to stop cleanly before it is killed. */
@@ -195,13 +200,14 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   // --- Runbooks 2, 3, 5, 6: the API; its followers are stopped first through their edges on it. ---
   const grace = input.stopGraceSeconds;
   const services: ServiceNode[] = [];
-  const service = (s: Omit<ServiceNode, "kind" | "waits" | "runbook" | "replacedWith">, extra: Wait[]) => {
+  const service = (s: Omit<ServiceNode, "kind" | "waits" | "runbook" | "replacedWith" | "hostNetwork">, extra: Wait[]) => {
+    const hostNetwork = s.role === "udpServer" && input.udpServer.network === "host";
     const node: ServiceNode = {
-      ...s, kind: "service", replacedWith: s.followsApi ? ["api"] : [],
+      ...s, kind: "service", replacedWith: s.followsApi ? ["api"] : [], hostNetwork,
       runbook: s.role === "api" ? [3, 5, 6] : s.followsApi ? (s.image === "app" ? [3, 5, 9] : [2, 9]) : [],
       waits: [
         { on: `image-${s.image}`, via: "image", why: "runs the pulled image: a new image replaces the container" },
-        { on: "network", via: "network", why: "joins the private network" },
+        ...(hostNetwork ? [] : [{ on: "network", via: "network", why: "joins the private network" } satisfies Wait]),
         ...extra,
       ],
     };

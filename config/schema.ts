@@ -108,6 +108,9 @@ const rabbitmqSchema = z.strictObject({
   user: text("utilitarian").default("utilitarian").meta({
     description: "User the services log in to the managed RabbitMQ as: one line of text, not empty, without leading or trailing spaces.",
   }),
+  loopbackPort: port(5672).default(5672).meta({
+    description: "Port the managed RabbitMQ's AMQP listener is published on, on the Docker host's `127.0.0.1`, when `udpServer.network` is `host` (the UDP server then reaches RabbitMQ there; otherwise RabbitMQ publishes no port): a whole number from 1 to 65535, not `api.port` or a managed database's `database.operatorPort`.",
+  }),
 });
 
 const PUBLISH_ADDRESSES = "an IPv4 or IPv6 address of the Docker host, like `127.0.0.1` (this host only), `0.0.0.0` (all IPv4 interfaces), `::1` or `::` (brackets allowed)";
@@ -171,11 +174,16 @@ const edgeSchema = (role: EdgeRole, defaults: { enabled: boolean; dependsOnApi: 
   });
 
 const udpServerSchema = edgeSchema("udpServer", { enabled: true, dependsOnApi: false }).extend({
+  // README, failure guide: a restarting Docker daemon flushes its NAT rules before it restores the
+  // port mappings; meters' datagrams that arrive in that moment are lost on `bridge`, not on `host`.
+  network: z.enum(["bridge", "host"], { error: "must be bridge or host" }).default("bridge").meta({
+    description: "Where the DLMS UDP server's socket lives, since a restarting Docker daemon drops published ports for a moment (measured: 116 and 134 of 5,000 datagrams sent at 500/s across a restart lost on `bridge`, none on `host`) and switching replaces the UDP server and a managed RabbitMQ (do it in a maintenance window): `bridge` (the private network, its port published by Docker) or `host` (the Docker host's own network on UDP 4059, with a managed RabbitMQ published on `127.0.0.1:rabbitmq.loopbackPort` for it).",
+  }),
   port: port(4059).default(4059).meta({
-    description: "UDP port published for DLMS push messages: a whole number from 1 to 65535, not `api.port` when both are published on one address.",
+    description: "UDP port published for DLMS push messages: a whole number from 1 to 65535, not `api.port` when both are published on one address; with `network` `host`, 4059, the port the server binds itself.",
   }),
   publishAddress: publishAddress("0.0.0.0").default("0.0.0.0").meta({
-    description: `Address the UDP port is published on: ${PUBLISH_ADDRESSES}.`,
+    description: `Address the UDP port is published on: ${PUBLISH_ADDRESSES}; with \`network\` \`host\`, \`0.0.0.0\` (the server binds every address of the host itself).`,
   }),
   applicationContext: text("default").default("default").meta({
     description: "DLMS application context of the UDP server, its `UTILITARIAN_APPLICATION_CONTEXT`: one line of text, not empty, without leading or trailing spaces.",
@@ -326,8 +334,43 @@ export const settingsSchema = z
       // Different protocols, but one number for two services is almost always a typo.
       ctx.addIssue({ code: "custom", path: ["udpServer", "port"], message: `equals api.port (${s.api.port}); choose another port` });
     }
+    hostNetworkProblems(s, ctx);
     crossFieldProblems(s, ctx);
   });
+
+/** The port of the DLMS UDP server's own socket (utilitarian.md): in the host's network nothing maps it. */
+export const UDP_SERVER_PORT = 4059;
+
+/** `udpServer.network: host`: what the host's network makes impossible, and the broker's port on the host. */
+function hostNetworkProblems(s: Settings, ctx: z.RefinementCtx): void {
+  const u = s.udpServer;
+  if (!u.enabled || u.network !== "host") return;
+  const fix = "or set `udpServer.network` to `bridge`, where Docker maps the port";
+  if (u.port !== UDP_SERVER_PORT) {
+    ctx.addIssue({
+      code: "custom", path: ["udpServer", "port"], params: { example: String(UDP_SERVER_PORT) },
+      message: `is ${u.port}, but with udpServer.network host the DLMS UDP server binds the host's UDP ${UDP_SERVER_PORT} itself and nothing maps it: set it to ${UDP_SERVER_PORT} (\`pulumi config set --path utilitarian:udpServer.port ${UDP_SERVER_PORT}\`), ${fix}`,
+    });
+  }
+  if (u.publishAddress !== "0.0.0.0") {
+    ctx.addIssue({
+      code: "custom", path: ["udpServer", "publishAddress"], params: { example: "0.0.0.0" },
+      message: `is ${shown(u.publishAddress)}, but with udpServer.network host the DLMS UDP server binds every address of the host itself: remove it (\`pulumi config rm --path utilitarian:udpServer.publishAddress\`), ${fix}`,
+    });
+  }
+  if (s.rabbitmq.mode !== "managed") return;
+  const amqp = s.rabbitmq.loopbackPort;
+  const taken = [
+    ...(["127.0.0.1", "0.0.0.0"].includes(s.api.publishAddress) ? [{ key: "api.port", port: s.api.port }] : []),
+    ...(s.database.mode === "managed" ? [{ key: "database.operatorPort", port: s.database.operatorPort ?? 15432 }] : []),
+  ].find((t) => t.port === amqp);
+  if (taken) {
+    ctx.addIssue({
+      code: "custom", path: ["rabbitmq", "loopbackPort"], params: { example: "5672" },
+      message: `is ${amqp}, which ${taken.key} also publishes on the Docker host's 127.0.0.1; with udpServer.network host the managed RabbitMQ is published there too: choose another port for one of them`,
+    });
+  }
+}
 
 /** Rules between settings, and for keys whose own block is kept free of them (backup). */
 function crossFieldProblems(s: Settings, ctx: z.RefinementCtx): void {

@@ -36,7 +36,7 @@ interface Outcome extends Delivery {
   /** For a failed step: the lines of its error that say why. */
   observed?: string[];
   /** For the daemon restart: messages lost while the daemon restarted (see the test). */
-  lostWhileDaemonRestarted?: number;
+  sentWhileDaemonDown?: number;
 }
 
 /** The lines of `message` that match `pattern`: what the operator reads in the error. */
@@ -104,9 +104,9 @@ async function startedAt(names: string[]): Promise<Record<string, string>> {
 
 /**
  * After the recovery: the state true, every service running the version, the readings of the
- * stream all stored once (but for `explainedLoss`, messages whose loss the test has accounted for).
+ * stream all stored once.
  */
-async function expectCompleted(version: string, delivery: Delivery, explainedLoss: number[] = []): Promise<void> {
+async function expectCompleted(version: string, delivery: Delivery): Promise<void> {
   expect(await stateDisagreements(rehearsal)).toEqual([]);
   const all = await containers();
   for (const service of ["api", "beat", "worker-default-1"]) expect(all[flt(service)], service).toBe(`running ${version}`);
@@ -114,7 +114,7 @@ async function expectCompleted(version: string, delivery: Delivery, explainedLos
   for (const service of ["processor", "poster", "udp-server", "postgres", "rabbitmq"]) expect(all[flt(service)], service).toMatch(/^running/);
   expect(await health()).toBe(200);
   expect(delivery.sent).toBeGreaterThan(100);
-  expect(delivery.missing.filter((n) => !explainedLoss.includes(n))).toEqual([]);
+  expect(delivery.missing).toEqual([]);
   expect(delivery.duplicated).toEqual([]);
   // The readings stored before the first fault are all still there.
   expect(await waitForReadings("base-", 20, 10_000)).toBe(20);
@@ -134,7 +134,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const summary = { seconds: Math.round((Date.now() - suiteStarted) / 1000), installSeconds, testSeconds, faults: Object.fromEntries(Object.entries(outcomes).map(([k, o]) => [k, {
-    injected: o.injected, stateAfter: o.stateAfter, recovery: o.recovery, inFlightAfterFirstSignal: o.inFlightAfterFirstSignal, observed: o.observed, sent: o.sent, delivered: o.delivered, lost: o.missing.length, lostWhileDaemonRestarted: o.lostWhileDaemonRestarted, duplicated: o.duplicated.length,
+    injected: o.injected, stateAfter: o.stateAfter, recovery: o.recovery, inFlightAfterFirstSignal: o.inFlightAfterFirstSignal, observed: o.observed, sent: o.sent, delivered: o.delivered, lost: o.missing.length, sentWhileDaemonDown: o.sentWhileDaemonDown, duplicated: o.duplicated.length,
   }])) };
   fs.mkdirSync(path.resolve(__dirname, "../.work"), { recursive: true });
   fs.writeFileSync(path.resolve(__dirname, "../.work/faults.json"), JSON.stringify(summary, null, 2));
@@ -472,11 +472,12 @@ describe("two runs at once", () => {
 });
 
 describe("the Docker daemon restarted in the middle of the upgrade", () => {
-  test("during migrate: the step's `docker exec` ends with the daemon and the step fails, saying the migration may run on; every container keeps running (live-restore); once the migration has ended, `pulumi up` completes; only datagrams sent while the daemon restarted may be lost", async () => {
+  test("during migrate: the step's `docker exec` ends with the daemon and the step fails, saying the migration may run on; every container keeps running (live-restore); once the migration has ended, `pulumi up` completes; the UDP server in the host's network loses no datagram", async () => {
     const daemon = await dockerDaemon();
     const unsafe = await restartWouldLoseReadings(daemon);
     if (unsafe) throw new Error(unsafe);
     const kept = [flt("api"), flt("postgres"), flt("rabbitmq"), flt("udp-server")];
+    expect(await docker(["inspect", "-f", "{{.HostConfig.NetworkMode}}", flt("udp-server")])).toBe("host");
     const stream = startStream("f8-");
     await sleep(1000);
     let restart: Promise<DaemonRestart> | undefined;
@@ -509,22 +510,22 @@ describe("the Docker daemon restarted in the middle of the upgrade", () => {
     const records = await rehearsal.up(faultConfig("1.8.0", backups));
     expect(records.find((r) => r.step.name === flt("migrate"))!.output).toMatch(finishedAlone ? /migrate: ok, 0 migration\(s\) applied/ : /migrate: ok, 1 migration\(s\) applied/);
     const delivery = await stream.stop();
-    // The one loss Docker causes: a starting daemon flushes its NAT chain and then restores the
-    // running containers' port mappings; a datagram of a new flow (each message here comes from a
-    // new socket, as from another meter) that arrives in between is not forwarded. Measured apart:
-    // 98 of 5,000 messages sent at 500/s across a restart, none when one socket sent them all
-    // (its conntrack entry keeps the mapping). Every message lost must have been sent while the
-    // daemon was down: a loss at any other time fails the test.
-    const inRestart = delivery.missing.filter((n) => stream.sentAt[n] >= stoppedAt && stream.sentAt[n] <= answeredAt + 1000);
+    // On `udpServer.network: bridge` a starting daemon flushes its NAT chain before it restores
+    // the running containers' port mappings, and a datagram of a new flow (each message here comes
+    // from a new socket, as from another meter) that arrives in between is lost: this test lost 3
+    // of 190 that way. The fault stack's UDP server is in the host's network: no NAT in front of
+    // its socket, so every message must arrive, those sent while the daemon was down too.
+    const sentWhileDown = stream.sentAt.filter((t) => t >= stoppedAt && t <= answeredAt).length;
+    expect(sentWhileDown, "the stream sent nothing while the daemon was down: the test shows nothing").toBeGreaterThan(0);
     outcomes.dockerRestarted = {
       observed: linesMatching(failed.message, /lost the Docker daemon|docker exec ended|Cannot connect to the Docker daemon/),
       injected: `dockerd stopped (SIGTERM) and started again with its own flags (--live-restore --userland-proxy=false) during a 6 s migration; it did not answer for ${(downMs / 1000).toFixed(1)} s`,
       stateAfter: `migrate failed, not recorded; new API, PostgreSQL, RabbitMQ and UDP server running, none restarted; the migration ${finishedAlone ? "finished" : "did not finish"} inside the API container on its own; followers deleted (pending replacement)`,
       recovery: "wait for `manage.py migrate` to leave `docker top <prefix>-api`; pulumi up",
-      lostWhileDaemonRestarted: inRestart.length,
+      sentWhileDaemonDown: sentWhileDown,
       ...delivery,
     };
-    await expectCompleted("1.8.0", delivery, inRestart);
+    await expectCompleted("1.8.0", delivery);
     expect(await sql("select count(*) from django_migrations where name = '0007_fault_slow'")).toBe("1");
     expect(await sql("select count(*) from information_schema.tables where table_name = 'readings_fault_c'")).toBe("1");
   }, 6 * MINUTES);

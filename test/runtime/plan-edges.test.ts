@@ -13,6 +13,7 @@ import { explain, RUN_TIMEOUT_MS, runDev } from "./support";
 describe("under the real runtime, the resources wait for exactly what the plan says", () => {
   for (const [title, values] of [
     ["an upgrade to 1.1.0", { version: "1.1.0" }],
+    ["an upgrade to 1.1.0, the UDP server in the host's network", { version: "1.1.0", udpServer: { version: "1.0.0", network: "host" } }],
     // The shared fixture directory holds verified backups, as restoreFrom is checked at preview.
     ["a rollback to 1.0.0", { version: "1.0.0", restoreFrom: "latest", backup: { dir: BACKUPS.dir } }],
   ] as const) {

@@ -12,6 +12,8 @@ import { plain } from "./engine";
 import { docker, exec, sleep } from "./exec";
 import { Rehearsal } from "./rehearsal";
 import { CONTAINER } from "./provider-facts";
+import { UDP_SERVER_PORT } from "../../config/schema";
+import { freeLoopbackPort, requireHostUdpPortFree } from "./ports";
 import { PORTS, prepareStack, removeStack, requireEngineAndImages, SECRETS, sql, stackContainers, standinConfig, udpStream } from "./standin-stack";
 
 /** Container, network and volume prefix of the fault tests' stack (never the shared stand-in stack's). */
@@ -99,11 +101,21 @@ async function build(version: string, from: string, files: Record<string, string
   }
 }
 
+/**
+ * The fault stack's UDP server runs in the host's network (`udpServer.network: host`), the setting
+ * that lets a Docker daemon restart lose no datagram: it binds UDP 4059 of this host, and RabbitMQ
+ * is published for it on a free loopback port.
+ */
+const HOST_NETWORK = { udpPort: UDP_SERVER_PORT, amqpPort: 0 };
+
 /** Checks the engine and the stand-ins, builds the fault images, removes an earlier fault stack, chooses ports. */
 export async function prepareFaultStack(): Promise<void> {
   await requireEngineAndImages();
   await buildFaultImages();
   await prepareStack(FAULT_PREFIX);
+  await requireHostUdpPortFree(HOST_NETWORK.udpPort);
+  PORTS.udp = HOST_NETWORK.udpPort;
+  HOST_NETWORK.amqpPort = await freeLoopbackPort("tcp", [PORTS.postgres, PORTS.api]);
 }
 
 export async function removeFaultStack(): Promise<void> {
@@ -112,6 +124,7 @@ export async function removeFaultStack(): Promise<void> {
 
 /** Stack config of the fault stack at `version` (API image from FAULT_REPO). */
 export function faultConfig(version: string, backupDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  if (!HOST_NETWORK.amqpPort) throw new Error("no ports chosen yet: call prepareFaultStack() in beforeAll");
   const base = standinConfig(version, backupDir);
   return {
     ...base,
@@ -119,6 +132,8 @@ export function faultConfig(version: string, backupDir: string, extra: Record<st
     images: { ...(base.images as object), api: FAULT_REPO },
     // A crash-looping API must fail migrate's wait in seconds, not the stand-in default 90 s.
     api: { ...(base.api as object), healthTimeoutSeconds: 20 },
+    udpServer: { version: "1.0.0", network: "host" },
+    rabbitmq: { ...(base.rabbitmq as object), loopbackPort: HOST_NETWORK.amqpPort },
     ...extra,
   };
 }

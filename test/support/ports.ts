@@ -28,12 +28,23 @@ function tcpFree(port: number): Promise<boolean> {
   });
 }
 
-function udpFree(port: number): Promise<boolean> {
+function udpFree(port: number, address = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket("udp4");
     socket.once("error", () => { socket.close(); resolve(false); });
-    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+    socket.bind(port, address, () => socket.close(() => resolve(true)));
   });
+}
+
+/**
+ * Fails, naming who holds it, unless UDP `port` is free on every address of this host: a server
+ * in the host's network (`udpServer.network: host`) binds a fixed port there, which no test may
+ * choose (`freeLoopbackPort` takes ports from 20000 up).
+ */
+export async function requireHostUdpPortFree(port: number): Promise<void> {
+  if (!(await udpFree(port, "0.0.0.0"))) {
+    throw new Error(`UDP port ${port} of this host is taken, and the UDP server in the host's network must bind it: ${listenersOn(port)}`);
+  }
 }
 
 /** A port on 127.0.0.1 that nothing holds now, for `protocol`, and not one of `taken`. */

@@ -268,6 +268,7 @@ export class Rehearsal {
     fs.writeFileSync(envFile, (c.envs ?? []).map((e: string) => `${e}\n`).join(""), { mode: 0o600 });
     const args = ["create", "--name", c.name, "--env-file", envFile, "--restart", c.restart ?? "no"];
     for (const l of c.labels ?? []) args.push("--label", `${l.label}=${l.value}`);
+    if (c.networkMode) args.push("--network", c.networkMode);
     for (const n of c.networksAdvanced ?? []) {
       args.push("--network", n.name);
       for (const a of n.aliases ?? []) args.push("--network-alias", a);

@@ -73,6 +73,35 @@ describe("what the component declares", () => {
     });
   });
 
+  test("udpServer.network host: the UDP server joins the host's network (no private network, no published port) and reaches RabbitMQ on its loopback port", async () => {
+    const { mocks } = await deploy({ udpServer: { version: "1.0.0", network: "host" }, rabbitmq: { loopbackPort: 25673 } });
+    const udp = mocks.get("u-udp-server");
+    expect(udp.inputs.networkMode).toBe("host");
+    expect(udp.inputs.networksAdvanced).toBeUndefined();
+    expect(udp.inputs.ports).toBeUndefined();
+    expect(udp.propertyDependencies.networksAdvanced ?? []).toEqual([]);
+    // Where each connects, with the credentials cut out (never compared in the open: a failure prints them).
+    const amqp = (name: string) => (plain(mocks.get(name).inputs.envs) as string[])
+      .find((e) => e.startsWith("AMQP_CONNECTION_STRING="))?.replace(/\/\/[^@]*@/, "//<credentials>@");
+    expect(amqp("u-udp-server")).toBe("AMQP_CONNECTION_STRING=amqp://<credentials>@127.0.0.1:25673//");
+    // The others still use the private network's name, and RabbitMQ is published on loopback only.
+    expect(amqp("u-processor")).toBe("AMQP_CONNECTION_STRING=amqp://<credentials>@rabbitmq:5672//");
+    expect(mocks.get("u-rabbitmq").inputs.ports).toEqual([{ internal: 5672, external: 25673, ip: "127.0.0.1" }]);
+    expect(mocks.get("u-rabbitmq").inputs.networksAdvanced).toEqual([{ name: "u-net", aliases: ["rabbitmq"] }]);
+    // An external broker is reached at its URL from the host's network as from the private one.
+    const { rabbitmqPassword: _r, ...secrets } = SECRET_VALUES;
+    const external = await deploy({ udpServer: { version: "1.0.0", network: "host" }, rabbitmq: { mode: "external" } },
+      { secrets: { ...secrets, rabbitmqUrl: "amqps://u:p@mq.internal:5671/utilitarian" } });
+    expect(plain(external.mocks.get("u-udp-server").inputs.envs)).toContain("AMQP_CONNECTION_STRING=amqps://u:p@mq.internal:5671/utilitarian");
+  });
+
+  test("udpServer.network bridge (the default): RabbitMQ publishes no port and the UDP server is on the private network", async () => {
+    const { mocks } = await deploy();
+    expect(mocks.get("u-rabbitmq").inputs.ports).toBeUndefined();
+    expect(mocks.get("u-udp-server").inputs.networkMode).toBeUndefined();
+    expect(mocks.get("u-udp-server").inputs.networksAdvanced).toEqual([{ name: "u-net" }]);
+  });
+
   test("data volumes, the database and the role are protected; images are kept for rollback", async () => {
     const { mocks } = await deploy();
     for (const name of ["u-postgres-data", "u-rabbitmq-data", "u-role", "u-database"]) expect(mocks.get(name).protect, name).toBe(true);

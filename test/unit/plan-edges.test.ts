@@ -13,6 +13,8 @@ describe("the component builds exactly the plan's edges", () => {
     ["an upgrade", { version: "1.1.0" }],
     ["a rollback", { version: "1.0.0", restoreFrom: "latest" }],
     ["writers left running during the backup", { backup: { stopWriters: false } }],
+    // In the host's network the UDP server takes no input from the private network.
+    ["the UDP server in the host's network", { udpServer: { version: "1.0.0", network: "host" } }],
     ["external database and RabbitMQ, an independent poster", {
       database: { mode: "external", host: "db.example.net" }, rabbitmq: { mode: "external" }, poster: { version: "1.0.0", dependsOnApi: false },
     }],
