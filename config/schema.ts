@@ -177,7 +177,7 @@ const udpServerSchema = edgeSchema("udpServer", { enabled: true, dependsOnApi: f
   // README, failure guide: a restarting Docker daemon flushes its NAT rules before it restores the
   // port mappings; meters' datagrams that arrive in that moment are lost on `bridge`, not on `host`.
   network: z.enum(["bridge", "host"], { error: "must be bridge or host" }).default("bridge").meta({
-    description: "Where the DLMS UDP server's socket lives, since a restarting Docker daemon drops published ports for a moment (measured: 116 and 134 of 5,000 datagrams sent at 500/s across a restart lost on `bridge`, none on `host`) and switching replaces the UDP server and a managed RabbitMQ (do it in a maintenance window): `bridge` (the private network, its port published by Docker) or `host` (the Docker host's own network on UDP 4059, with a managed RabbitMQ published on `127.0.0.1:rabbitmq.loopbackPort` for it).",
+    description: "Where the DLMS UDP server's socket lives, since a restarting Docker daemon drops published ports for a moment (measured, `npm run bench:daemon-restart`: 116 to 143 of 5,000 datagrams sent at 500/s across a restart lost on `bridge`, none on `host`, in 4 runs) and switching replaces the UDP server and a managed RabbitMQ (do it in a maintenance window): `bridge` (the private network, its port published by Docker) or `host` (the Docker host's own network on UDP 4059, with a managed RabbitMQ published on `127.0.0.1:rabbitmq.loopbackPort` for it).",
   }),
   port: port(4059).default(4059).meta({
     description: "UDP port published for DLMS push messages: a whole number from 1 to 65535, not `api.port` when both are published on one address; with `network` `host`, 4059, the port the server binds itself.",

@@ -100,6 +100,8 @@ for f in "$DIR"/utilitarian-*.dump.sha256 "$DIR"/utilitarian-*.dump.json; do
   fi
 done
 shopt -u nullglob
+# Scratch databases of killed backups on this machine (the provider SIGKILLs a cancelled step).
+drop_stale_scratch_dbs "$DB"
 
 # 3. Enough free space, here for the dump and on the server for the test restore. -----------
 # The dump is far smaller than the database (about 0.2x), but asking for a whole copy keeps
@@ -131,7 +133,6 @@ FINAL="$DIR/$NAME"
 PARTIAL="$DIR/.$NAME.partial"
 SHA_TMP="$DIR/.$NAME.sha256.tmp"
 JSON_TMP="$DIR/.$NAME.json.tmp"
-WORK=$(mktemp -d)
 SCRATCH=""
 total_started=$(now_ms)
 SNAP_CHILD=""
@@ -156,15 +157,15 @@ cleanup() {
   if [[ ! -e "$FINAL" ]]; then
     rm -f -- "$PARTIAL" "$SHA_TMP" "$JSON_TMP"
   fi
-  rm -rf -- "$WORK"
 }
 on_exit cleanup
+make_work_dir
 
 # create_scratch: an empty scratch database with the source's encoding and locale, in SCRATCH
 # (dropped by cleanup whatever happens).
 create_scratch() {
   local enc collate ctype
-  SCRATCH="utilitarian_backup_verify_$(date -u +%s)_$$"
+  SCRATCH=$(scratch_db_name)
   IFS=$'\t' read -r enc collate ctype < <(q "$DB" "select pg_encoding_to_char(encoding), datcollate, datctype from pg_database where datname = current_database()")
   q "$DB" "create database $(sql_ident "$SCRATCH") template template0 encoding $(sql_literal "$enc") lc_collate $(sql_literal "$collate") lc_ctype $(sql_literal "$ctype")" >/dev/null
 }

@@ -445,8 +445,61 @@ prepare_api_step() {
   require_int API_START_TIMEOUT_SECONDS 1
   docker_setup_env
   split_manage
-  WORK=$(mktemp -d)
-  on_exit lib_remove_work
+  make_work_dir
   wait_running "$API_CONTAINER" "$API_START_TIMEOUT_SECONDS"
 }
 lib_remove_work() { rm -rf -- "$WORK"; }
+
+# --- Leftovers of a killed run. ------------------------------------------------------------
+# A cancelled `pulumi up` SIGKILLs the running step's script (docs/step-scripts.md), so its exit
+# handler never removes its work directory or drops its scratch database. Both are named with the
+# run's PID and this machine's tag; the next run removes those whose process is gone. Another run's,
+# still alive or on another machine, are left alone and named.
+
+# This machine's tag: 8 hex digits of its host name (scratch database names must stay short).
+HOST_TAG=$(uname -n | sha256sum | cut -c1-8)
+
+# pid_alive PID: true while a process with this PID exists on this machine.
+pid_alive() {
+  [[ -d "/proc/$1" ]]
+}
+
+# make_work_dir: WORK, a new work directory (removed on exit) named after the step and this run's
+# PID, after removing the work directories killed runs left.
+make_work_dir() {
+  local tmp="${TMPDIR:-/tmp}" dir pid
+  shopt -s nullglob
+  for dir in "$tmp"/utilitarian-step-*.*.*; do
+    pid=${dir#"$tmp"/utilitarian-step-*.}
+    pid=${pid%%.*}
+    if [[ ! "$pid" =~ ^[0-9]+$ ]] || pid_alive "$pid"; then continue; fi
+    log "removing work directory $dir (left by an interrupted run, pid $pid)"
+    rm -rf -- "$dir"
+  done
+  shopt -u nullglob
+  WORK=$(mktemp -d "$tmp/utilitarian-step-$STEP.$$.XXXXXX")
+  on_exit lib_remove_work
+}
+
+# scratch_db_name: a name for this run's scratch database (at most 63 characters).
+scratch_db_name() {
+  printf 'utilitarian_backup_verify_%s_%s_%s' "$(date -u +%s)" "$$" "$HOST_TAG"
+}
+
+# drop_stale_scratch_dbs DB: drop the scratch databases of killed backups on this machine, via DB.
+drop_stale_scratch_dbs() {
+  local via=$1 name pid
+  while IFS= read -r name; do
+    [[ -n "$name" ]] || continue
+    if [[ "$name" =~ ^utilitarian_backup_verify_[0-9]+_([0-9]+)_([0-9a-f]{8})$ && "${BASH_REMATCH[2]}" == "$HOST_TAG" ]] && ! pid_alive "${BASH_REMATCH[1]}"; then
+      pid=${BASH_REMATCH[1]}
+      if pg_drop_db "$name" "$via"; then
+        log "dropped scratch database $name (left by an interrupted backup, pid $pid)"
+      else
+        log "WARNING: could not drop scratch database $name, left by an interrupted backup; drop it by hand"
+      fi
+    else
+      log "note: scratch database $name belongs to a backup still running or run on another machine; once none runs, drop it by hand"
+    fi
+  done < <(q "$via" "select datname from pg_database where datname like 'utilitarian\_backup\_verify\_%' order by 1")
+}

@@ -70,9 +70,7 @@ if [[ "$actual" != "$expected" ]]; then
   die "refusing to restore $FILE: sha256 mismatch (file $actual, $FILE.sha256 says $expected); the file changed after it was verified"
 fi
 log "checksum ok: $actual"
-WORK=$(mktemp -d)
-cleanup_work() { rm -rf -- "$WORK"; }
-on_exit cleanup_work
+make_work_dir
 if ! pg_restore --list "$FILE" >"$WORK/toc" 2>"$WORK/list.err"; then
   cat "$WORK/list.err" >&2
   die "refusing to restore $FILE: pg_restore --list cannot read it"

@@ -33,7 +33,7 @@ bash test/fixtures/build-images.sh
 
 say "type-checking and shellchecking"
 npx tsc --noEmit -p tsconfig.json
-shellcheck -x scripts/*.sh test/fixtures/*.sh test/run-all.sh scripts/dev-up.sh
+shellcheck -x scripts/*.sh test/fixtures/*.sh test/run-all.sh scripts/dev-up.sh bench/*/*.sh
 
 say "smoke-testing the stand-in images"
 bash test/fixtures/smoke.sh

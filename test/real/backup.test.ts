@@ -4,7 +4,7 @@
  * broken (truncated, corrupted, rows missing) caught by the default read-back and by the full
  * test restore.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -69,6 +69,14 @@ async function walWritten(action: () => Promise<unknown>): Promise<number> {
   return Number(await pg.psql(`select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '${before}')`));
 }
 
+/** This machine's tag in scratch database names (scripts/lib.sh, HOST_TAG). */
+const HOST_TAG = createHash("sha256").update(`${execFileSync("uname", ["-n"], { encoding: "utf8" }).trim()}\n`).digest("hex").slice(0, 8);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function scratchNames(): Promise<string[]> {
+  return (await pg.psql("select datname from pg_database where datname like 'utilitarian_backup_verify%' order by 1")).split("\n").filter(Boolean);
+}
+
 async function scratchDatabases(): Promise<string> {
   return pg.psql("select count(*) from pg_database where datname like 'utilitarian_backup_verify%'");
 }
@@ -112,7 +120,7 @@ describe("backup.sh", () => {
     expect(result.stderr).toMatch(/free space on the database server not checked \(external server\): the test restore needs about \d+ MB there \(schema only: an empty database\)/);
     expect(result.stderr).toMatch(/pg_dump -Fc -Z1 utilitarian -> /);
     expect(result.stderr).toMatch(/pg_dump -Fc -Z1 utilitarian -> \.utilitarian-\S+\.dump\.partial, every table's data read back and counted as it is written/);
-    expect(result.stderr).toMatch(/schema-only test restore into scratch database utilitarian_backup_verify_\d+_\d+\n.*dropped scratch database/);
+    expect(result.stderr).toMatch(/schema-only test restore into scratch database utilitarian_backup_verify_\d+_\d+_[0-9a-f]{8}\n.*dropped scratch database/);
     expect(result.stdout).toMatch(/^verified: pg_restore --list, every table's data read back with exact row counts, schema restored into a scratch database \(dump with read-back [\d.]+s, then [\d.]+s\)$/m);
 
     const bytes = readFileSync(file);
@@ -160,7 +168,7 @@ describe("backup.sh", () => {
       const dir = freshDir(`full-test-restore-${mode}`);
       const result = await backup({ BACKUP_DIR: dir, BACKUP_TEST_RESTORE: mode, RESTORE_JOBS: "3" });
       expect(result.code, result.stderr).toBe(0);
-      expect(result.stderr).toMatch(/full test restore into scratch database utilitarian_backup_verify_\d+_\d+ \(pg_restore -j 3\)/);
+      expect(result.stderr).toMatch(/full test restore into scratch database utilitarian_backup_verify_\d+_\d+_[0-9a-f]{8} \(pg_restore -j 3\)/);
       expect(result.stdout).toMatch(/^verified: pg_restore --list, every table's data read back with exact row counts, full test restore with exact row counts \(dump/m);
       const [name] = dumpsIn(dir);
       const manifest = JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8"));
@@ -513,6 +521,52 @@ describe("backup.sh", () => {
     expect(again.code, again.stderr).toBe(0);
     expect(dumpsIn(dir)).toHaveLength(1);
     await pg.psql("drop database big");
+  }, 120_000);
+
+  test("SIGKILL, as a cancelled `pulumi up` kills the step: the work directory and scratch database stay; the next backup removes them, not a live run's or another machine's", async () => {
+    const dir = freshDir("sigkill");
+    const tmp = freshDir("sigkill-tmp");
+    // The schema-only test restore starts 2 s late: time to find the scratch database and kill the script.
+    const slowRestore = wrapped("pg_restore", `[[ " \${ARGS[*]} " == *" --schema-only "* ]] && sleep 2
+      exec "$REAL" "\${ARGS[@]}"`);
+    let script: ChildProcess | undefined;
+    const killed = runScript("backup.sh", { ...pg.env(DB), BACKUP_FROM_VERSION: "1.0.0", BACKUP_TO_VERSION: "1.1.0", BACKUP_DIR: dir, TMPDIR: tmp, ...slowRestore },
+      { started: (child) => (script = child) });
+    const scratchOf = (pid: number) => new RegExp(`^utilitarian_backup_verify_\\d+_${pid}_${HOST_TAG}$`);
+    let scratch: string[] = [];
+    for (const started = Date.now(); scratch.length === 0 && Date.now() - started < 30_000; await sleep(50)) scratch = (await scratchNames());
+    expect(scratch).toHaveLength(1);
+    // Only the script, as the command provider kills it: what it started (pg_restore) runs on.
+    script!.kill("SIGKILL");
+    const result = await killed;
+    runs.push(result);
+    expect(result.code).toBe(137);
+    const pid = script!.pid!;
+    expect(scratch[0]).toMatch(scratchOf(pid));
+    const workDirs = () => readdirSync(tmp).filter((f) => f.startsWith("utilitarian-step-")).sort();
+    expect(workDirs()).toEqual([expect.stringMatching(new RegExp(`^utilitarian-step-backup\\.${pid}\\.`))]);
+    // The orphaned pg_restore holds the directory's lock until it ends, as it would in production.
+    const orphans = () => readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try { return readFileSync(`/proc/${p}/cmdline`, "utf8").includes("fake-pg_restore-"); } catch { return false; }
+    });
+    for (const started = Date.now(); orphans().length > 0 && Date.now() - started < 30_000;) await sleep(100);
+    expect(orphans()).toEqual([]);
+    expect(await scratchNames()).toEqual(scratch);
+
+    // Leftovers the next run must not touch: a live process's, and another machine's.
+    const live = `utilitarian_backup_verify_1_${process.pid}_${HOST_TAG}`;
+    const elsewhere = `utilitarian_backup_verify_1_${pid}_${HOST_TAG === "0badc0de" ? "0badc0df" : "0badc0de"}`;
+    for (const name of [live, elsewhere]) await pg.psql(`create database ${name}`);
+    mkdirSync(join(tmp, `utilitarian-step-backup.${process.pid}.live`));
+    const next = await backup({ BACKUP_DIR: dir, TMPDIR: tmp });
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stderr).toContain(`dropped scratch database ${scratch[0]} (left by an interrupted backup, pid ${pid})`);
+    expect(next.stderr).toMatch(new RegExp(`removing work directory ${tmp}/utilitarian-step-backup\\.${pid}\\.\\w+ \\(left by an interrupted run, pid ${pid}\\)`));
+    for (const name of [live, elsewhere]) expect(next.stderr).toContain(`note: scratch database ${name} belongs to a backup still running or run on another machine`);
+    expect((await scratchNames()).sort()).toEqual([live, elsewhere].sort());
+    expect(workDirs()).toEqual([`utilitarian-step-backup.${process.pid}.live`]);
+    expect(dumpsIn(dir)).toHaveLength(1);
+    for (const name of [live, elsewhere]) await pg.psql(`drop database ${name}`);
   }, 120_000);
 
   test("a slow dump logs the archive's size and write rate every BACKUP_PROGRESS_SECONDS; a fast one only its total", async () => {
