@@ -7,6 +7,8 @@
 # serving. When the step succeeds the writers stay stopped: the upgrade replaces them after
 # migrate (their label `io.utilitarian.backup` carries this backup's ID). When it fails or is
 # interrupted, the writers this script stopped are started again: everything is as it was.
+# A cancelled `pulumi up` SIGKILLs this script, whose exit handler then never runs; a guard in a
+# session of its own starts the writers again once nothing of the step runs any more.
 #
 # STOP_WRITERS            container names, space-separated; absent ones are skipped (first install)
 # WRITERS_STOP_SECONDS    grace each writer gets before it is killed (default 60: Celery's warm shutdown)
@@ -24,7 +26,10 @@ docker_setup_env
 
 STOPPED=()
 STEP_SUCCEEDED=false
+GUARD_FD=""
 restart_writers() {
+  # This script decides what becomes of the writers: the guard has nothing to do.
+  [[ -n "$GUARD_FD" ]] && printf 'handled\n' >&"$GUARD_FD"
   [[ "$STEP_SUCCEEDED" == true ]] && return 0
   ((${#STOPPED[@]} > 0)) || return 0
   if docker start "${STOPPED[@]}" >/dev/null; then
@@ -45,7 +50,25 @@ for name in "${writers[@]}"; do
   # Recorded before the stop: an interrupt during `docker stop` must still start it again.
   STOPPED+=("$name")
 done
+# start_guard: a process in its own session (the provider kills this script, not a new session)
+# reading a pipe whose write end this script and everything it starts hold. It reads to the end of
+# the pipe, which comes only when all of them have ended; unless this script said `handled` on it,
+# this script was killed before its exit handler ran, and the guard starts the writers again. It
+# holds none of this script's output (lib.sh keeps copies of it): the provider, and `pulumi up`,
+# wait until every holder of the step's output has closed it.
+start_guard() {
+  make_work_dir
+  mkfifo "$WORK/guard"
+  # shellcheck disable=SC2016 # the guard's own script, expanded when it runs
+  setsid bash -c 'handled=false
+    while IFS= read -r line; do [[ "$line" == handled ]] && handled=true; done
+    [[ "$handled" == true ]] || docker start "$@"' writers-guard "${STOPPED[@]}" \
+    <"$WORK/guard" >/dev/null 2>&1 {LIB_STDOUT}>&- {LIB_STDERR}>&- &
+  exec {GUARD_FD}>"$WORK/guard"
+}
+
 if ((${#STOPPED[@]} > 0)); then
+  start_guard
   started=$(now_ms)
   docker stop -t "$WRITERS_STOP_SECONDS" "${STOPPED[@]}" >/dev/null
   log "stopped the writers in $(seconds_since "$started")s: ${STOPPED[*]} (their input waits in RabbitMQ)"
