@@ -85,6 +85,16 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     expect(steps.some((s) => ["u-backup", "u-migrate", "u-api"].includes(s.name))).toBe(false);
   });
 
+  test("switching the UDP server to the host's network replaces it and RabbitMQ (now published on loopback), nothing else; the broker's data volume stays", async () => {
+    const steps = actions(await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", udpServer: { version: "1.0.0", network: "host" } }));
+    expect(steps.filter((s) => s.type.endsWith("Container")).map((s) => `${s.op} ${s.name}`).sort()).toEqual(
+      ["delete-replaced u-rabbitmq", "delete-replaced u-udp-server", "replace u-rabbitmq", "replace u-udp-server"]);
+    expect(steps.some((s) => ["u-backup", "u-migrate", "u-api", "u-rabbitmq-data"].includes(s.name))).toBe(false);
+    // And back: the same two, with the network edge again.
+    const back = actions(await stepsBetween({ version: "1.1.0", udpServer: { version: "1.0.0", network: "host" } }, { version: "1.1.0" }));
+    expect(back.filter((s) => s.type.endsWith("Container")).map((s) => s.name).sort()).toEqual(["u-rabbitmq", "u-rabbitmq", "u-udp-server", "u-udp-server"]);
+  });
+
   test("only worker settings changed: only the workers are replaced", async () => {
     const steps = actions(await stepsBetween(
       { version: "1.1.0", workers: [{ name: "default", count: 2 }] },
