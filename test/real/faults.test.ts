@@ -35,7 +35,7 @@ interface Outcome extends Delivery {
   inFlightAfterFirstSignal?: string[];
   /** For a failed step: the lines of its error that say why. */
   observed?: string[];
-  /** For the daemon restart: messages lost while the daemon restarted (see the test). */
+  /** For the daemon restart: messages sent while the daemon did not answer (all must arrive). */
   sentWhileDaemonDown?: number;
 }
 

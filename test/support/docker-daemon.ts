@@ -57,7 +57,7 @@ export async function restartWouldLoseReadings(daemon: DockerDaemon): Promise<st
   const missing = [...(liveRestore === "true" ? [] : ["--live-restore"]), ...(noProxy ? [] : ["--userland-proxy=false"])];
   if (missing.length === 0) return undefined;
   return `the Docker daemon runs without ${missing.join(" and ")}: a restart would stop the containers or the proxy that carries ` +
-    `the readings (see test/support/docker-daemon.ts). Start dockerd with --live-restore --userland-proxy=false (test/fixtures/docker-engine.sh, run by npm test, does so when it can).`;
+    `the UDP server's connection to RabbitMQ (see test/support/docker-daemon.ts). Start dockerd with --live-restore --userland-proxy=false (test/fixtures/docker-engine.sh, run by npm test, does so when it can).`;
 }
 
 export interface DaemonRestart {

@@ -104,18 +104,18 @@ async function build(version: string, from: string, files: Record<string, string
 /**
  * The fault stack's UDP server runs in the host's network (`udpServer.network: host`), the setting
  * that lets a Docker daemon restart lose no datagram: it binds UDP 4059 of this host, and RabbitMQ
- * is published for it on a free loopback port.
+ * is published for it on this free loopback port (chosen by `prepareFaultStack`).
  */
-const HOST_NETWORK = { udpPort: UDP_SERVER_PORT, amqpPort: 0 };
+let amqpLoopbackPort = 0;
 
 /** Checks the engine and the stand-ins, builds the fault images, removes an earlier fault stack, chooses ports. */
 export async function prepareFaultStack(): Promise<void> {
   await requireEngineAndImages();
   await buildFaultImages();
   await prepareStack(FAULT_PREFIX);
-  await requireHostUdpPortFree(HOST_NETWORK.udpPort);
-  PORTS.udp = HOST_NETWORK.udpPort;
-  HOST_NETWORK.amqpPort = await freeLoopbackPort("tcp", [PORTS.postgres, PORTS.api]);
+  await requireHostUdpPortFree(UDP_SERVER_PORT);
+  PORTS.udp = UDP_SERVER_PORT;
+  amqpLoopbackPort = await freeLoopbackPort("tcp", [PORTS.postgres, PORTS.api]);
 }
 
 export async function removeFaultStack(): Promise<void> {
@@ -124,7 +124,7 @@ export async function removeFaultStack(): Promise<void> {
 
 /** Stack config of the fault stack at `version` (API image from FAULT_REPO). */
 export function faultConfig(version: string, backupDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  if (!HOST_NETWORK.amqpPort) throw new Error("no ports chosen yet: call prepareFaultStack() in beforeAll");
+  if (!amqpLoopbackPort) throw new Error("no ports chosen yet: call prepareFaultStack() in beforeAll");
   const base = standinConfig(version, backupDir);
   return {
     ...base,
@@ -133,7 +133,7 @@ export function faultConfig(version: string, backupDir: string, extra: Record<st
     // A crash-looping API must fail migrate's wait in seconds, not the stand-in default 90 s.
     api: { ...(base.api as object), healthTimeoutSeconds: 20 },
     udpServer: { version: "1.0.0", network: "host" },
-    rabbitmq: { ...(base.rabbitmq as object), loopbackPort: HOST_NETWORK.amqpPort },
+    rabbitmq: { ...(base.rabbitmq as object), loopbackPort: amqpLoopbackPort },
     ...extra,
   };
 }
