@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every test, on a fresh Debian machine or on one that already has what they need:
 #   1. installs the Debian packages the real tests use, only those missing: docker.io,
-#      postgresql, debootstrap and the shell linter;
+#      postgresql, debootstrap, the shell linter and strace (the engine tests trace connect(2));
 #   2. starts dockerd when no engine answers;
-#   3. builds the stand-in images (cached by content: seconds when nothing changed);
+#   3. builds the stand-in images (cached by content: seconds when nothing changed) and the
+#      Pulumi engine from Go modules (toolchain/build.sh, cached by content the same way);
 #   4. type-checks, shellchecks the scripts, and runs every vitest test, nothing skipped.
 # Run as root (or with the packages and a Docker engine already there): `npm test`.
 set -euo pipefail
@@ -16,6 +17,7 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 [[ -x /usr/lib/postgresql/15/bin/initdb ]] && command -v pg_dump >/dev/null || missing+=(postgresql postgresql-client)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v strace >/dev/null || missing+=(strace)
 if ((${#missing[@]})); then
   if ((EUID != 0)); then
     echo "missing Debian packages: ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
@@ -31,9 +33,12 @@ bash test/fixtures/docker-engine.sh
 say "building stand-in images"
 bash test/fixtures/build-images.sh
 
+say "building the Pulumi engine from Go modules (toolchain/build.sh)"
+bash toolchain/build.sh >/dev/null
+
 say "type-checking and shellchecking"
 npx tsc --noEmit -p tsconfig.json
-shellcheck -x scripts/*.sh test/fixtures/*.sh test/run-all.sh scripts/dev-up.sh bench/*/*.sh
+shellcheck -x scripts/*.sh test/fixtures/*.sh test/run-all.sh scripts/dev-up.sh bench/*/*.sh toolchain/build.sh toolchain/pulumi
 
 say "smoke-testing the stand-in images"
 bash test/fixtures/smoke.sh
