@@ -55,7 +55,7 @@ describe("the real engine, offline", () => {
     }
     const outputs = await pulumiOk(ws, ["stack", "output", "--json", "--stack", "dev"]);
     expect(JSON.parse(outputs.stdout)).toEqual({ answer: 42 });
-  });
+  }, 5 * MINUTE);
 
   test("negative control: the bare CLI without toolchain/pulumi's settings does try to reach the network", async () => {
     const ws = program("control", "export const answer = 42;\n");
@@ -65,7 +65,7 @@ describe("the real engine, offline", () => {
     for (const key of ["PULUMI_SKIP_UPDATE_CHECK", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "PULUMI_DISABLE_REGISTRY_RESOLVE"]) delete env[key];
     const run = await connectsOf(path.join(bin, "pulumi"), ["up", "--yes", "--stack", "dev", "--non-interactive"], ws, env);
     expect(offMachine(run.connects).length, JSON.stringify(run.connects)).toBeGreaterThan(0);
-  });
+  }, 3 * MINUTE);
 
   test("a plugin the program's packages ask for and nobody installed: refused at once, naming it, the package and why", async () => {
     const ws = program("needs-docker", 'import * as docker from "@pulumi/docker";\nexport const network = new docker.Network("n").name;\n', {
@@ -84,7 +84,7 @@ describe("the real engine, offline", () => {
     // Nothing ran: no stack update was recorded.
     const history = await pulumiOk(ws, ["stack", "history", "--json", "--stack", "dev"]);
     expect(JSON.parse(history.stdout)).toEqual([]);
-  });
+  }, 2 * MINUTE);
 });
 
 describe("the schema guard under the real engine", () => {

@@ -64,7 +64,7 @@ describe("the toolchain", () => {
     expect(result.stderr).toContain("go env GOPROXY");
     expect(fs.readdirSync(cache)).toEqual([]);
     fs.rmSync(modules, { recursive: true, force: true, maxRetries: 3 });
-  });
+  }, 2 * MINUTE);
 
   test("a build killed half way leaves no binary installed", async () => {
     // A go command that answers the version, "downloads", then is killed while it writes the binary.
