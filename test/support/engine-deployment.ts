@@ -129,7 +129,11 @@ export class Deployment {
       }
       this.waiting.add(r.name);
     }
-    this.pick = picker<Work>(options.schedule ?? "earliest");
+    const schedule = options.schedule ?? "earliest";
+    this.pick =
+      typeof schedule === "object" && "choose" in schedule
+        ? (work) => schedule.choose(work.map((w) => ({ name: w.name, next: w.chain ? { op: w.chain.steps[0].op, name: w.chain.steps[0].name } : undefined })))
+        : picker<Work>(schedule);
     this.release();
   }
 
@@ -292,7 +296,12 @@ export class Deployment {
 
   /** The delete-before-replace chain's deletions: dependents in reverse dependency order, then the old resource. */
   private deletesAhead(r: Declared, old: StateEntry): Step[] {
-    const toReplace = [...this.dependentReplacements(old), ...this.olds.filter((e) => (e.replaceWith ?? []).includes(r.name))];
+    const replacedWith = this.olds.filter((e) => (e.replaceWith ?? []).includes(r.name));
+    const schedule = this.options.schedule;
+    const ordered = typeof schedule === "object" && "choose" in schedule && schedule.mapOrder
+      ? schedule.mapOrder(replacedWith.map((e) => e.name)).map((name) => replacedWith.find((e) => e.name === name)!)
+      : replacedWith;
+    const toReplace = [...this.dependentReplacements(old), ...ordered];
     const steps: Step[] = [];
     for (const dependent of toReplace.reverse()) {
       if (this.pendingDeletes.has(dependent)) continue; // "already deleted this resource due to some other DBR"

@@ -83,7 +83,7 @@ export interface Ready {
 }
 
 /** The chooser of a schedule: given the ready work, the index of the work that goes next. */
-export function picker<W extends Ready>(schedule: Schedule): (work: W[]) => number {
+export function picker<W extends Ready>(schedule: Exclude<Schedule, { choose: unknown }>): (work: W[]) => number {
   const order = (a: Ready, b: Ready) => a.tick - b.tick || a.seq - b.seq;
   const extreme = (sign: 1 | -1) => (work: W[]) => work.reduce((best, w, i) => (sign * order(w, work[best]) < 0 ? i : best), 0);
   if (schedule === "earliest") return extreme(1);

@@ -83,7 +83,31 @@ export interface Step {
  * the earliest work of any other resource before that of the named ones (an adversary for mutation
  * tests: it holds those resources back as long as the graph allows).
  */
-export type Schedule = "earliest" | "reversed" | { seed: number } | { last: string[] };
+export type Schedule =
+  | "earliest"
+  | "reversed"
+  | { seed: number }
+  | { last: string[] }
+  | {
+      choose: (ready: ReadyWork[]) => number;
+      /**
+       * The order in which the engine finds the resources that say `replaceWith` of a resource it
+       * replaces delete-before-replace: it ranges over a Go map (step_generator.go
+       * findResourcesReplacedWith, `sg.deployment.olds`), so the order is unspecified. Given them in
+       * dependency order, returns them in the order to take; the other schedules keep dependency order.
+       */
+      mapOrder?: (names: string[]) => string[];
+    };
+
+/**
+ * Ready work as a `choose` schedule sees it: the resource, and for a chain of steps already
+ * generated, the step that would go next (a registration not yet stepped has none). The real
+ * engine's comparison (test/engine/replay.test.ts) follows a recorded run with it.
+ */
+export interface ReadyWork {
+  name: string;
+  next?: { op: StepOp; name: string };
+}
 
 /**
  * Thrown by an executor when the provider created the resource but could not finish it (container

@@ -13,7 +13,7 @@ import { deploy } from "./support/program";
 import { INVARIANTS, type Expectation } from "./support/runbook";
 
 const SCHEDULES: Schedule[] = ["earliest", "reversed", ...Array.from({ length: 12 }, (_, i) => ({ seed: i + 1 }))];
-const label = (s: Schedule) => (typeof s === "string" ? s : "seed" in s ? `seed ${s.seed}` : `${s.last.join(", ")} last`);
+const label = (s: Schedule) => (typeof s === "string" ? s : "seed" in s ? `seed ${s.seed}` : "last" in s ? `${s.last.join(", ")} last` : "chosen");
 
 let programs: Record<"v100" | "v110" | "v120" | "rollback", Declared[]>;
 
