@@ -9,10 +9,13 @@
 #
 #   npm run bench:store-rate -- [--readings 3000] [--version 1.1.0] [--through poster|processor] [--rounds 1]
 #                               [--concurrency N]   (the poster's POSTER_CONCURRENCY; default: the image's)
-#                               [--api-image IMAGE] [--poster-image IMAGE]   (other builds, to compare)
+#                               [--before COMMIT]   (also the stand-ins of that commit, side by side)
 #
-# Prints one line per round: the rate from 10 % to 100 % of the readings stored (the containers'
+# Prints one line per run: the rate from 10 % to 100 % of the readings stored (the containers'
 # start left out), the time to all N, and rows stored against distinct meters (a duplicate shows).
+# With --before, the API, poster and processor images are also built from COMMIT's
+# test/fixtures/images (on the current base; tagged bench-store-rate/*, removed at the end), and
+# every round measures both, in an order that alternates; the medians close the output.
 # Needs a Docker engine and the stand-in images (test/fixtures/build-images.sh, run here: cached).
 # Its own names (`bsr-*`), removed at the end; nothing is published on the host.
 set -euo pipefail
@@ -23,8 +26,7 @@ VERSION=1.1.0
 THROUGH=poster
 ROUNDS=1
 CONCURRENCY=
-API_IMAGE=
-POSTER_IMAGE=
+BEFORE=
 while (($#)); do
   case "$1" in
     --readings) READINGS=${2:?}; shift 2 ;;
@@ -32,9 +34,8 @@ while (($#)); do
     --through) THROUGH=${2:?}; shift 2 ;;
     --rounds) ROUNDS=${2:?}; shift 2 ;;
     --concurrency) CONCURRENCY=${2:?}; shift 2 ;;
-    --api-image) API_IMAGE=${2:?}; shift 2 ;;
-    --poster-image) POSTER_IMAGE=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --before) BEFORE=${2:?}; shift 2 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -47,14 +48,21 @@ TOKEN=bench-store-rate-token
 AMQP="amqp://bench:bench@rabbitmq:5672//"
 DB_URL="postgres://postgres:bench@postgres:5432/utilitarian"
 IMAGES=utilitarian-standin
-API_IMAGE=${API_IMAGE:-$IMAGES/utilitarian:$VERSION}
-POSTER_IMAGE=${POSTER_IMAGE:-$IMAGES/poster:1.0.0}
+OLD=bench-store-rate
+RESULTS=$(mktemp)
 say() { printf '[store-rate] %s\n' "$*"; }
 cleanup() {
   docker rm -f "$P-postgres" "$P-rabbitmq" "$P-api" "$P-poster" "$P-processor" >/dev/null 2>&1 || true
   docker network rm "$P-net" >/dev/null 2>&1 || true
 }
-trap cleanup EXIT
+cleanup_all() {
+  cleanup
+  if [[ -n "$BEFORE" ]]; then
+    docker rmi "$OLD/utilitarian:$VERSION" "$OLD/poster:before" "$OLD/dlms-processor:before" >/dev/null 2>&1 || true
+  fi
+  rm -f "$RESULTS"
+}
+trap cleanup_all EXIT
 trap 'exit 130' INT TERM
 
 docker version >/dev/null 2>&1 || { echo "no Docker engine answers (bash test/fixtures/docker-engine.sh starts one)" >&2; exit 1; }
@@ -63,7 +71,9 @@ bash test/fixtures/build-images.sh >/dev/null
 count() { docker exec "$P-postgres" psql -X -qAt -U postgres -d utilitarian -c "$1"; }
 now() { date +%s.%N; }
 
+# round <label> <api image> <poster image> <processor image>
 round() {
+  local label=$1 api_image=$2 poster_image=$3 processor_image=$4
   cleanup
   docker network create "$P-net" >/dev/null
   docker run -d --name "$P-postgres" --network "$P-net" --network-alias postgres \
@@ -73,7 +83,7 @@ round() {
   for _ in $(seq 90); do docker exec "$P-postgres" pg_isready -q -U postgres -d utilitarian && break; sleep 1; done
   docker run -d --name "$P-api" --network "$P-net" --network-alias api -e SECRET_KEY=bench-store-rate \
     -e "DATABASE_URL=$DB_URL" -e "AMQP_CONNECTION_STRING=$AMQP" -e "STANDIN_ACCEPTED_TOKEN=$TOKEN" \
-    "$API_IMAGE" >/dev/null
+    "$api_image" >/dev/null
   docker exec "$P-api" python manage.py migrate --no-input >/dev/null
   for _ in $(seq 90); do docker exec "$P-rabbitmq" rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1 && break; sleep 1; done
 
@@ -104,8 +114,8 @@ connection.close()
   started=$(now)
   local poster_env=()
   [[ -n "$CONCURRENCY" ]] && poster_env=(-e "POSTER_CONCURRENCY=$CONCURRENCY")
-  docker run -d --name "$P-poster" --network "$P-net" "${edge[@]}" "${poster_env[@]}" "$POSTER_IMAGE" >/dev/null
-  [[ "$THROUGH" == processor ]] && docker run -d --name "$P-processor" --network "$P-net" "${edge[@]}" "$IMAGES/dlms-processor:1.0.0" >/dev/null
+  docker run -d --name "$P-poster" --network "$P-net" "${edge[@]}" "${poster_env[@]}" "$poster_image" >/dev/null
+  [[ "$THROUGH" == processor ]] && docker run -d --name "$P-processor" --network "$P-net" "${edge[@]}" "$processor_image" >/dev/null
   local stored=0 tenth="" at="" deadline
   deadline=$(( $(date +%s) + 1800 ))
   while ((stored < READINGS)); do
@@ -120,13 +130,48 @@ connection.close()
   read -r tenth_at tenth_count <<<"$tenth"
   python3 -c '
 import sys
-n, started, tenth_at, tenth_count, done_at, stored, distinct, through, version = sys.argv[1:]
+n, started, tenth_at, tenth_count, done_at, stored, distinct, through, label, results = sys.argv[1:]
 n, tenth_count, stored, distinct = int(n), int(tenth_count), int(stored), int(distinct)
 rate = (stored - tenth_count) / (float(done_at) - float(tenth_at)) if float(done_at) > float(tenth_at) else float("nan")
-print(f"[store-rate] {version}, through the {through}: {rate:.1f} readings/s (10 % to 100 %); all {n} stored {float(done_at) - float(started):.1f} s after the start; rows {stored}, distinct meters {distinct}")
-' "$READINGS" "$started" "$tenth_at" "$tenth_count" "$at" "$stored" "$distinct" "$THROUGH" "${API_IMAGE#"$IMAGES/"} + ${POSTER_IMAGE#"$IMAGES/"}"
+print(f"[store-rate] {label}, through the {through}: {rate:.1f} readings/s (10 % to 100 %); all {n} stored {float(done_at) - float(started):.1f} s after the start; rows {stored}, distinct meters {distinct}")
+with open(results, "a") as f:
+    f.write(f"{label}\t{rate:.1f}\n")
+' "$READINGS" "$started" "$tenth_at" "$tenth_count" "$at" "$stored" "$distinct" "$THROUGH" "$label" "$RESULTS"
 }
 
-say "$ROUNDS round(s) of $READINGS readings, $API_IMAGE, $POSTER_IMAGE, through the $THROUGH${CONCURRENCY:+, POSTER_CONCURRENCY=$CONCURRENCY}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-for ((r = 1; r <= ROUNDS; r++)); do round; done
+if [[ -n "$BEFORE" ]]; then
+  commit=$(git rev-parse --short "$BEFORE^{commit}")
+  src=$(mktemp -d)
+  git archive "$commit" test/fixtures/images | tar -x -C "$src"
+  say "building the stand-ins of $commit ($OLD/*)"
+  ctx="$src/test/fixtures/images"
+  docker build -q --build-arg "BASE=$IMAGES/base:latest" --build-arg "VERSION=$VERSION" -t "$OLD/utilitarian:$VERSION" -f "$ctx/utilitarian/Dockerfile" "$ctx" >/dev/null
+  docker build -q --build-arg "BASE=$IMAGES/base:latest" -t "$OLD/poster:before" -f "$ctx/poster/Dockerfile" "$ctx" >/dev/null
+  docker build -q --build-arg "BASE=$IMAGES/base:latest" -t "$OLD/dlms-processor:before" -f "$ctx/dlms-processor/Dockerfile" "$ctx" >/dev/null
+  rm -rf "$src"
+fi
+
+now_images=("$IMAGES/utilitarian:$VERSION" "$IMAGES/poster:1.0.0" "$IMAGES/dlms-processor:1.0.0")
+old_images=("$OLD/utilitarian:$VERSION" "$OLD/poster:before" "$OLD/dlms-processor:before")
+say "$ROUNDS round(s) of $READINGS readings, API $VERSION, through the $THROUGH${CONCURRENCY:+, POSTER_CONCURRENCY=$CONCURRENCY}${BEFORE:+, against the stand-ins of $BEFORE}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for ((r = 1; r <= ROUNDS; r++)); do
+  if [[ -z "$BEFORE" ]]; then
+    round now "${now_images[@]}"
+  elif ((r % 2)); then
+    round "before ($commit)" "${old_images[@]}"
+    round now "${now_images[@]}"
+  else
+    round now "${now_images[@]}"
+    round "before ($commit)" "${old_images[@]}"
+  fi
+done
+python3 -c '
+import statistics, sys
+by = {}
+for line in open(sys.argv[1]):
+    label, rate = line.rstrip("\n").split("\t")
+    by.setdefault(label, []).append(float(rate))
+for label, rates in by.items():
+    print(f"[store-rate] median {label}: {statistics.median(rates):.1f} readings/s over {len(rates)} run(s)")
+' "$RESULTS"
 say "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
