@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { runUp, stateOf, type Declared, type Schedule, type StateEntry, type Step } from "../support/engine";
 import { deploy } from "./support/program";
 import { INVARIANTS, type Expectation } from "./support/runbook";
+import { edgeName, MATTERS, withoutEdge, type Edge } from "../support/edges";
 
 const SCHEDULES: Schedule[] = ["earliest", "reversed", ...Array.from({ length: 12 }, (_, i) => ({ seed: i + 1 }))];
 const label = (s: Schedule) => (typeof s === "string" ? s : "seed" in s ? `seed ${s.seed}` : "last" in s ? `${s.last.join(", ")} last` : "chosen");
@@ -101,50 +102,6 @@ describe("the runbook's order in every schedule the graph allows", () => {
     expect(orders.size).toBeGreaterThanOrEqual(5);
   });
 });
-
-/** `from` waits for `to`; with `property`, only that property's edge (dependencies keep what other properties hold). */
-interface Edge {
-  from: string;
-  to: string;
-  property?: string | string[];
-  /** Also (or, with `property: []`, only) the `replaceWith` option naming `to`. */
-  replaceWith?: boolean;
-}
-
-const edgeName = (e: Edge) => {
-  const via = [...(e.property ? [e.property].flat() : []), ...(e.replaceWith ? ["replaceWith"] : [])];
-  return `${e.from} ← ${e.to}${via.length > 0 ? ` (${via.join("+")})` : ""}`;
-};
-
-function withoutEdge(edge: Edge): Mutate {
-  return (program) => program.map((r) => {
-    if (r.name !== edge.from) return r;
-    const properties = edge.property ? [edge.property].flat() : Object.keys(r.propertyDependencies);
-    const propertyDependencies = Object.fromEntries(Object.entries(r.propertyDependencies)
-      .map(([p, deps]) => [p, properties.includes(p) ? deps.filter((d) => d !== edge.to) : deps]));
-    const stillHeld = !edge.property ? false : Object.values(propertyDependencies).some((deps) => deps.includes(edge.to));
-    const replaceWith = edge.replaceWith ? (r.replaceWith ?? []).filter((d) => d !== edge.to) : r.replaceWith;
-    return { ...r, propertyDependencies, replaceWith, dependencies: stillHeld ? r.dependencies : r.dependencies.filter((d) => d !== edge.to) };
-  });
-}
-
-/** Edges the runbook's order rests on: removing any one must break a check. */
-const MATTERS: Edge[] = [
-  { from: "u-backup", to: "u-image-app" },
-  { from: "u-schema-guard", to: "u-backup" },
-  { from: "u-api", to: "u-schema-guard" },
-  { from: "u-migrate", to: "u-api" },
-  { from: "u-static", to: "u-migrate" },
-  ...["u-beat", "u-worker-default-1", "u-processor", "u-poster"].map((f) => ({ from: f, to: "u-static" })),
-  // The followers' stop before the API: their ForceNew inputs from it and `replaceWith: [api]` together.
-  { from: "u-beat", to: "u-api", property: "labels", replaceWith: true },
-  { from: "u-worker-default-1", to: "u-api", property: "labels", replaceWith: true },
-  { from: "u-processor", to: "u-api", property: ["labels", "envs"], replaceWith: true },
-  { from: "u-poster", to: "u-api", property: ["labels", "envs"], replaceWith: true },
-  ...["u-beat", "u-worker-default-1", "u-processor", "u-poster"].map((c) => ({ from: "u-verify", to: c })),
-  { from: "u-restore", to: "u-backup" },
-  { from: "u-schema-guard", to: "u-restore" },
-];
 
 /**
  * Edges whose removal alone breaks no check in these scenarios, and why: reported, not hidden.
