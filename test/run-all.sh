@@ -38,7 +38,7 @@ bash toolchain/build.sh >/dev/null
 
 say "type-checking and shellchecking"
 npx tsc --noEmit -p tsconfig.json
-shellcheck -x scripts/*.sh test/fixtures/*.sh test/run-all.sh scripts/dev-up.sh bench/*/*.sh toolchain/build.sh toolchain/pulumi
+shellcheck -x scripts/*.sh test/fixtures/*.sh test/run-all.sh scripts/dev-up.sh bench/*/*.sh toolchain/*.sh toolchain/pulumi
 
 say "smoke-testing the stand-in images"
 bash test/fixtures/smoke.sh

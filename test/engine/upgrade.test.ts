@@ -1,0 +1,206 @@
+/**
+ * The operator's commands under the real engine: `toolchain/pulumi` runs index.ts from the project
+ * directory against the local Docker engine with the stand-in images. Order comes from the
+ * engine's own event log (test/support/real-stack.ts), Docker's events and the step scripts'
+ * output; no model is consulted. The docker, postgresql and command plugins are the stand-ins of
+ * test/provider (README "The engine toolchain" says why).
+ */
+import * as fs from "fs";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { exec } from "../support/exec";
+import { consistentOrders } from "../support/replay";
+import { EventLog } from "../support/rehearsal";
+import { changes, liveContainers, RealStack, type EngineStep, type RealRun } from "../support/real-stack";
+import { CONTAINER } from "../support/provider-facts";
+import type { StateEntry, Step, StepOp } from "../support/engine-types";
+import {
+  countReadings, health, PORTS, postReading, prepareStack, removeStack, SECRETS, sendUdp, sql, stackContainers, standinConfig, tempDir, udpStream, waitForReadings,
+} from "../support/standin-stack";
+import { INVARIANTS } from "../unit/support/runbook";
+import { SECRET_VALUES } from "../unit/support/fixtures";
+
+const MINUTE = 60_000;
+const PREFIX = "re";
+const backups = tempDir("engine-backups");
+const stack = new RealStack("engine", SECRETS);
+const events = new EventLog();
+const config = (version: string, extra: Record<string, unknown> = {}) => standinConfig(version, backups, { prefix: PREFIX, ...extra });
+
+beforeAll(async () => {
+  await prepareStack(PREFIX);
+  await stack.init();
+  await events.start(PREFIX);
+}, 5 * MINUTE);
+
+afterAll(async () => {
+  events.stop();
+  await removeStack(PREFIX);
+  stack.remove();
+}, 2 * MINUTE);
+
+/** The model's names for the engine's ops (the runbook's checks are written in them); the logical `replace` has no provider call. */
+const OPS: Record<string, StepOp | undefined> = {
+  same: "same", create: "create", update: "update", delete: "delete", "create-replacement": "replace", "delete-replaced": "delete-replaced",
+};
+
+/** The run's steps as the runbook's checks read them: this stack's names under the checks' `u-` prefix. */
+function asModelSteps(steps: EngineStep[]): (Step & { start: number; end: number })[] {
+  return steps.filter((s) => OPS[s.op]).map((s) => ({
+    op: OPS[s.op]!, name: s.name.replace(new RegExp(`^${PREFIX}-`), "u-"), type: s.type, start: s.start, end: s.end,
+  }) as Step & { start: number; end: number });
+}
+
+/** Every order of the run's steps that its event log is consistent with (overlapping steps taken either way). */
+function ordersOf(run: RealRun): Step[][] {
+  const steps = asModelSteps(run.steps);
+  return consistentOrders(steps).map((order) => order.map(({ op, name }) => steps.find((s) => s.op === op && s.name === name)!));
+}
+
+/** The containers the state held before a run, as the checks read them. */
+function stateBefore(containers: string[]): Map<string, StateEntry> {
+  return new Map(containers.map((n) => {
+    const name = n.replace(new RegExp(`^${PREFIX}-`), "u-");
+    return [name, { name, type: CONTAINER } as StateEntry];
+  }));
+}
+
+/**
+ * Docker events that a run caused: a container's lifecycle, or a step script's `docker exec` of
+ * manage.py. Health checks are execs too, every few seconds, and are left out.
+ */
+const caused = (since: number) => events.events.filter((e) => e.time >= since &&
+  (["create", "start", "restart", "kill", "stop", "die", "destroy"].includes(e.action) || (e.action.startsWith("exec_") && e.action.includes("manage.py"))));
+
+let upgrade: { run: RealRun; before: Map<string, StateEntry>; udpSent: number; containersBefore: Awaited<ReturnType<typeof stackContainers>> };
+
+describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 while meter data arrives, a no-op", () => {
+  test("fresh install of 1.0.0 by `pulumi up`: every resource created, the API healthy, readings stored", async () => {
+    stack.configure(config("1.0.0"));
+    const run = await stack.up();
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const created = changes(run);
+    for (const name of ["api", "beat", "worker-default-1", "processor", "poster", "udp-server", "postgres", "rabbitmq", "backup", "migrate", "static", "verify", "role", "database"]) {
+      expect(created, name).toContain(`create ${PREFIX}-${name}`);
+    }
+    expect(created.every((c) => c.startsWith("create "))).toBe(true);
+    expect(await health()).toBe(200);
+    for (let i = 0; i < 5; i++) expect(await postReading(`api-${i}`, 1.25 + i)).toBe(201);
+    for (let i = 0; i < 10; i++) await sendUdp(`udp-${i}`, 2.5 + i);
+    expect(await waitForReadings("api-", 5)).toBe(5);
+    expect(await waitForReadings("udp-", 10)).toBe(10);
+    // The command provider's output reached the engine line by line, attached to its step.
+    expect(run.logs.get(`${PREFIX}-migrate`)?.some((l) => /Applying readings\.0001/.test(l))).toBe(true);
+  }, 8 * MINUTE);
+
+  test("nothing changed: `pulumi preview --expect-no-changes` and `pulumi up --expect-no-changes` pass; no container event, no step ran", async () => {
+    const before = await stackContainers(PREFIX);
+    const since = Date.now();
+    const preview = await stack.up(["--expect-no-changes"], { preview: true });
+    expect(preview.code, preview.stdout + preview.stderr).toBe(0);
+    const up = await stack.up(["--expect-no-changes"]);
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    expect(changes(up)).toEqual([]);
+    expect(up.steps.filter((s) => s.type === "command:local:Command").map((s) => s.op)).toEqual(["same", "same", "same", "same"]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(caused(since)).toEqual([]);
+    const after = await stackContainers(PREFIX);
+    for (const [name, state] of after) expect(state.startedAt, name).toBe(before.get(name)!.startedAt);
+  }, 5 * MINUTE);
+
+  test("`pulumi preview` of the bump to 1.1.0 shows the maintenance plan's change and runs nothing", async () => {
+    stack.configure(config("1.1.0"));
+    const since = Date.now();
+    const preview = await stack.run(["preview", "--diff"]);
+    expect(preview.code, preview.stdout + preview.stderr).toBe(0);
+    expect(preview.stdout).toMatch(/maintenancePlan/);
+    expect(preview.stdout).toMatch(/1\.0\.0 -> 1\.1\.0|1\.1\.0/);
+    expect(preview.stdout).toMatch(/\+-.*command:local:Command.*re-migrate|re-migrate/);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(caused(since)).toEqual([]);
+  }, 5 * MINUTE);
+
+  test("the upgrade to 1.1.0 as one `pulumi up`, with UDP messages sent throughout", async () => {
+    const containersBefore = await stackContainers(PREFIX);
+    const before = stateBefore(liveContainers(await stack.export()));
+    const stream = udpStream("during-", 100);
+    const run = await stack.up();
+    await new Promise((r) => setTimeout(r, 1000));
+    const udpSent = await stream.stop();
+    upgrade = { run, before, udpSent, containersBefore };
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(changes(run)).toContain(`create-replacement ${PREFIX}-migrate`);
+  }, 8 * MINUTE);
+
+  test("every runbook check holds in every order the engine's event log is consistent with", () => {
+    const orders = ordersOf(upgrade.run);
+    expect(orders.length).toBeGreaterThan(10);
+    for (const steps of orders) {
+      const failed = INVARIANTS.map((i) => [i.name, i.check(steps, upgrade.before, { rollback: false, migrates: true })]).filter(([, v]) => v);
+      expect(failed).toEqual([]);
+    }
+  });
+
+  test("Docker's events agree: the writers stopped during the backup, the followers before the API, the migration once in the new API, the followers after static", () => {
+    const { run } = upgrade;
+    const step = (op: string, name: string) => run.steps.find((s) => s.op === op && s.name === `${PREFIX}-${name}`)!;
+    const backup = step("create-replacement", "backup");
+    const migrate = step("create-replacement", "migrate");
+    const stat = step("create-replacement", "static");
+    const during = events.events.filter((e) => e.time >= run.startedAt && e.time <= run.endedAt);
+    const died = (name: string) => during.find((e) => e.name === `${PREFIX}-${name}` && e.action === "die");
+    const started = (name: string) => during.filter((e) => e.name === `${PREFIX}-${name}` && e.action === "start").at(-1);
+    const followers = ["beat", "worker-default-1", "processor", "poster"];
+    for (const f of followers) {
+      expect(died(f)!.time, f).toBeGreaterThanOrEqual(backup.startedAt - 50);
+      expect(died(f)!.time, f).toBeLessThanOrEqual(died("api")!.time);
+      expect(started(f)!.time, f).toBeGreaterThanOrEqual(stat.endedAt - 50);
+    }
+    expect(died("api")!.time).toBeGreaterThanOrEqual(backup.endedAt - 50);
+    const migrations = during.filter((e) => e.action.startsWith("exec_start") && e.action.includes("migrate --noinput"));
+    expect(migrations.map((e) => e.name)).toEqual([`${PREFIX}-api`]);
+    expect(migrations[0].time).toBeGreaterThanOrEqual(migrate.startedAt - 50);
+    // Never two beats.
+    let beats = 0;
+    for (const e of events.events.filter((x) => x.service === "beat" && ["start", "die"].includes(x.action))) {
+      beats += e.action === "start" ? 1 : -1;
+      expect(beats).toBeLessThanOrEqual(1);
+    }
+  });
+
+  test("the UDP server, PostgreSQL and RabbitMQ ran on, the same containers; every UDP message was stored exactly once", async () => {
+    const after = await stackContainers(PREFIX);
+    for (const name of ["udp-server", "postgres", "rabbitmq"]) {
+      expect(after.get(`${PREFIX}-${name}`)!.startedAt, name).toBe(upgrade.containersBefore.get(`${PREFIX}-${name}`)!.startedAt);
+      expect(events.events.filter((e) => e.name === `${PREFIX}-${name}` && e.time >= upgrade.run.startedAt && e.action === "die"), name).toEqual([]);
+    }
+    expect(upgrade.udpSent).toBeGreaterThan(20);
+    expect(await waitForReadings("during-", upgrade.udpSent, 3 * MINUTE)).toBe(upgrade.udpSent);
+    const duplicates = await sql("select count(*) from (select meter from readings_meterreading where upper(meter) like 'DURING-%' group by meter having count(*) > 1) d");
+    expect(duplicates).toBe("0");
+    expect(await countReadings("udp-")).toBe(10);
+    expect(await health()).toBe(200);
+    for (const name of ["api", "beat", "worker-default-1"]) expect(after.get(`${PREFIX}-${name}`)!.version, name).toBe("1.1.0");
+  }, 4 * MINUTE);
+
+  test("no secret in the engine's output, its event log (less debug messages), or the stack's exported state in the clear", async () => {
+    const needles = Object.values(SECRET_VALUES).flatMap((v) => [v, encodeURIComponent(v)]);
+    const texts: [string, string][] = [
+      ["pulumi up output", upgrade.run.stdout + upgrade.run.stderr],
+      // The Node SDK's debug messages ("RegisterResource RPC finished: ... resp: ...") print what
+      // the engine answered, secrets included: the terminal shows them only with --debug, the
+      // event log always. The README's failure guide says not to share either.
+      ["event log", fs.readFileSync(upgrade.run.eventLog, "utf8").split("\n").filter((l) => !l.includes('"severity":"debug"')).join("\n")],
+      ["stack export", JSON.stringify(await stack.export())],
+    ];
+    // The search does find them where they belong: the API container's environment.
+    expect((await exec("docker", ["inspect", `${PREFIX}-api`])).stdout).toContain(SECRET_VALUES.secretKey);
+    expect(texts.filter(([, t]) => needles.some((n) => t.includes(n))).map(([w]) => w)).toEqual([]);
+  }, MINUTE);
+
+  test("then nothing changed: `pulumi up --expect-no-changes` passes", async () => {
+    const up = await stack.up(["--expect-no-changes"]);
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    expect(changes(up)).toEqual([]);
+    expect(PORTS.api).toBeGreaterThan(0);
+  }, 5 * MINUTE);
+});
