@@ -1,67 +1,91 @@
 /**
- * scripts/dev-up.sh (the README's main job) with a recording stand-in for the Pulumi CLI, which
- * cannot be downloaded here. The stand-in sits where the project's pinned launcher (the `pulumi`
- * npm package) caches the binary of its version, so the script's `npx pulumi` goes through the
- * real launcher and must ask for exactly the pinned version. It shows the order of the CLI calls,
- * that secrets are generated once and passed on stdin only, and that a second run keeps them.
+ * scripts/dev-up.sh (the README's main job) for real, from a clean clone of this repository's
+ * HEAD: it installs the npm packages, builds (or finds) the Pulumi engine and the stand-in
+ * images, installs the provider plugins, generates the secrets and runs a real `pulumi up` of
+ * the dev stack on the local Docker engine. The clone's dev stack gets its own prefix and free
+ * ports, so it cannot meet a developer's dev stack or another test's.
  */
 import * as fs from "fs";
 import * as path from "path";
-import { describe, expect, test } from "vitest";
-import { exec } from "../support/exec";
-import { tempDir } from "../support/standin-stack";
+import * as yaml from "js-yaml";
+import { afterAll, describe, expect, test } from "vitest";
+import { exec, waitFor } from "../support/exec";
+import { freeLoopbackPort } from "../support/ports";
+import { removeStack, tempDir, requireEngineAndImages } from "../support/standin-stack";
 
 const ROOT = path.resolve(__dirname, "../..");
-const PINNED = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).devDependencies.pulumi as string;
+const PREFIX = "devup";
+const MINUTE = 60_000;
+const clone = path.join(tempDir("dev-up-clone"), "utilitarian-deploy");
 
-/**
- * A fake `pulumi` in `<home>/versions/<version>/bin`, the launcher's cache, that keeps config in
- * a directory and logs each call with what it read on stdin. Returns the directory of its files.
- */
-function fakePulumi(home: string, version: string): string {
-  const dir = path.join(home, "versions", version, "bin");
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, "pulumi"), `#!/usr/bin/env bash
-state=${home}/config; mkdir -p "$state"; log=${home}/calls.log
-key=""; for a in "$@"; do case "$a" in utilitarian:*) key="$a";; esac; done
-file="$state/$(printf '%s' "$key" | tr '/:' '__')"
-case "$1 $2" in
-  "config get") [[ -f "$file" ]] || exit 1; cat "$file"; echo "$*" >>"$log"; exit 0 ;;
-  "config set") input=$(cat); printf '%s' "$input" >"$file"; echo "$* <stdin:\${#input} chars>" >>"$log"; exit 0 ;;
-esac
-echo "$*" >>"$log"
-`, { mode: 0o755 });
-  return home;
-}
+afterAll(async () => {
+  await removeStack(PREFIX);
+  fs.rmSync(path.dirname(clone), { recursive: true, force: true });
+}, 2 * MINUTE);
 
-describe("scripts/dev-up.sh", () => {
-  test("selects the dev stack, generates each secret once through stdin, then runs pulumi up", async () => {
-    expect(PINNED).toMatch(/^\d+\.\d+\.\d+$/); // an exact version, not a range
-    const bin = fakePulumi(tempDir("fake-pulumi"), PINNED);
-    // A `pulumi` on PATH that is not the pinned one must not be used.
+describe("scripts/dev-up.sh from a clean clone", () => {
+  test("brings the dev stack up under the real engine: the API answers /_health/, the UDP server takes datagrams; a second run changes nothing", async () => {
+    await requireEngineAndImages();
+    await removeStack(PREFIX);
+    const cloned = await exec("git", ["clone", "--quiet", ROOT, clone]);
+    expect(cloned.code, cloned.stderr).toBe(0);
+    const ports = { api: await freeLoopbackPort("tcp"), udp: await freeLoopbackPort("udp"), postgres: 0 };
+    ports.postgres = await freeLoopbackPort("tcp", [ports.api]);
+    const stackFile = path.join(clone, "stacks/Pulumi.dev.yaml");
+    const stack = yaml.load(fs.readFileSync(stackFile, "utf8")) as { config: Record<string, any> };
+    stack.config["utilitarian:prefix"] = PREFIX;
+    stack.config["utilitarian:api"].port = ports.api;
+    stack.config["utilitarian:udpServer"].port = ports.udp;
+    stack.config["utilitarian:database"].operatorPort = ports.postgres;
+    fs.writeFileSync(stackFile, yaml.dump(stack));
+
+    // A `pulumi` on PATH that is not the project's must not be used.
     const decoy = tempDir("decoy-pulumi");
     fs.writeFileSync(path.join(decoy, "pulumi"), "#!/bin/sh\necho decoy >&2; exit 97\n", { mode: 0o755 });
-    const env = { ...process.env, PATH: `${decoy}:${process.env.PATH}`, PULUMI_HOME: bin, PULUMI_BACKEND_URL: `file://${bin}/state` };
-    const first = await exec("bash", [path.join(ROOT, "scripts/dev-up.sh"), "--yes"], { env, timeoutMs: 600_000 });
-    expect(first.code, first.stderr).toBe(0);
-    const calls = fs.readFileSync(path.join(bin, "calls.log"), "utf8").trim().split("\n");
-    const sets = calls.filter((c) => c.startsWith("config set"));
-    expect(calls[0]).toBe("stack select dev --create --non-interactive");
-    expect(sets.map((c) => c.split(" ").find((a) => a.startsWith("utilitarian:")))).toEqual([
-      "utilitarian:secretKey", "utilitarian:databasePassword", "utilitarian:databaseAdminPassword",
-      "utilitarian:rabbitmqPassword", "utilitarian:edgeAuthToken", "utilitarian:apiSecretEnv.STANDIN_ACCEPTED_TOKEN",
-    ]);
-    for (const c of sets) expect(c).toMatch(/^config set --secret .*<stdin:(\d+) chars>$/);
-    expect(Number(/<stdin:(\d+)/.exec(sets[0])![1])).toBeGreaterThanOrEqual(32);
-    expect(calls.at(-1)).toBe("up --stack dev --yes");
-    const token = fs.readFileSync(path.join(bin, "config", "utilitarian_edgeAuthToken"), "utf8");
-    expect(fs.readFileSync(path.join(bin, "config", "utilitarian_apiSecretEnv.STANDIN_ACCEPTED_TOKEN"), "utf8")).toBe(token);
-    // No generated value reached the terminal.
-    expect(first.stdout + first.stderr).not.toContain(token);
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${decoy}:${process.env.PATH}` };
+    for (const key of ["PULUMI_HOME", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "NODE_OPTIONS"]) delete env[key];
+    for (const key of Object.keys(env)) if (key.startsWith("VITEST")) delete env[key];
 
-    const second = await exec("bash", [path.join(ROOT, "scripts/dev-up.sh"), "--yes"], { env, timeoutMs: 600_000 });
-    expect(second.code, second.stderr).toBe(0);
-    expect(second.stdout).not.toContain("generated");
-    expect(fs.readFileSync(path.join(bin, "config", "utilitarian_edgeAuthToken"), "utf8")).toBe(token);
-  }, 600_000);
+    const first = await exec("bash", ["scripts/dev-up.sh", "--yes"], { cwd: clone, env, timeoutMs: 20 * MINUTE });
+    const output = first.stdout + first.stderr;
+    expect(first.code, output.slice(-4000)).toBe(0);
+    expect(output).not.toContain("decoy");
+    for (const key of ["secretKey", "databasePassword", "databaseAdminPassword", "rabbitmqPassword", "edgeAuthToken"]) expect(output).toContain(`dev-up: generated utilitarian:${key}`);
+    expect(output).toMatch(/using the stand-in of test\/provider/);
+    expect(output).toMatch(/Resources:\s+\+ \d+ created/);
+
+    const health = async () => (await fetch(`http://127.0.0.1:${ports.api}/_health/`).catch(() => undefined))?.status;
+    expect(await health()).toBe(200);
+
+    // The state and secrets are the clone's own: ./.pulumi, passphrase-encrypted.
+    const pulumiEnv = { ...env, PULUMI_HOME: path.join(clone, ".pulumi/home"), PULUMI_BACKEND_URL: `file://${clone}/.pulumi`, PULUMI_CONFIG_PASSPHRASE: "" };
+    const get = async (key: string) => {
+      const r = await exec("bash", ["toolchain/pulumi", "config", "get", key, "--stack", "dev"], { cwd: clone, env: pulumiEnv });
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout.trim();
+    };
+    const adminPassword = await get("utilitarian:databaseAdminPassword");
+    const secrets = await Promise.all(["utilitarian:secretKey", "utilitarian:databasePassword", "utilitarian:rabbitmqPassword", "utilitarian:edgeAuthToken"].map(get));
+    expect(stackFileSecrets(stackFile)).toBe(6);
+    for (const s of [adminPassword, ...secrets]) expect(output).not.toContain(s);
+
+    const dgram = await import("dgram");
+    const socket = dgram.createSocket("udp4");
+    const payload = Buffer.from(JSON.stringify({ meter: "devup-1", value: 4.5, timestamp: new Date().toISOString() }));
+    await new Promise<void>((resolve, reject) => socket.send(payload, ports.udp, "127.0.0.1", (e) => (e ? reject(e) : resolve())));
+    socket.close();
+    const pgEnv = { ...process.env, PGHOST: "127.0.0.1", PGPORT: String(ports.postgres), PGUSER: "postgres", PGPASSWORD: adminPassword, PGDATABASE: "utilitarian" };
+    const stored = await waitFor(async () =>
+      (await exec("psql", ["-X", "-A", "-t", "-c", "select count(*) from readings_meterreading where upper(meter) = 'DEVUP-1'"], { env: pgEnv })).stdout.trim() === "1", 2 * MINUTE);
+    expect(stored).toBe(true);
+
+    const second = await exec("bash", ["scripts/dev-up.sh", "--yes", "--expect-no-changes"], { cwd: clone, env, timeoutMs: 10 * MINUTE });
+    expect(second.code, (second.stdout + second.stderr).slice(-4000)).toBe(0);
+    expect(second.stdout + second.stderr).not.toContain("generated");
+  }, 30 * MINUTE);
 });
+
+/** How many secure values the dev stack's file holds. */
+function stackFileSecrets(file: string): number {
+  return (fs.readFileSync(file, "utf8").match(/secure: /g) ?? []).length;
+}
