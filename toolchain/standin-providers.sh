@@ -17,7 +17,7 @@ packages=("$@")
 out="$project/node_modules/.cache/utilitarian-standin-providers"
 server="$out/test/provider/server.js"
 # Compiled again only when a source changed (tsc takes seconds; the engine starts a plugin per run).
-newest_source=$(find "$project/test/provider" "$project/test/support/provider-facts.ts" "$project/test/support/exec.ts" "$project/test/support/engine-types.ts" -name '*.ts' -newer "$server" 2>/dev/null | head -1)
+newest_source=$(find "$project/test/provider" "$project/test/support/provider-facts.ts" "$project/test/support/exec.ts" "$project/test/support/engine-types.ts" -name '*.ts' -newer "$server" 2>/dev/null | head -1 || true)
 if [[ ! -f $server || -n $newest_source ]]; then
   (cd "$project" && npx tsc -p test/provider/tsconfig.json)
 fi
