@@ -239,3 +239,30 @@ function stampLines(file: string): { stop: () => number[] } {
 function isSecret(v: unknown): boolean {
   return typeof v === "object" && v !== null && "secure" in v;
 }
+
+/**
+ * Where the engine's state (`pulumi stack export`) and the stack's containers disagree: a
+ * container the state holds as live that does not exist or runs another version than its
+ * inputs' label, one pending deletion that still exists, one of the stack the state does not
+ * know. Empty when the state is true.
+ */
+export async function stateDisagreements(state: { resources: StateResource[] }, live: Map<string, { version: string }>): Promise<string[]> {
+  const problems: string[] = [];
+  const known = new Set<string>();
+  for (const r of state.resources) {
+    if (r.type !== CONTAINER) continue;
+    const inputs = (r.inputs ?? {}) as { name: string; labels?: { label: string; value: string }[] };
+    const version = inputs.labels?.find((l) => l.label === "io.utilitarian.version")?.value;
+    known.add(inputs.name);
+    const container = live.get(inputs.name);
+    if (r.delete || r.pendingReplacement) {
+      if (container && !state.resources.some((o) => o !== r && o.urn === r.urn && !o.delete)) problems.push(`${inputs.name} is pending deletion in the state but exists`);
+    } else if (!container) {
+      problems.push(`${inputs.name} is in the state but does not exist`);
+    } else if (version !== undefined && container.version !== version) {
+      problems.push(`${inputs.name} runs ${container.version}, the state says ${version}`);
+    }
+  }
+  for (const name of live.keys()) if (!known.has(name)) problems.push(`${name} exists but is not in the state`);
+  return problems;
+}
