@@ -6,6 +6,7 @@
  * test/provider (README "The engine toolchain" says why).
  */
 import * as fs from "fs";
+import * as path from "path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { exec } from "../support/exec";
 import { consistentOrders } from "../support/replay";
@@ -18,6 +19,7 @@ import {
 } from "../support/standin-stack";
 import { INVARIANTS } from "../unit/support/runbook";
 import { SECRET_VALUES } from "../unit/support/fixtures";
+import { PROJECT_DIR } from "../support/real-engine";
 
 const MINUTE = 60_000;
 const PREFIX = "re";
@@ -202,5 +204,59 @@ describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 whi
     expect(up.code, up.stdout + up.stderr).toBe(0);
     expect(changes(up)).toEqual([]);
     expect(PORTS.api).toBeGreaterThan(0);
+  }, 5 * MINUTE);
+
+  test("a config change touches exactly the containers it should: health check, worker count, a new group, a removed one", async () => {
+    const api = (config("1.1.0").api as Record<string, unknown>);
+    const longerHealth = config("1.1.0", { api: { ...api, healthTimeoutSeconds: 300 } });
+    const withGroups = (workers: unknown[]) => ({ ...longerHealth, workers });
+    const cases: { name: string; values: Record<string, unknown>; changed: string[] }[] = [
+      // The health check is replaced (the provider records a changed one without applying it), and
+      // with the API go its followers (delete-before-replace, replaceWith), static's restart and
+      // verify; migrate only records its new API start timeout (an update runs no migration).
+      { name: "health check", values: longerHealth,
+        changed: ["api", "beat", "worker-default-1", "processor", "poster", "static", "verify", "migrate"] },
+      // A worker added or removed: its container, verify's list, and the writers the backup stops
+      // (an update that records the list; no backup runs).
+      { name: "two default workers", values: withGroups([{ name: "default", count: 2 }]), changed: ["worker-default-2", "verify", "backup"] },
+      { name: "a reports group", values: withGroups([{ name: "default", count: 2 }, { name: "reports", queues: ["reports"] }]), changed: ["worker-reports-1", "verify", "backup"] },
+      { name: "the reports group removed", values: withGroups([{ name: "default", count: 2 }]), changed: ["worker-reports-1", "verify", "backup"] },
+    ];
+    for (const c of cases) {
+      const before = await stackContainers(PREFIX);
+      stack.configure(c.values);
+      const run = await stack.up();
+      expect(run.code, `${c.name}: ${run.stdout}${run.stderr}`).toBe(0);
+      const touched = [...new Set(run.steps.filter((s) => s.op !== "same" && !s.type.startsWith("pulumi:providers:")).map((s) => s.name.slice(PREFIX.length + 1)))];
+      expect(touched.sort(), c.name).toEqual([...c.changed].sort());
+      // No backup and no migration: neither step is created again.
+      expect(run.steps.filter((s) => /-(backup|migrate)$/.test(s.name) && s.op !== "same" && s.op !== "update"), c.name).toEqual([]);
+      const after = await stackContainers(PREFIX);
+      for (const [name, state] of after) {
+        if (c.changed.includes(name.slice(PREFIX.length + 1))) continue;
+        expect(state.startedAt, `${c.name}: ${name}`).toBe(before.get(name)?.startedAt);
+      }
+    }
+    expect(await health()).toBe(200);
+  }, 10 * MINUTE);
+
+  test("a second clone of the project at another path: `pulumi preview --expect-no-changes` passes", async () => {
+    const clone = path.join(tempDir("engine-clone"), "elsewhere");
+    const cloned = await exec("git", ["clone", "--quiet", PROJECT_DIR, clone]);
+    expect(cloned.code, cloned.stderr).toBe(0);
+    fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(clone, "node_modules"));
+    const preview = await stack.run(["preview", "--expect-no-changes"], { cwd: clone });
+    expect(preview.code, preview.stdout + preview.stderr).toBe(0);
+    fs.rmSync(path.dirname(clone), { recursive: true, force: true });
+  }, 5 * MINUTE);
+
+  test("`pulumi destroy` is refused while the data is protected, and deletes nothing", async () => {
+    const before = await stackContainers(PREFIX);
+    const since = Date.now();
+    const destroy = await stack.run(["destroy", "--yes"]);
+    expect(destroy.code).not.toBe(0);
+    expect(destroy.stdout + destroy.stderr).toMatch(/protect/);
+    expect([...(await stackContainers(PREFIX)).keys()]).toEqual([...before.keys()]);
+    expect(caused(since)).toEqual([]);
   }, 5 * MINUTE);
 });

@@ -93,10 +93,10 @@ export class RealStack {
     fs.writeFileSync(this.configFile, yaml.dump({ ...file, config }));
   }
 
-  /** `pulumi ARGS --stack S --config-file F` from the project directory; never throws on a non-zero exit. */
-  run(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  /** `pulumi ARGS --stack S --config-file F` from the project directory (or `cwd`); never throws on a non-zero exit. */
+  run(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ExecResult> {
     return exec(PULUMI, [...args, ...this.target(args), "--non-interactive"], {
-      cwd: PROJECT_DIR, env: { ...this.env, ...options.env }, timeoutMs: options.timeoutMs ?? 10 * 60_000,
+      cwd: options.cwd ?? PROJECT_DIR, env: { ...this.env, ...options.env }, timeoutMs: options.timeoutMs ?? 10 * 60_000,
     });
   }
 
