@@ -9,13 +9,15 @@ import * as fs from "fs";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { exec } from "../support/exec";
-import { consistentOrders } from "../support/replay";
+import { consistentOrders, followEngine, type TimedStep } from "../support/replay";
+import { stateOf, type Declared } from "../support/engine";
+import { deploy } from "../unit/support/program";
 import { EventLog } from "../support/rehearsal";
 import { changes, liveContainers, RealStack, type EngineStep, type RealRun } from "../support/real-stack";
 import { CONTAINER } from "../support/provider-facts";
 import type { StateEntry, Step, StepOp } from "../support/engine-types";
 import {
-  countReadings, health, PORTS, postReading, prepareStack, removeStack, SECRETS, sendUdp, sql, stackContainers, standinConfig, tempDir, udpStream, waitForReadings,
+  countReadings, health, healthProbe, PORTS, postReading, prepareStack, removeStack, SECRETS, sendUdp, sql, stackContainers, standinConfig, tempDir, udpStream, waitForReadings,
 } from "../support/standin-stack";
 import { INVARIANTS } from "../unit/support/runbook";
 import { SECRET_VALUES } from "../unit/support/fixtures";
@@ -73,12 +75,28 @@ function stateBefore(containers: string[]): Map<string, StateEntry> {
 const caused = (since: number) => events.events.filter((e) => e.time >= since &&
   (["create", "start", "restart", "kill", "stop", "die", "destroy"].includes(e.action) || (e.action.startsWith("exec_") && e.action.includes("manage.py"))));
 
-let upgrade: { run: RealRun; before: Map<string, StateEntry>; udpSent: number; containersBefore: Awaited<ReturnType<typeof stackContainers>> };
+/**
+ * The steps of a real run as the model names them (test/support/replay.ts), in the order the
+ * engine began them; the engine's default providers (the command package's `default_1_2_1`, the
+ * dynamic provider's), which the program never registers, are left out.
+ */
+function asTimedSteps(run: RealRun): TimedStep[] {
+  return run.steps.filter((s) => OPS[s.op] && !(s.type.startsWith("pulumi:providers:") && s.name.startsWith("default")))
+    .map((s) => ({ op: OPS[s.op]!, name: s.name, start: s.start, end: s.end }));
+}
+
+const runs: { install?: RealRun; noop?: RealRun } = {};
+
+let upgrade: {
+  run: RealRun; before: Map<string, StateEntry>; udpSent: number; containersBefore: Awaited<ReturnType<typeof stackContainers>>;
+  probe: { samples: number; longestOutageMs: number };
+};
 
 describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 while meter data arrives, a no-op", () => {
   test("fresh install of 1.0.0 by `pulumi up`: every resource created, the API healthy, readings stored", async () => {
     stack.configure(config("1.0.0"));
     const run = await stack.up();
+    runs.install = run;
     expect(run.code, run.stdout + run.stderr).toBe(0);
     const created = changes(run);
     for (const name of ["api", "beat", "worker-default-1", "processor", "poster", "udp-server", "postgres", "rabbitmq", "backup", "migrate", "static", "verify", "role", "database"]) {
@@ -100,6 +118,7 @@ describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 whi
     const preview = await stack.up(["--expect-no-changes"], { preview: true });
     expect(preview.code, preview.stdout + preview.stderr).toBe(0);
     const up = await stack.up(["--expect-no-changes"]);
+    runs.noop = up;
     expect(up.code, up.stdout + up.stderr).toBe(0);
     expect(changes(up)).toEqual([]);
     expect(up.steps.filter((s) => s.type === "command:local:Command").map((s) => s.op)).toEqual(["same", "same", "same", "same"]);
@@ -125,10 +144,11 @@ describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 whi
     const containersBefore = await stackContainers(PREFIX);
     const before = stateBefore(liveContainers(await stack.export()));
     const stream = udpStream("during-", 100);
+    const probe = healthProbe(100);
     const run = await stack.up();
     await new Promise((r) => setTimeout(r, 1000));
     const udpSent = await stream.stop();
-    upgrade = { run, before, udpSent, containersBefore };
+    upgrade = { run, before, udpSent, containersBefore, probe: await probe.stop() };
     expect(run.code, run.stdout + run.stderr).toBe(0);
     expect(changes(run)).toContain(`create-replacement ${PREFIX}-migrate`);
   }, 8 * MINUTE);
@@ -139,6 +159,22 @@ describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 whi
     for (const steps of orders) {
       const failed = INVARIANTS.map((i) => [i.name, i.check(steps, upgrade.before, { rollback: false, migrates: true })]).filter(([, v]) => v);
       expect(failed).toEqual([]);
+    }
+  });
+
+  test("the engine model takes the real runs' steps (install, no-op, upgrade) and allows every order their event logs are consistent with", async () => {
+    const v100 = (await deploy(config("1.0.0"), { prefix: PREFIX })).mocks.registrations;
+    const v110 = (await deploy(config("1.1.0"), { prefix: PREFIX })).mocks.registrations;
+    const scenarios: [string, Declared[], Declared[], RealRun][] = [
+      ["install", [], v100, runs.install!], ["no-op", v100, v100, runs.noop!], ["upgrade", v100, v110, upgrade.run],
+    ];
+    for (const [name, before, next, run] of scenarios) {
+      const steps = asTimedSteps(run);
+      const state = () => (before.length ? stateOf(before) : new Map<string, StateEntry>());
+      const listed = (xs: { op: string; name: string }[]) => xs.map((x) => `${x.op} ${x.name}`);
+      expect(listed(followEngine(state(), next, steps).steps), name).toEqual(listed(steps));
+      const departures = consistentOrders(steps).flatMap((order) => followEngine(state(), next, order).departures);
+      expect(departures, name).toEqual([]);
     }
   });
 
@@ -183,6 +219,35 @@ describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 whi
     expect(await health()).toBe(200);
     for (const name of ["api", "beat", "worker-default-1"]) expect(after.get(`${PREFIX}-${name}`)!.version, name).toBe("1.1.0");
   }, 4 * MINUTE);
+
+  test("the upgrade's timeline under the real engine is recorded (test/.work/engine-upgrade.json)", () => {
+    const { run, probe } = upgrade;
+    const work = run.steps.filter((s) => s.op !== "same" && !s.type.startsWith("pulumi:providers:") && Number.isFinite(s.endedAt));
+    const windowStart = Math.min(...work.map((s) => s.startedAt));
+    const windowMs = Math.max(...work.map((s) => s.endedAt)) - windowStart;
+    const during = events.events.filter((e) => e.time >= windowStart && e.time <= run.endedAt);
+    const followerDies = during.filter((e) => e.action === "die" && e.service !== "api").map((e) => e.time);
+    const followerStarts = during.filter((e) => e.action === "start" && e.service !== "api").map((e) => e.time);
+    const backup = run.steps.find((s) => s.name === `${PREFIX}-backup` && s.op === "create-replacement")!;
+    const since = (t: number) => Number(((t - windowStart) / 1000).toFixed(2));
+    const share = (ms: number) => Number((ms / windowMs).toFixed(2));
+    const summary = {
+      engine: "pulumi 3.250.0 (toolchain/pulumi), stand-in docker/postgresql/command plugins",
+      pulumiUpSeconds: (run.endedAt - run.startedAt) / 1000,
+      windowSeconds: windowMs / 1000,
+      apiOutageSeconds: probe.longestOutageMs / 1000,
+      followersDownSeconds: (Math.max(...followerStarts) - Math.min(...followerDies)) / 1000,
+      backupSeconds: (backup.endedAt - backup.startedAt) / 1000,
+      shareOfWindow: { apiOutage: share(probe.longestOutageMs), followersDown: share(Math.max(...followerStarts) - Math.min(...followerDies)), backup: share(backup.endedAt - backup.startedAt) },
+      udpMessagesDuringUpgrade: upgrade.udpSent,
+      steps: work.map((s) => `${since(s.startedAt)}-${since(s.endedAt)}s ${s.op} ${s.name}`),
+    };
+    fs.mkdirSync(path.resolve(__dirname, "../.work"), { recursive: true });
+    fs.writeFileSync(path.resolve(__dirname, "../.work/engine-upgrade.json"), JSON.stringify(summary, null, 2));
+    expect(summary.apiOutageSeconds).toBeGreaterThan(0);
+    expect(summary.apiOutageSeconds).toBeLessThan(summary.windowSeconds);
+    expect(summary.backupSeconds).toBeGreaterThan(0);
+  });
 
   test("no secret in the engine's output, its event log (less debug messages), or the stack's exported state in the clear", async () => {
     const needles = Object.values(SECRET_VALUES).flatMap((v) => [v, encodeURIComponent(v)]);

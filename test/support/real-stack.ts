@@ -9,6 +9,7 @@
  * The stack's config goes into a file of the test's own (`--config-file`), so the checkout's
  * stacks/ directory is never written.
  */
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -107,13 +108,48 @@ export class RealStack {
   }
 
   /** `pulumi up --yes` (or `preview`) with an event log; the steps read back from it. */
-  async up(extra: string[] = [], options: { preview?: boolean; timeoutMs?: number } = {}): Promise<RealRun> {
+  async up(extra: string[] = [], options: { preview?: boolean; timeoutMs?: number; during?: (run: LiveRun) => Promise<void> } = {}): Promise<RealRun> {
+    const live = this.start([options.preview ? "preview" : "up", ...(options.preview ? [] : ["--yes", "--skip-preview"]), ...extra], options.timeoutMs);
+    await options.during?.(live);
+    return live.done;
+  }
+
+  /**
+   * A run in the background: its process (the `pulumi` binary itself: toolchain/pulumi execs
+   * it), a wait for a step to begin, and its result.
+   */
+  start(args: string[], timeoutMs = 10 * 60_000): LiveRun {
     const eventLog = path.join(this.dir, `events-${++this.runs}.jsonl`);
     const startedAt = Date.now();
     const stamps = stampLines(eventLog);
-    const result = await this.run([options.preview ? "preview" : "up", ...(options.preview ? [] : ["--yes", "--skip-preview"]), "--event-log", eventLog, ...extra], options);
-    const endedAt = Date.now();
-    return { ...result, ...readEventLog(eventLog, stamps.stop()), eventLog, startedAt, endedAt };
+    const child = spawn(PULUMI, [...args, "--event-log", eventLog, ...this.target(args), "--non-interactive"], { cwd: PROJECT_DIR, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    const done = new Promise<RealRun>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (code, signal) => {
+        clearTimeout(timer);
+        const endedAt = Date.now();
+        resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ...readEventLog(eventLog, stamps.stop()), eventLog, startedAt, endedAt });
+      });
+    });
+    return {
+      pid: child.pid!,
+      done,
+      output: () => stdout + stderr,
+      began: async (name, within = 5 * 60_000) => {
+        const deadline = Date.now() + within;
+        while (Date.now() < deadline) {
+          if (readEventLog(eventLog).steps.some((s) => s.name === name && s.op !== "same")) return;
+          if (child.exitCode !== null) throw new Error(`pulumi ended before ${name} began:\n${stdout}${stderr}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw new Error(`${name} did not begin within ${within} ms`);
+      },
+    };
   }
 
   /** The stack's state (`pulumi stack export`). */
@@ -136,6 +172,15 @@ export class RealStack {
     const readsConfig = !["stack", "cancel"].includes(args[0]);
     return ["--stack", this.stack, ...(readsConfig ? ["--config-file", this.configFile] : [])];
   }
+}
+
+export interface LiveRun {
+  pid: number;
+  done: Promise<RealRun>;
+  /** What pulumi printed so far. */
+  output(): string;
+  /** Resolves once the engine began a step (not `same`) of the resource `name`. */
+  began(name: string, within?: number): Promise<void>;
 }
 
 export interface StateResource {
@@ -167,9 +212,16 @@ export function readEventLog(file: string, stamps: number[] = []): { steps: Engi
   const logs = new Map<string, string[]>();
   const open = new Map<string, EngineStep>();
   if (!fs.existsSync(file)) return { steps, logs };
-  fs.readFileSync(file, "utf8").split("\n").forEach((line, position) => {
+  const lines = fs.readFileSync(file, "utf8").split("\n");
+  lines.forEach((line, position) => {
     if (!line.trim()) return;
-    const event = JSON.parse(line);
+    let event;
+    try {
+      event = JSON.parse(line);
+    } catch (e) {
+      if (position === lines.length - 1) return; // the line the engine is writing now
+      throw e;
+    }
     const pre = event.resourcePreEvent?.metadata;
     const post = event.resOutputsEvent?.metadata ?? event.resOpFailedEvent?.metadata;
     const diag = event.diagnosticEvent;
@@ -187,7 +239,15 @@ export function readEventLog(file: string, stamps: number[] = []): { steps: Engi
     if (pre) {
       const step: EngineStep = { op: metadata.op, name, type: metadata.type, startedAt: time, endedAt: Number.POSITIVE_INFINITY, start: position, end: Number.POSITIVE_INFINITY, failed: false };
       steps.push(step);
-      open.set(key, step);
+      // A component's step has no provider call and is done at once; its outputs event comes only
+      // when the program registers its outputs, at the end of the run.
+      const state = metadata.new ?? metadata.old;
+      if (state?.provider === "" && !String(metadata.type).startsWith("pulumi:providers:")) {
+        step.end = position;
+        step.endedAt = time;
+      } else {
+        open.set(key, step);
+      }
     } else {
       const step = open.get(key);
       if (step) {
