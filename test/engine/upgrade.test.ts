@@ -287,11 +287,19 @@ describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 whi
       { name: "a reports group", values: withGroups([{ name: "default", count: 2 }, { name: "reports", queues: ["reports"] }]), changed: ["worker-reports-1", "verify", "backup"] },
       { name: "the reports group removed", values: withGroups([{ name: "default", count: 2 }]), changed: ["worker-reports-1", "verify", "backup"] },
     ];
+    let previous = config("1.1.0");
     for (const c of cases) {
       const before = await stackContainers(PREFIX);
       stack.configure(c.values);
       const run = await stack.up();
       expect(run.code, `${c.name}: ${run.stdout}${run.stderr}`).toBe(0);
+      // The engine model takes the same steps, in every order the event log allows.
+      const [was, next] = [(await deploy(previous, { prefix: PREFIX })).mocks.registrations, (await deploy(c.values, { prefix: PREFIX })).mocks.registrations];
+      const steps = asTimedSteps(run);
+      const listed = (xs: { op: string; name: string }[]) => xs.map((x) => `${x.op} ${x.name}`);
+      expect(listed(followEngine(stateOf(was), next, steps).steps), c.name).toEqual(listed(steps));
+      expect(consistentOrders(steps).flatMap((order) => followEngine(stateOf(was), next, order).departures), c.name).toEqual([]);
+      previous = c.values;
       const touched = [...new Set(run.steps.filter((s) => s.op !== "same" && !s.type.startsWith("pulumi:providers:")).map((s) => s.name.slice(PREFIX.length + 1)))];
       expect(touched.sort(), c.name).toEqual([...c.changed].sort());
       // No backup and no migration: neither step is created again.

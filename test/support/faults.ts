@@ -68,7 +68,8 @@ class Command(Collect):
  * 1.3.1: 1.3.0 whose collectstatic takes 5 s longer (the static step, while the followers are down, is interrupted).
  * 1.4.0: 1.3.0 plus a slow migration 0006 (PostgreSQL restarted during it). 1.5.0: 1.4.0 whose command
  * exits at once (a broken release). 1.5.1, 1.6.0, 1.7.0: 1.4.0 again (the fixed release, then upgrades
- * that only need a backup).
+ * that only need a backup). 1.8.0, 1.9.0: slow migrations 0007, 0008. 2.0.0: 1.9.0 again (an
+ * upgrade that only needs a backup: test/engine/faults.test.ts's two runs at once).
  */
 export async function buildFaultImages(): Promise<void> {
   const tag = (from: string, to: string) => docker(["tag", from, `${FAULT_REPO}:${to}`]);
@@ -81,6 +82,7 @@ export async function buildFaultImages(): Promise<void> {
   for (const version of ["1.5.1", "1.6.0", "1.7.0"]) await tag(`${FAULT_REPO}:1.4.0`, version);
   await build("1.8.0", `${FAULT_REPO}:1.4.0`, { [`${MIGRATIONS}/0007_fault_slow.py`]: slowMigration("0007", "0006_fault_slow", "readings_fault_c", SLOW_MIGRATION_SECONDS) });
   await build("1.9.0", `${FAULT_REPO}:1.8.0`, { [`${MIGRATIONS}/0008_fault_slow.py`]: slowMigration("0008", "0007_fault_slow", "readings_fault_d", SLOW_MIGRATION_SECONDS) });
+  await tag(`${FAULT_REPO}:1.9.0`, "2.0.0");
 }
 
 /** `FAULT_REPO:version` FROM `from` with `files` (absolute paths in the image -> content) and `extra` lines. */

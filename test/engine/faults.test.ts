@@ -1,10 +1,13 @@
 /**
- * The real `pulumi` CLI interrupted, and two runs at once, on the fault stack (test/support/faults.ts:
- * API images with slow migrations), each with a UDP stream across the fault and its recovery. The
- * recoveries are the failure guide's (README "When something fails"), run as written.
+ * Faults under the real `pulumi` CLI, on the fault stack (test/support/faults.ts: API images with
+ * slow migrations, the UDP server in the host's network): interrupts, PostgreSQL and the Docker
+ * daemon restarted during migrate, two runs at once; each with a UDP stream across the fault and
+ * its recovery. The recoveries are the failure guide's (README "When something fails"), run as
+ * written. The upgrades go up one version each: 1.1.0, 1.3.0, 1.4.0, 1.8.0, 1.9.0, 2.0.0.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { exec, sleep, waitFor } from "../support/exec";
+import { docker, exec, sleep, waitFor } from "../support/exec";
+import { dockerDaemon, restartDockerDaemon, restartWouldLoseReadings, type DaemonRestart } from "../support/docker-daemon";
 import {
   FAULT_PREFIX, faultConfig, flt, holdLock, prepareFaultStack, queryRunning, readingStream, removeFaultStack, waitsForLock, WRITERS,
 } from "../support/faults";
@@ -57,7 +60,7 @@ async function expectCompleted(version: string, stream: ReturnType<typeof readin
 
 const signal = (run: LiveRun, sig: NodeJS.Signals) => process.kill(run.pid, sig);
 
-describe.sequential("the real CLI interrupted, and two runs at once", () => {
+describe.sequential("faults under the real CLI: interrupts, restarts during migrate, two runs at once", () => {
   test("SIGINT then SIGTERM during the backup: pulumi ends at once, the backup stays a pending create, the writers come back; `pulumi up` then `pulumi refresh --clear-pending-creates` recover", async () => {
     const stream = readingStream("e1-");
     await sleep(1000);
@@ -125,6 +128,29 @@ describe.sequential("the real CLI interrupted, and two runs at once", () => {
     await expectCompleted("1.3.0", stream);
   }, 8 * MINUTE);
 
+  test("PostgreSQL restarted during migrate: migrate fails with the lost connection, its migration rolled back; `pulumi up` migrates and completes", async () => {
+    const stream = readingStream("e5-");
+    await sleep(1000);
+    stack.configure(config("1.4.0"));
+    const run = await stack.up([], {
+      during: async (live) => {
+        await live.began(flt("migrate"));
+        expect(await waitFor(() => queryRunning("fault-test slow migration 0006"), 60_000, 100)).toBe(true);
+        await docker(["restart", flt("postgres")]);
+      },
+    });
+    expect(run.code).not.toBe(0);
+    expect(run.steps.filter((s) => s.failed).map((s) => s.name)).toEqual([flt("migrate")]);
+    expect(run.logs.get(flt("migrate"))?.join("\n")).toMatch(/terminating connection|server closed the connection|connection to server .* failed|could not connect/i);
+    expect((await stack.export()).pending_operations ?? []).toEqual([]);
+    expect(await stateIsTrue()).toEqual([]);
+    expect(await waitFor(async () => (await sql("select count(*) from django_migrations where name = '0006_fault_slow'")) === "0", 30_000)).toBe(true);
+    const recovery = await stack.up();
+    expect(recovery.code, recovery.stdout + recovery.stderr).toBe(0);
+    expect(recovery.logs.get(flt("migrate"))?.join("\n")).toMatch(/1 migration\(s\) applied/);
+    await expectCompleted("1.4.0", stream);
+  }, 8 * MINUTE);
+
   test("`pulumi` SIGKILLed during migrate: the lock and pending operations stay; `pulumi cancel`, then `pulumi up` and `pulumi refresh --clear-pending-creates` recover", async () => {
     const stream = readingStream("e3-");
     await sleep(1000);
@@ -156,13 +182,47 @@ describe.sequential("the real CLI interrupted, and two runs at once", () => {
     await expectCompleted("1.8.0", stream);
   }, 8 * MINUTE);
 
+  test("the Docker daemon restarted during migrate: the step fails, every container runs on (live-restore); once the migration has ended, `pulumi up` completes; no datagram lost", async () => {
+    const daemon = await dockerDaemon();
+    const unsafe = await restartWouldLoseReadings(daemon);
+    if (unsafe) throw new Error(unsafe);
+    const kept = [flt("api"), flt("postgres"), flt("rabbitmq"), flt("udp-server")];
+    const startedAt = async () => Object.fromEntries(await Promise.all(kept.map(async (n) => [n, await docker(["inspect", "-f", "{{.State.StartedAt}}", n])])));
+    const stream = readingStream("e6-");
+    await sleep(1000);
+    stack.configure(config("1.9.0"));
+    let restart: DaemonRestart | undefined;
+    let before: Record<string, string> = {};
+    const run = await stack.up([], {
+      during: async (live) => {
+        await live.began(flt("migrate"));
+        expect(await waitFor(() => queryRunning("fault-test slow migration 0008"), 60_000, 100)).toBe(true);
+        before = await startedAt();
+        restart = await restartDockerDaemon(daemon);
+      },
+    });
+    expect(run.code).not.toBe(0);
+    expect(run.steps.filter((s) => s.failed).map((s) => s.name)).toEqual([flt("migrate")]);
+    expect(run.logs.get(flt("migrate"))?.join("\n")).toMatch(/lost the Docker daemon while migrate ran|docker exec ended, but the migration still runs/);
+    expect(await startedAt()).toEqual(before);
+    expect(await stateIsTrue()).toEqual([]);
+    // The failure guide: wait until `docker top <prefix>-api` lists no `manage.py migrate`, then `pulumi up`.
+    expect(await waitFor(async () => !(await exec("docker", ["top", flt("api")])).stdout.includes("manage.py migrate"), 60_000, 500)).toBe(true);
+    const recovery = await stack.up();
+    expect(recovery.code, recovery.stdout + recovery.stderr).toBe(0);
+    const sentWhileDown = stream.sentAt.filter((t) => t >= restart!.stoppedAt && t <= restart!.answeredAt).length;
+    expect(sentWhileDown).toBeGreaterThan(0);
+    await expectCompleted("1.9.0", stream);
+    expect(await sql("select count(*) from django_migrations where name = '0008_fault_slow'")).toBe("1");
+  }, 8 * MINUTE);
+
   test("two `pulumi up` at once: the second is refused at once by the backend's lock and changes nothing; the first completes", async () => {
     const stream = readingStream("e4-");
-    stack.configure(config("1.9.0"));
+    stack.configure(config("2.0.0"));
     let second;
     const first = await stack.up([], {
       during: async (live) => {
-        await live.began(flt("migrate"));
+        await live.began(flt("backup"));
         const startedAt = Date.now();
         second = await stack.up();
         expect(Date.now() - startedAt).toBeLessThan(30_000);
@@ -172,7 +232,7 @@ describe.sequential("the real CLI interrupted, and two runs at once", () => {
     expect(second!.stdout + second!.stderr).toMatch(/the stack is currently locked by 1 lock/);
     expect(changes(second!)).toEqual([]);
     expect(first.code, first.stdout + first.stderr).toBe(0);
-    await expectCompleted("1.9.0", stream);
+    await expectCompleted("2.0.0", stream);
     expect(await waitForReadings("base-", 20, 10_000)).toBe(20);
   }, 8 * MINUTE);
 });
