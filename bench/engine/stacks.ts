@@ -1,5 +1,5 @@
 /**
- * `npm run bench:engine-stacks [-- ROUNDS]`: the real CLI's `pulumi preview` and no-op `pulumi up`
+ * `npm run bench:engine-stacks` (BENCH_ROUNDS=5 by default): the real CLI's `pulumi preview` and no-op `pulumi up`
  * of the dev stack (one worker) and of a 100-worker stack, both installed for real on the local
  * Docker engine with the stand-in images and plugins, against the engine's floor: the same two
  * commands on an empty TypeScript program. The six commands are interleaved in every round, so
@@ -10,11 +10,12 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { test } from "vitest";
 import { program, pulumiOk, pulumi as runPulumi, type Workspace } from "../../test/support/real-engine";
 import { RealStack } from "../../test/support/real-stack";
 import { prepareStack, removeStack, SECRETS, standinConfig, tempDir } from "../../test/support/standin-stack";
 
-const rounds = Number(process.argv[2] ?? 5);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -32,10 +33,18 @@ async function installed(name: string, prefix: string, workers: number): Promise
   await prepareStack(prefix);
   const stack = new RealStack(name, SECRETS);
   await stack.init();
-  stack.configure(standinConfig("1.0.0", tempDir(`bench-${name}`), { prefix, workers: [{ name: "default", count: workers }] }));
+  // At most 32 workers a group (the schema's limit): groups of 25, as bench/scale does.
+  const groups = workers <= 32 ? [{ name: "default", count: workers }] : Array.from({ length: Math.ceil(workers / 25) }, (_, i) => ({ name: `g${i}`, count: Math.min(25, workers - 25 * i) }));
+  stack.configure(standinConfig("1.0.0", tempDir(`bench-${name}`), { prefix, workers: groups }));
   const started = Date.now();
-  const up = await stack.up([], { timeoutMs: 30 * 60_000 });
-  if (up.code !== 0) throw new Error(`installing ${name} failed:\n${up.stdout}\n${up.stderr}`);
+  let up = await stack.up([], { timeoutMs: 30 * 60_000 });
+  // On 2 cores, 100 workers starting at once starve RabbitMQ's handshakes: some time out, Docker
+  // restarts them, and verify fails on the restart. A re-run resumes at verify, as the failure guide says.
+  if (up.code !== 0) {
+    console.log(`installing ${name}: the first up failed (${up.steps.filter((s) => s.failed).map((s) => s.name).join(", ")}); running it again`);
+    up = await stack.up([], { timeoutMs: 30 * 60_000 });
+  }
+  if (up.code !== 0) throw new Error(`installing ${name} failed:\n${up.stdout.slice(-5000)}\n${up.stderr}`);
   console.log(`installed ${name} (${workers} workers) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   return stack;
 }
@@ -53,7 +62,7 @@ async function main(): Promise<void> {
       add("floor up", await timed(() => runPulumi(floor, ["up", "--yes", "--expect-no-changes", "--stack", "bench"]), "floor up"));
       for (const [name, stack] of Object.entries(stacks)) {
         add(`${name} preview`, await timed(() => stack.run(["preview", "--expect-no-changes"]), `${name} preview`));
-        add(`${name} up`, await timed(() => stack.run(["up", "--yes", "--skip-preview", "--expect-no-changes"]), `${name} up`));
+        add(`${name} up`, await timed(() => stack.run(["up", "--yes", "--expect-no-changes"]), `${name} up`));
       }
     }
   } finally {
@@ -73,13 +82,10 @@ async function main(): Promise<void> {
       result[`${name} ${command}`] = { medianMs: Math.round(m), floorMs: Math.round(f), ratio: Number((m / f).toFixed(2)) };
     }
   }
-  const out = path.resolve(__dirname, "../../../../../test/.work/bench-engine-stacks.json");
+  const out = path.resolve(__dirname, "../../test/.work/bench-engine-stacks.json");
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, JSON.stringify({ ...result, times }, null, 2));
   console.log(JSON.stringify(result, null, 2));
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exitCode = 1;
-});
+test("preview and no-op up of the dev and a 100-worker stack against the empty program", main);
