@@ -10,6 +10,7 @@
  *   node server.js <package> <engine address>     (the launcher toolchain/standin-plugins.sh writes)
  */
 import * as grpc from "@grpc/grpc-js";
+import * as anyproto from "google-protobuf/google/protobuf/any_pb";
 import * as emptyproto from "google-protobuf/google/protobuf/empty_pb";
 import * as structproto from "google-protobuf/google/protobuf/struct_pb";
 import * as engrpc from "@pulumi/pulumi/proto/engine_grpc_pb";
@@ -17,6 +18,7 @@ import * as engproto from "@pulumi/pulumi/proto/engine_pb";
 import * as plugproto from "@pulumi/pulumi/proto/plugin_pb";
 import * as provrpc from "@pulumi/pulumi/proto/provider_grpc_pb";
 import * as provproto from "@pulumi/pulumi/proto/provider_pb";
+import * as statusproto from "@pulumi/pulumi/proto/status_pb";
 import { commandResources } from "./command";
 import { diffInputs } from "./diff";
 import { dockerResources } from "./docker";
@@ -112,8 +114,6 @@ function unary<Req, Res>(handler: Handler<Req, Res>): grpc.handleUnaryCall<Req, 
 
 function statusWithDetail(message: string, detail: provproto.ErrorResourceInitFailed): grpc.ServiceError {
   // google.rpc.Status { code, message, details: [Any] } in grpc-status-details-bin, as grpc-go reads it.
-  const anyproto = require("google-protobuf/google/protobuf/any_pb");
-  const statusproto = require("@pulumi/pulumi/proto/status_pb");
   const any = new anyproto.Any();
   any.pack(detail.serializeBinary(), "pulumirpc.ErrorResourceInitFailed");
   const status = new statusproto.Status();
