@@ -7,7 +7,7 @@
  * dynamic-provider host are the real ones.
  *
  * The stack's config goes into a file of the test's own (`--config-file`), so the checkout's
- * stacks/ directory is never written.
+ * stacks/ directory keeps no test stack (the file `stack init` writes there is moved out at once).
  */
 import { spawn } from "child_process";
 import * as fs from "fs";
@@ -31,7 +31,7 @@ export interface EngineStep {
   /** Position of its begin and end events in the log (Infinity: never ended). */
   start: number;
   end: number;
-  /** The step failed (a diagnostic of severity error names its URN). */
+  /** The step failed (its resOpFailedEvent, or a diagnostic of severity error naming its URN while it ran). */
   failed: boolean;
 }
 
@@ -110,7 +110,14 @@ export class RealStack {
   /** `pulumi up --yes` (or `preview`) with an event log; the steps read back from it. */
   async up(extra: string[] = [], options: { preview?: boolean; timeoutMs?: number; during?: (run: LiveRun) => Promise<void> } = {}): Promise<RealRun> {
     const live = this.start([options.preview ? "preview" : "up", ...(options.preview ? [] : ["--yes", "--skip-preview"]), ...extra], options.timeoutMs);
-    await options.during?.(live);
+    try {
+      await options.during?.(live);
+    } catch (e) {
+      // A fault that could not be injected: the run must not go on unobserved after the test.
+      process.kill(live.pid, "SIGKILL");
+      await live.done;
+      throw e;
+    }
     return live.done;
   }
 
