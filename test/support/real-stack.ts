@@ -114,7 +114,11 @@ export class RealStack {
       await options.during?.(live);
     } catch (e) {
       // A fault that could not be injected: the run must not go on unobserved after the test.
-      process.kill(live.pid, "SIGKILL");
+      try {
+        process.kill(live.pid, "SIGKILL");
+      } catch {
+        // it had ended already
+      }
       await live.done;
       throw e;
     }
