@@ -3,7 +3,7 @@
  * (runconfig.ts), on recorded shapes: no Docker needed.
  */
 import { describe, expect, test } from "vitest";
-import { downloadedLayers, downtimeOf, firstOkAfter, longestOutage, median, parseSteps, type ContainerEvent } from "./metrics";
+import { downtimeOf, firstOkAfter, longestOutage, median, parseSteps, type ContainerEvent } from "./metrics";
 import { runConfigOf, type ContainerInspect, type ImageInspect } from "./runconfig";
 
 const samples = (pattern: string, step = 100) => [...pattern].map((c, i) => ({ t: 1000 + i * step, ok: c === "+" }));
@@ -55,18 +55,6 @@ describe("a follower's downtime from Docker's events", () => {
 test("the literal runbook's step lines are read, other output skipped", () => {
   const out = "STEP backup 10 20\nUsing default tag\nabc: Pull complete\nSTEP pull 20 35\n";
   expect(parseSteps(out)).toEqual([{ name: "backup", start: 10, end: 20 }, { name: "pull", start: 20, end: 35 }]);
-});
-
-test("a pull's downloaded layers are the ones it completed, not those already present", () => {
-  const out = [
-    "1.1.0: Pulling from utilitarian-standin/utilitarian",
-    "0a1b2c3d4e5f: Already exists",
-    "aaaabbbbcccc: Pulling fs layer",
-    "aaaabbbbcccc: Download complete",
-    "aaaabbbbcccc: Pull complete",
-    "Digest: sha256:00",
-  ].join("\n");
-  expect(downloadedLayers(out)).toEqual(["aaaabbbbcccc"]);
 });
 
 test("median of an odd and an even count", () => {

@@ -81,14 +81,6 @@ export function parseSteps(output: string): Span[] {
   return [...output.matchAll(/^STEP (\S+) (\d+) (\d+)$/gm)].map((m) => ({ name: m[1], start: Number(m[2]), end: Number(m[3]) }));
 }
 
-/**
- * Short layer IDs `docker pull` reports as downloaded ("<id>: Pull complete"), as opposed to
- * those it found present ("Already exists").
- */
-export function downloadedLayers(pullOutput: string): string[] {
-  return [...pullOutput.matchAll(/^([0-9a-f]{12}): Pull complete$/gm)].map((m) => m[1]);
-}
-
 export function median(values: number[]): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Downtime benchmark (docs/benchmarks.md, "Downtime"): the 1.0.0 -> 1.1.0 upgrade of the
-# stand-in stack, carried out by the project's `up` (the rehearsal) and by the vendor's runbook
+# stand-in stack, carried out by the project's `pulumi up` (the real engine, toolchain/pulumi) and by the vendor's runbook
 # taken literally (runbook-literal.sh), on fresh stacks, several rounds in alternating order.
 #
 #   npm run bench:downtime -- [--rounds 3] [--payload-mb 300] [--ways project,literal] [--json FILE]
 #
 # --ways may add `project-writers-running`: the project's `up` with backup.stopWriters off.
-# Needs a Docker engine, the stand-in images (test/fixtures/build-images.sh, run here: cached)
-# and Debian's `docker-registry` (apt-get install docker-registry). It
+# Needs a Docker engine, the stand-in images (test/fixtures/build-images.sh), the engine toolchain
+# (toolchain/build.sh; both run here, cached) and Debian's `docker-registry` (apt-get install docker-registry). It
 #   1. starts that registry on a free loopback port (Docker pulls from 127.0.0.0/8 over plain
 #      HTTP without configuration), its storage in a temporary directory;
 #   2. builds the benchmark's app images, each version's stand-in plus a layer of PAYLOAD_MB of
 #      random bytes (Dockerfile.payload), and pushes them and the edge images to the registry;
 #   3. removes the local copy of 1.1.0, so that the upgrade's pull is a real download;
-#   4. runs the rounds (run.ts, under vitest, as the rehearsal runs in the tests);
+#   4. runs the rounds (run.ts, under vitest, as the engine tests run);
 #   5. removes everything it made: the stack (containers, network and volumes named with its
 #      own prefix `bdt`), the registry's images, the registry process and its storage.
 set -euo pipefail
@@ -51,6 +51,8 @@ npx tsc --noEmit -p bench/downtime/tsconfig.json
 
 say "stand-in images (cached by content)"
 bash test/fixtures/build-images.sh >/dev/null
+say "the Pulumi engine (cached by content)"
+bash toolchain/build.sh >/dev/null
 
 # A loopback port nothing listens on, below the ephemeral range (as test/support/ports.ts does).
 free_port() {

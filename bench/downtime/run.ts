@@ -2,13 +2,13 @@
  * Downtime benchmark: the 1.0.0 -> 1.1.0 upgrade of the stand-in stack, two ways, on fresh
  * stacks, several rounds in alternating order (run.sh prepares the registry and starts this).
  *
- * - `project`: the project's `up`, the rehearsal (test/support/rehearsal.ts: the real program
- *   under the SDK's runtime, its steps in the engine model's order, carried out against Docker),
- *   with the app image pulled from the registry by its RemoteImage step;
+ * - `project`: the project's `pulumi up` under the real engine (test/support/real-stack.ts:
+ *   toolchain/pulumi with the stand-in provider plugins), with the app image pulled from the
+ *   registry by its RemoteImage step;
  * - `literal`: the vendor's runbook taken literally (runbook-literal.sh), plain docker commands
  *   on containers with the same settings (runconfig.ts reads them from the install).
  *
- * Each run: remove the stack and the local copy of 1.1.0; install 1.0.0 with the rehearsal; write
+ * Each run: remove the stack and the local copy of 1.1.0; install 1.0.0 by `pulumi up`; write
  * some readings; then upgrade while a probe asks the API's /_health/ every 100 ms and Docker's
  * events are recorded. Figures per run: API downtime (the probe's longest gap), each follower's
  * downtime (its stop to its next start), the window (first step's start to the last step's end),
@@ -18,12 +18,13 @@
 import * as fs from "fs";
 import * as path from "path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { EventLog } from "../../test/support/rehearsal";
+import { EventLog } from "../../test/support/docker-events";
 import { docker, exec, sleep } from "../../test/support/exec";
-import { newRehearsal, PORTS, postReading, prepareStack, removeStack, standinConfig, tempDir } from "../../test/support/standin-stack";
+import { RealStack } from "../../test/support/real-stack";
+import { PORTS, postReading, prepareStack, removeStack, SECRETS, standinConfig, tempDir } from "../../test/support/standin-stack";
 import { SECRET_VALUES } from "../../test/unit/support/fixtures";
 import {
-  downloadedLayers, downtimeOf, duration, eventAfter, firstOkAfter, longestOutage, median, parseSteps, span,
+  downtimeOf, duration, eventAfter, firstOkAfter, longestOutage, median, parseSteps, span,
   type ContainerEvent, type Sample, type Span,
 } from "./metrics";
 import { writeRunConfig } from "./runconfig";
@@ -121,10 +122,23 @@ async function manifestLayers(version: string): Promise<{ digest: string; size: 
   return (await response.json()).layers;
 }
 
-async function pulledBytes(pullOutput: string): Promise<number> {
+/** The uncompressed layer IDs (diff IDs) of every local image: what a pull finds present. */
+async function localLayers(): Promise<Set<string>> {
+  const ids = (await docker(["images", "-q", "--no-trunc"])).split("\n").filter(Boolean);
+  const out = await docker(["image", "inspect", "--format", "{{range .RootFS.Layers}}{{println .}}{{end}}", ...new Set(ids)]);
+  return new Set(out.split("\n").filter(Boolean));
+}
+
+/**
+ * Bytes the upgrade downloaded: the registry's compressed size of each layer of the new version
+ * that no local image held before the upgrade (the manifest's layers are in the order of the
+ * image's diff IDs). Read from Docker, not from a pull's output: the provider's pull prints none.
+ */
+async function pulledBytes(presentBefore: Set<string>): Promise<number> {
   const layers = await manifestLayers(TO);
-  const downloaded = new Set(downloadedLayers(pullOutput));
-  return layers.filter((l) => downloaded.has(l.digest.slice("sha256:".length, "sha256:".length + 12))).reduce((sum, l) => sum + l.size, 0);
+  const diffIds = (await docker(["image", "inspect", "--format", "{{range .RootFS.Layers}}{{println .}}{{end}}", `${APP}:${TO}`])).split("\n").filter(Boolean);
+  if (diffIds.length !== layers.length) throw new Error(`${APP}:${TO} has ${diffIds.length} layers locally and ${layers.length} in the registry's manifest`);
+  return layers.filter((_, i) => !presentBefore.has(diffIds[i])).reduce((sum, l) => sum + l.size, 0);
 }
 
 /** Removes the local copy of the version being upgraded to: the upgrade's pull must download it. */
@@ -139,33 +153,37 @@ async function followers(): Promise<string[]> {
   return out.split("\n").filter(Boolean).map((l) => l.split(" ")).filter(([, role]) => ["beat", "worker", "processor", "poster"].includes(role)).map(([n]) => n).sort();
 }
 
-/** A fresh stack at 1.0.0, installed by the project, with a few readings for the migration to transform. */
-async function install(way: Way, backups: string) {
+/** A fresh stack at 1.0.0, installed by the project's `pulumi up`, with a few readings for the migration to transform. */
+async function install(way: Way, backups: string, stack: RealStack): Promise<void> {
   await removeStack(PREFIX);
   await forgetTargetImage();
-  const rehearsal = newRehearsal();
-  await rehearsal.up(config(way, FROM, backups));
+  await stack.init();
+  stack.configure(config(way, FROM, backups));
+  const installed = await stack.up();
+  if (installed.code !== 0) throw new Error(`${way}: the install failed:\n${installed.stdout}\n${installed.stderr}`);
   for (let i = 0; i < 50; i++) {
     const status = await postReading(`bench-${i}`, i + 0.25);
     if (status !== 201) throw new Error(`posting a reading after the install: HTTP ${status}`);
   }
   // Let the just-started services finish booting: the upgrade starts on a quiet machine.
   await sleep(5000);
-  return rehearsal;
 }
 
 interface Upgrade {
   steps: Span[];
   pull: Span;
-  pullOutput: string;
 }
 
-async function upgradeByProject(way: Way, rehearsal: Awaited<ReturnType<typeof install>>, backups: string): Promise<Upgrade> {
-  const records = await rehearsal.up(config(way, TO, backups));
-  const steps = records.map((r) => ({ name: `${r.step.op} ${r.step.name}`, start: r.startedAt, end: r.endedAt }));
-  const pull = records.find((r) => r.step.type === "docker:index/remoteImage:RemoteImage" && r.output.includes(`${APP}:${TO}`));
-  if (!pull) throw new Error(`the project's run pulled nothing: the RemoteImage step found ${APP}:${TO} present`);
-  return { steps, pull: steps[records.indexOf(pull)], pullOutput: pull.output };
+/** The upgrade by `pulumi up`: its steps from the engine's event log, in the order the engine began them. */
+async function upgradeByProject(way: Way, stack: RealStack, backups: string): Promise<Upgrade> {
+  stack.configure(config(way, TO, backups));
+  const run = await stack.up();
+  if (run.code !== 0) throw new Error(`${way}: the upgrade failed:\n${run.stdout}\n${run.stderr}`);
+  const work = run.steps.filter((s) => s.op !== "same" && !s.type.startsWith("pulumi:providers:") && Number.isFinite(s.endedAt));
+  const steps = work.map((s) => ({ name: `${s.op} ${s.name}`, start: s.startedAt, end: s.endedAt })).sort((a, b) => a.start - b.start);
+  const pull = work.find((s) => s.type === "docker:index/remoteImage:RemoteImage");
+  if (!pull) throw new Error(`${way}: the upgrade replaced no image`);
+  return { steps, pull: { name: `${pull.op} ${pull.name}`, start: pull.startedAt, end: pull.endedAt } };
 }
 
 async function upgradeLiterally(workDir: string): Promise<Upgrade> {
@@ -189,20 +207,22 @@ async function upgradeLiterally(workDir: string): Promise<Upgrade> {
   if (result.code !== 0) throw new Error(`runbook-literal.sh failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
   const steps = parseSteps(result.stdout);
   const pull = span(steps, "pull");
-  return { steps, pull, pullOutput: result.stdout.slice(0, result.stdout.indexOf(`STEP pull ${pull.start}`)) };
+  return { steps, pull };
 }
 
 async function runOnce(way: Way, round: number): Promise<Run> {
   const workDir = tempDir(`downtime-${way}`);
   const backups = path.join(workDir, "backups");
   fs.mkdirSync(backups);
+  const stack = new RealStack(`downtime-${way}-${round}`, SECRETS);
   try {
-    const rehearsal = await install(way, backups);
+    await install(way, backups, stack);
+    const presentBefore = await localLayers();
     const followerNames = await followers();
     const health = probe(100);
     await sleep(1000);
     const t0 = Date.now();
-    const upgrade = way === "literal" ? await upgradeLiterally(workDir) : await upgradeByProject(way, rehearsal, backups);
+    const upgrade = way === "literal" ? await upgradeLiterally(workDir) : await upgradeByProject(way, stack, backups);
     await sleep(1000);
     const samples = (await health.stop()).filter((s) => s.t >= t0);
     const seen: ContainerEvent[] = events.events.filter((e) => e.time >= t0);
@@ -216,7 +236,7 @@ async function runOnce(way: Way, round: number): Promise<Run> {
     const oldDie = eventAfter(seen, api, ["die"], t0)!;
     const newStart = eventAfter(seen, api, ["start"], oldDie.time)!;
     const firstOk = firstOkAfter(samples, newStart.time)!;
-    const migrate = stepNamed(`replace ${PREFIX}-migrate`, "migrate");
+    const migrate = stepNamed(`create-replacement ${PREFIX}-migrate`, "migrate");
     const followerDowntimeMs: Record<string, number> = {};
     for (const name of followerNames) {
       const down = downtimeOf(seen, name, t0);
@@ -236,8 +256,8 @@ async function runOnce(way: Way, round: number): Promise<Run> {
       apiBootMs: firstOk - newStart.time,
       migrateMs: duration(migrate),
       pullMs: duration(upgrade.pull),
-      pulledBytes: await pulledBytes(upgrade.pullOutput),
-      backupMs: duration(stepNamed(`replace ${PREFIX}-backup`, "backup")),
+      pulledBytes: await pulledBytes(presentBefore),
+      backupMs: duration(stepNamed(`create-replacement ${PREFIX}-backup`, "backup")),
       apiDowntimeParts: { stopMs: oldDie.time - oldStop.time, stoppedToNewStartMs: newStart.time - oldDie.time, bootMs: firstOk - newStart.time },
       apiUntilMigratedMs: Math.max(migrate.end, outage.end) - outage.start,
       timeline: {
@@ -250,6 +270,7 @@ async function runOnce(way: Way, round: number): Promise<Run> {
     };
   } finally {
     await removeStack(PREFIX);
+    stack.remove();
     fs.rmSync(workDir, { recursive: true, force: true });
   }
 }

@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * The downtime benchmark (run.ts) runs under vitest, as the rehearsal does in the tests. run.sh
+ * The downtime benchmark (run.ts) runs under vitest, as the engine tests do. run.sh
  * starts it from the repository's root, which `include` is relative to.
  */
 export default defineConfig({

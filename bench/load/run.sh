@@ -7,8 +7,9 @@
 #
 #   npm run bench:load -- [--burst-rate 500] [--burst-seconds 60] [--json test/.work/load-bench.json]
 #
-# Needs a Docker engine (test/fixtures/docker-engine.sh starts one) and the stand-in images
-# (test/fixtures/build-images.sh, run here: cached). Its own stack prefix `bld`, removed at the end.
+# Needs a Docker engine (test/fixtures/docker-engine.sh starts one), the stand-in images
+# (test/fixtures/build-images.sh) and the engine toolchain (toolchain/build.sh), both run here and
+# cached. The upgrade is a real `pulumi up`. Its own stack prefix `bld`, removed at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -35,6 +36,8 @@ say "type-checking the benchmark"
 npx tsc --noEmit -p bench/load/tsconfig.json
 say "stand-in images (cached by content)"
 bash test/fixtures/build-images.sh >/dev/null
+say "the Pulumi engine (cached by content)"
+bash toolchain/build.sh >/dev/null
 say "burst of $BURST_RATE msg/s for $BURST_SECONDS s across the upgrade; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 LOAD_BENCH_BURST_RATE="$BURST_RATE" LOAD_BENCH_BURST_SECONDS="$BURST_SECONDS" LOAD_BENCH_JSON="$JSON" \
   npx vitest run --config bench/load/vitest.config.mts

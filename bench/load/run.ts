@@ -12,7 +12,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { loadReport, upgradeUnderLoad, type UpgradeLoadOutcome, type UpgradeLoadPlan } from "../../test/support/load-upgrade";
-import { newRehearsal, prepareStack, removeStack, standinConfig, tempDir } from "../../test/support/standin-stack";
+import { RealStack } from "../../test/support/real-stack";
+import { prepareStack, removeStack, SECRETS, standinConfig, tempDir } from "../../test/support/standin-stack";
 
 function required(name: string): string {
   const value = process.env[name];
@@ -28,7 +29,7 @@ const plan: UpgradeLoadPlan = {
   steady: { meterPrefix: "BL-S-", ratePerSecond: 10_000 / (15 * 60) },
   burst: { meterPrefix: "BL-B-", ratePerSecond: Number(required("LOAD_BENCH_BURST_RATE")), seconds: Number(required("LOAD_BENCH_BURST_SECONDS")) },
   drainTimeoutMs: 60 * MINUTES,
-  rehearsal: newRehearsal(),
+  stack: new RealStack("bench-load", SECRETS),
   config: (version: string) => standinConfig(version, backups, { prefix: PREFIX }),
 };
 const startedAt = Date.now();
@@ -36,15 +37,19 @@ let outcome: UpgradeLoadOutcome | undefined;
 
 beforeAll(async () => {
   await prepareStack(PREFIX);
+  await plan.stack.init();
 }, 2 * MINUTES);
 
 afterAll(async () => {
   await removeStack(PREFIX);
+  plan.stack.remove();
   fs.rmSync(backups, { recursive: true, force: true });
 }, 2 * MINUTES);
 
 test(`1.0.0 -> 1.1.0 with the steady rate and ${plan.burst.ratePerSecond} msg/s for ${plan.burst.seconds} s`, async () => {
-  await plan.rehearsal.up(plan.config("1.0.0"));
+  plan.stack.configure(plan.config("1.0.0"));
+  const install = await plan.stack.up();
+  if (install.code !== 0) throw new Error(`install failed:\n${install.stdout}\n${install.stderr}`);
   console.log(`bench:load: 1.0.0 installed in ${Math.round((Date.now() - startedAt) / 1000)} s; the scenario starts (load average ${fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")})`);
   outcome = await upgradeUnderLoad(plan);
   const r = loadReport(plan, outcome);

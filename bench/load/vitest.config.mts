@@ -1,8 +1,9 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * The load benchmark (run.ts) runs under vitest, as the load test does (the rehearsal carries out
- * the upgrade). run.sh starts it from the repository's root, which `include` is relative to.
+ * The load benchmark (run.ts) runs under vitest, as the load test does (`pulumi up` of the real
+ * engine carries out the upgrade). run.sh starts it from the repository's root, which `include`
+ * is relative to.
  */
 export default defineConfig({
   test: {

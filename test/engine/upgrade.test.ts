@@ -8,11 +8,11 @@
 import * as fs from "fs";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { exec } from "../support/exec";
+import { exec, waitFor } from "../support/exec";
 import { consistentOrders, followEngine, type TimedStep } from "../support/replay";
 import { stateOf, type Declared } from "../support/engine";
 import { deploy } from "../unit/support/program";
-import { EventLog } from "../support/rehearsal";
+import { EventLog } from "../support/docker-events";
 import { changes, liveContainers, RealStack, type EngineStep, type RealRun } from "../support/real-stack";
 import { CONTAINER } from "../support/provider-facts";
 import type { StateEntry, Step, StepOp } from "../support/engine-types";
@@ -220,6 +220,40 @@ describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 whi
     for (const name of ["api", "beat", "worker-default-1"]) expect(after.get(`${PREFIX}-${name}`)!.version, name).toBe("1.1.0");
   }, 4 * MINUTE);
 
+  test("the upgrade's backup: the writers stopped by the step itself, the server's disk checked first; the dump restores with the manifest's row counts", async () => {
+    const log = upgrade.run.logs.get(`${PREFIX}-backup`)?.join("\n") ?? "";
+    expect(log).toMatch(new RegExp(`stopped the writers in [\\d.]+s: ${PREFIX}-beat ${PREFIX}-worker-default-1 ${PREFIX}-processor ${PREFIX}-poster`));
+    // The program told the backup where the managed server runs, so its disk was checked first.
+    expect(log).toMatch(new RegExp(`free space on the database server \\(${PREFIX}-postgres\\) for the test restore: \\d+ MB \\(need \\d+ MB\\)`));
+    const file = String((await stack.outputs()).lastBackup);
+    expect(path.basename(file)).toMatch(/^utilitarian-\d{8}T\d{6}Z-1\.0\.0-to-1\.1\.0\.dump$/);
+    const manifest = JSON.parse(fs.readFileSync(`${file}.json`, "utf8")) as { row_counts: Record<string, number> };
+    await sql("drop database if exists scratch_check");
+    await sql("create database scratch_check");
+    const env = { ...process.env, PGHOST: "127.0.0.1", PGPORT: String(PORTS.postgres), PGUSER: "postgres", PGPASSWORD: SECRET_VALUES.databaseAdminPassword };
+    const restored = await exec("pg_restore", ["--no-owner", "-d", "scratch_check", file], { env });
+    expect(restored.code, restored.stderr).toBe(0);
+    for (const [table, rows] of Object.entries(manifest.row_counts)) {
+      expect(Number(await sql(`select count(*) from ${table}`, "scratch_check")), table).toBe(rows);
+    }
+    // 15 readings stored before the upgrade, plus what the poster delivered before its stop.
+    expect(manifest.row_counts["public.readings_meterreading"]).toBeGreaterThanOrEqual(15);
+    await sql("drop database scratch_check");
+  }, 2 * MINUTE);
+
+  test("readings from before the upgrade are there, transformed by 1.1.0's migration; beat and a worker work on the new version", async () => {
+    const rows = await sql("select meter, value, value_wh from readings_meterreading where meter like 'API-%' or meter like 'UDP-%' order by id");
+    expect(rows.split("\n")).toHaveLength(15);
+    for (const line of rows.split("\n")) {
+      const [meter, value, valueWh] = line.split("|");
+      expect(meter).toBe(meter.toUpperCase());
+      expect(Number(valueWh)).toBe(Math.round(Number(value) * 1000));
+    }
+    // Beat schedules a heartbeat every 5 s and a worker stores it.
+    const heartbeats = Number(await sql("select count(*) from readings_heartbeat"));
+    expect(await waitFor(async () => Number(await sql("select count(*) from readings_heartbeat")) > heartbeats, 30_000)).toBe(true);
+  }, MINUTE);
+
   test("the upgrade's timeline under the real engine is recorded (test/.work/engine-upgrade.json)", () => {
     const { run, probe } = upgrade;
     const work = run.steps.filter((s) => s.op !== "same" && !s.type.startsWith("pulumi:providers:") && Number.isFinite(s.endedAt));
@@ -249,7 +283,7 @@ describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 whi
     expect(summary.backupSeconds).toBeGreaterThan(0);
   });
 
-  test("no secret in the engine's output, its event log (less debug messages), or the stack's exported state in the clear", async () => {
+  test("no secret in the engine's output, its event log (less debug messages), the stack's exported state, Docker's events, the containers' logs or the backups' manifests", async () => {
     const needles = Object.values(SECRET_VALUES).flatMap((v) => [v, encodeURIComponent(v)]);
     const texts: [string, string][] = [
       ["pulumi up output", upgrade.run.stdout + upgrade.run.stderr],
@@ -258,7 +292,17 @@ describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 whi
       // event log always. The README's failure guide says not to share either.
       ["event log", fs.readFileSync(upgrade.run.eventLog, "utf8").split("\n").filter((l) => !l.includes('"severity":"debug"')).join("\n")],
       ["stack export", JSON.stringify(await stack.export())],
+      ["docker events", JSON.stringify(events.events)],
     ];
+    for (const name of (await stackContainers(PREFIX)).keys()) {
+      const logs = await exec("docker", ["logs", name]);
+      texts.push([`logs of ${name}`, logs.stdout + logs.stderr]);
+    }
+    for (const f of fs.readdirSync(backups)) {
+      texts.push([`backup file name ${f}`, f]);
+      if (f.endsWith(".json") || f.endsWith(".sha256")) texts.push([f, fs.readFileSync(path.join(backups, f), "utf8")]);
+    }
+    expect(texts.length).toBeGreaterThan(15);
     // The search does find them where they belong: the API container's environment.
     expect((await exec("docker", ["inspect", `${PREFIX}-api`])).stdout).toContain(SECRET_VALUES.secretKey);
     expect(texts.filter(([, t]) => needles.some((n) => t.includes(n))).map(([w]) => w)).toEqual([]);
@@ -269,6 +313,22 @@ describe.sequential("the real engine: install, a no-op, the upgrade to 1.1.0 whi
     expect(up.code, up.stdout + up.stderr).toBe(0);
     expect(changes(up)).toEqual([]);
     expect(PORTS.api).toBeGreaterThan(0);
+  }, 5 * MINUTE);
+
+  test("a changed backup setting updates the backup step without a new backup, and lastBackup survives; changed back, the same", async () => {
+    const last = (await stack.outputs()).lastBackup;
+    expect(String(last)).toMatch(/-1\.0\.0-to-1\.1\.0\.dump$/);
+    const dumps = () => fs.readdirSync(backups).filter((f) => f.endsWith(".dump")).sort();
+    const before = dumps();
+    for (const keep of [4, 5]) {
+      stack.configure(config("1.1.0", { backup: { dir: backups, keep } }));
+      const run = await stack.up();
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+      expect(changes(run), `keep ${keep}`).toEqual([`update ${PREFIX}-backup`]);
+      expect(run.logs.get(`${PREFIX}-backup`)?.join("\n")).toMatch(/backup\.sh: already done for these triggers; settings recorded/);
+      expect((await stack.outputs()).lastBackup).toBe(last);
+      expect(dumps()).toEqual(before);
+    }
   }, 5 * MINUTE);
 
   test("a config change touches exactly the containers it should: health check, worker count, a new group, a removed one", async () => {

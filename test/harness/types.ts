@@ -2,7 +2,7 @@ import type { Declared } from "../support/engine";
 
 /**
  * One RegisterResource request as the test engine received it from the program. A superset of
- * the engine model's `Declared`, so the model and the rehearsal consume it directly.
+ * the engine model's `Declared`, so the model consumes it directly.
  *
  * `inputs` are deserialized with the SDK's own `deserializeProperties`: a secret stays wrapped as
  * `{ [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value }` (nested secrets are lifted to

@@ -7,9 +7,20 @@ import { unsupported, type Context, type Props, type ResourceType } from "./type
  * `interpreter + [text]` in the plugin's working directory (the program's), with the provider's
  * environment, the declared one over it, and on an update the last stdout and stderr in
  * PULUMI_COMMAND_STDOUT/STDERR; each line of output logged to the engine as it comes; stdout and
- * stderr recorded as outputs. A non-zero exit fails the step. Cancel (the engine's first ^C) kills
- * the process it started with SIGKILL and waits until every process that inherited its pipes
- * has closed them (Go's cmd.Wait reads to EOF): test/support/interrupt.ts has the sources.
+ * stderr recorded as outputs. A non-zero exit fails the step.
+ *
+ * Cancel, as pulumi-command v1.2.1 on pulumi-go-provider v1.3.0 does it (line numbers of those
+ * tags): the engine's first ^C sends every provider the Cancel RPC (pulumi/pulumi v3.250.0
+ * pkg/resource/deploy/deployment_executor.go:142, pkg/host/host.go:608). The command provider is
+ * an `infer` provider, which go-provider wraps in middleware/cancel (infer/provider.go:177):
+ * Cancel cancels the context of every request in flight (middleware/cancel/cancel.go:57).
+ * pulumi-command runs the step with `exec.CommandContext(ctx, interpreter..., command)`
+ * (provider/pkg/provider/local/commandOutputs.go:59) and no `Cancel` of its own, so Go kills the
+ * process it started with SIGKILL; nothing else is signalled. Its stdout and stderr are
+ * io.Writers, read through pipes, and with no WaitDelay `cmd.Wait` reads to EOF: the provider
+ * answers only once every process that inherited them has ended, then the step fails. What the
+ * script had started (a `docker exec`'s process in the container) goes on. test/engine/faults
+ * shows the engine's side of it on the real CLI.
  */
 export function commandResources(ctx: Context): Record<string, ResourceType> {
   async function run(urn: string, text: string, c: Props, previous: Props | undefined, signal: AbortSignal): Promise<Props> {

@@ -235,6 +235,8 @@ server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p
   }
   process.stdout.write(`${port}\n`);
 });
-// The engine stops a plugin with SIGINT to its process group (plugin.go Close); the command
-// provider installs no handler for it and exits at once (test/support/interrupt.ts).
+// The engine stops a plugin with SIGINT to its process group, and SIGKILLs the group only if the
+// plugin is still alive 5 s later (pulumi/pulumi v3.250.0 sdk/go/common/resource/plugin/plugin.go
+// :648-651). pulumi-command's main (built on pkg v3.224.0) installs no SIGINT handler and exits at
+// once; so does this plugin.
 process.on("SIGINT", () => process.exit(0));

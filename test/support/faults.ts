@@ -1,20 +1,17 @@
 /**
- * Helpers of the fault tests (test/real/faults.test.ts): their own stand-in stack (prefix `flt`), the
- * API image versions they upgrade through, a UDP stream whose every message is checked, and the
- * comparison of the engine's state with the containers.
+ * Helpers of the fault tests (test/engine/faults.test.ts): their own stand-in stack (prefix `flt`),
+ * the API image versions they upgrade through, a UDP stream whose every message is checked, a
+ * lock that makes a backup wait, and what runs in the database and in a container.
  */
 import { spawn, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { SECRET_VALUES } from "../unit/support/fixtures";
-import { plain } from "./engine";
 import { docker, exec, sleep } from "./exec";
-import { Rehearsal } from "./rehearsal";
-import { CONTAINER } from "./provider-facts";
 import { UDP_SERVER_PORT } from "../../config/schema";
 import { freeLoopbackPort, requireHostUdpPortFree } from "./ports";
-import { PORTS, prepareStack, removeStack, requireEngineAndImages, SECRETS, sql, stackContainers, standinConfig, udpStream } from "./standin-stack";
+import { PORTS, prepareStack, removeStack, requireEngineAndImages, sql, standinConfig, udpStream } from "./standin-stack";
 
 /** Container, network and volume prefix of the fault tests' stack (never the shared stand-in stack's). */
 export const FAULT_PREFIX = "flt";
@@ -140,10 +137,6 @@ export function faultConfig(version: string, backupDir: string, extra: Record<st
   };
 }
 
-export function newFaultRehearsal(): Rehearsal {
-  return new Rehearsal(SECRETS, "faults");
-}
-
 /** Names of the fault stack's containers. */
 export const flt = (service: string) => `${FAULT_PREFIX}-${service}`;
 export const WRITERS = ["beat", "worker-default-1", "processor", "poster"].map(flt);
@@ -208,42 +201,6 @@ export function readingStream(prefix: string, intervalMs = 100): ReadingStream {
       return deliveryOf(await rowsPerMeter(prefix), prefix, sent);
     },
   };
-}
-
-/**
- * Where the engine's state and the containers disagree: a container in the state (not pending
- * replacement) that does not exist or runs another version than its entry (services carry the
- * deployment's version label; PostgreSQL and RabbitMQ do not), a container pending
- * replacement that exists, a container of the stack the state does not know. Empty when the state is true.
- * A stopped container whose entry says it must run is drift a refresh records, not a disagreement.
- */
-export async function stateDisagreements(rehearsal: Rehearsal): Promise<string[]> {
-  const live = await stackContainers(FAULT_PREFIX);
-  const problems: string[] = [];
-  const known = new Set<string>();
-  for (const entry of rehearsal.state.values()) {
-    if (entry.type !== CONTAINER) continue;
-    const inputs = plain(entry.inputs);
-    const name = String(inputs.name);
-    const version = (inputs.labels ?? []).find((l: { label: string }) => l.label === "io.utilitarian.version")?.value;
-    known.add(name);
-    const container = live.get(name);
-    if (entry.pendingReplacement) {
-      if (container) problems.push(`${name} is pending replacement in the state but exists`);
-    } else if (!container) {
-      problems.push(`${name} is in the state but does not exist`);
-    } else if (version !== undefined && container.version !== version) {
-      problems.push(`${name} runs ${container.version}, the state says ${version}`);
-    }
-  }
-  for (const name of live.keys()) if (!known.has(name)) problems.push(`${name} exists but is not in the state`);
-  return problems;
-}
-
-/** The version a maintenance step last completed for (its first trigger), from the state. */
-export function stepVersion(rehearsal: Rehearsal, step: string): string | undefined {
-  const entry = rehearsal.state.get(flt(step));
-  return entry && plain(entry.inputs).triggers?.[0];
 }
 
 /** Whether any session of the stack's database runs a query containing `text`. */

@@ -1,11 +1,12 @@
 /**
  * The 1.0.0 -> 1.1.0 upgrade under load, as one scenario that the load test
- * (test/real/load.test.ts, a short burst) and the load benchmark (bench/load/run.ts, 500 msg/s for
- * a minute) both run: UDP pushes at a steady rate from before the upgrade until after it, and a
- * burst started 2 s before it; RabbitMQ's queues sampled every second; then the wait for the
- * drain, and every meter id counted in the database (lost, duplicated, stray).
+ * (test/engine/load.test.ts, a short burst) and the load benchmark (bench/load/run.ts, 500 msg/s
+ * for a minute) both run under the real engine (`pulumi up` of a RealStack): UDP pushes at a
+ * steady rate from before the upgrade until after it, and a burst started 2 s before it;
+ * RabbitMQ's queues sampled every second; then the wait for the drain, and every meter id counted
+ * in the database (lost, duplicated, stray).
  */
-import type { Rehearsal, StepRecord } from "./rehearsal";
+import type { EngineStep, RealStack } from "./real-stack";
 import { sleep } from "./exec";
 import { peakDepths, sampleQueues, startLoad, udpCounters, udpServerBacklog, type LoadRecord, type QueueSample } from "./load";
 import { PORTS, sql } from "./standin-stack";
@@ -23,15 +24,16 @@ export interface UpgradeLoadPlan {
   burst: { meterPrefix: string; ratePerSecond: number; seconds: number };
   /** Give up waiting for the drain after this long (the test then fails with the figures). */
   drainTimeoutMs: number;
-  rehearsal: Rehearsal;
-  /** Stack config for a version (the rehearsal's `up` values). */
+  /** The stack, installed at 1.0.0 before the scenario runs. */
+  stack: RealStack;
+  /** Stack config for a version. */
   config: (version: string) => Record<string, unknown>;
 }
 
 export interface UpgradeLoadOutcome {
   steady: LoadRecord;
   burst: LoadRecord;
-  upgrade: { startedAt: number; endedAt: number; records: StepRecord[] };
+  upgrade: { startedAt: number; endedAt: number; steps: EngineStep[] };
   /** Rows stored when the burst's last message left: what the drain started from. */
   storedAtBurstEnd: { at: number; count: number };
   samples: QueueSample[];
@@ -120,8 +122,10 @@ export async function upgradeUnderLoad(plan: UpgradeLoadPlan): Promise<UpgradeLo
     const burst = startLoad({ ...plan.burst, maxSeconds: plan.burst.seconds, port: PORTS.udp });
     await sleep(2_000);
     const upgradeStartedAt = Date.now();
-    const records = await plan.rehearsal.up(plan.config("1.1.0"));
-    const upgrade = { startedAt: upgradeStartedAt, endedAt: Date.now(), records };
+    plan.stack.configure(plan.config("1.1.0"));
+    const run = await plan.stack.up();
+    if (run.code !== 0) throw new Error(`the upgrade under load failed:\n${run.stdout}\n${run.stderr}`);
+    const upgrade = { startedAt: upgradeStartedAt, endedAt: Date.now(), steps: run.steps };
     const burstRecord = await burst.done;
     const storedAtBurstEnd = { at: Date.now(), count: await storedCount(plan) };
     await sleep(Math.max(0, Math.max(upgrade.endedAt, burstRecord.endedAt) + 10_000 - Date.now()));
@@ -143,11 +147,11 @@ export async function upgradeUnderLoad(plan: UpgradeLoadPlan): Promise<UpgradeLo
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
 /** How long the processor and the poster were down: stopped at the backup step's start, back when their replacements were created. */
-function meterPathDown(prefix: string, records: StepRecord[]): Record<string, number> {
-  const backup = records.find((r) => r.step.name === `${prefix}-backup`);
+function meterPathDown(prefix: string, steps: EngineStep[]): Record<string, number> {
+  const backup = steps.find((s) => s.name === `${prefix}-backup` && s.op !== "same");
   const down: Record<string, number> = {};
   for (const service of ["processor", "poster"]) {
-    const back = records.find((r) => r.step.name === `${prefix}-${service}` && r.step.op === "replace");
+    const back = steps.find((s) => s.name === `${prefix}-${service}` && s.op === "create-replacement");
     if (backup && back) down[service] = seconds(back.endedAt - backup.startedAt);
   }
   return down;
@@ -191,7 +195,7 @@ export function loadReport(plan: UpgradeLoadPlan, o: UpgradeLoadOutcome) {
   const intervals = o.samples.slice(1).map((s, i) => s.at - o.samples[i].at);
   return {
     rates: { steady: rateSummary(o.steady), burst: rateSummary(o.burst) },
-    upgrade: { seconds: seconds(o.upgrade.endedAt - o.upgrade.startedAt), meterPathDownSeconds: meterPathDown(plan.prefix, o.upgrade.records), burstStartedSecondsBefore: seconds(o.upgrade.startedAt - o.burst.startedAt), steadyStartedSecondsBefore: seconds(o.upgrade.startedAt - o.steady.startedAt) },
+    upgrade: { seconds: seconds(o.upgrade.endedAt - o.upgrade.startedAt), meterPathDownSeconds: meterPathDown(plan.prefix, o.upgrade.steps), burstStartedSecondsBefore: seconds(o.upgrade.startedAt - o.burst.startedAt), steadyStartedSecondsBefore: seconds(o.upgrade.startedAt - o.steady.startedAt) },
     peakDepth: peaks,
     // Received by the UDP server but not yet in RabbitMQ: its publisher waits for each confirm.
     udpServerBuffer: {

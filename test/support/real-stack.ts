@@ -163,9 +163,13 @@ export class RealStack {
     };
   }
 
-  /** The stack's state (`pulumi stack export`). */
-  async export(): Promise<{ resources: StateResource[]; pending_operations?: { type: string; resource: StateResource }[] }> {
-    const out = await this.ok(["stack", "export"]);
+  /**
+   * The stack's state (`pulumi stack export`). With `showSecrets` the secrets are decrypted
+   * (`--show-secrets`, as `{ plaintext }` wrappers: see `revealed`): only for a test that must run
+   * a step's script by hand, never printed.
+   */
+  async export(options: { showSecrets?: boolean } = {}): Promise<{ resources: StateResource[]; pending_operations?: { type: string; resource: StateResource }[] }> {
+    const out = await this.ok(["stack", "export", ...(options.showSecrets ? ["--show-secrets"] : [])]);
     return JSON.parse(out.stdout).deployment;
   }
 
@@ -207,6 +211,20 @@ export interface StateResource {
 }
 
 export const nameOf = (urn: string) => urn.split("::").pop()!;
+
+/**
+ * A value of a state exported with --show-secrets, secrets unwrapped: the engine writes a secret
+ * as an object with the secret signature key and `plaintext`, the value's JSON (apitype.SecretV1,
+ * sdk/go/common/apitype/core.go).
+ */
+export function revealed(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(revealed);
+  if (typeof value !== "object" || value === null) return value;
+  const object = value as Record<string, unknown>;
+  if (SECRET_SIGNATURE in object && typeof object.plaintext === "string") return revealed(JSON.parse(object.plaintext));
+  return Object.fromEntries(Object.entries(object).map(([k, v]) => [k, revealed(v)]));
+}
+const SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d";
 
 /** Names of the containers the state holds as live (not pending deletion). */
 export function liveContainers(state: { resources: StateResource[] }): string[] {

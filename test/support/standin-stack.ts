@@ -4,15 +4,15 @@ import * as os from "os";
 import * as path from "path";
 import { SECRET_VALUES } from "../unit/support/fixtures";
 import { docker, exec, sleep, waitFor } from "./exec";
-import { Rehearsal } from "./rehearsal";
 import { freeLoopbackPort } from "./ports";
 
 /**
- * A Utilitarian stack of stand-in images (test/fixtures) on the local Docker engine, declared by
- * the real program under the SDK's runtime and carried out by the rehearsal.
+ * A Utilitarian stack of stand-in images (test/fixtures) on the local Docker engine, deployed by
+ * the real engine (real-stack.ts). Each test file has its stack under a prefix of its own.
  */
-export const PREFIX = "rh";
-/** The stack's published loopback ports: chosen free by `prepareStandinStack` for each test file. */
+/** standinConfig's prefix when a caller gives none (every test file gives its own). */
+const DEFAULT_PREFIX = "rh";
+/** The stack's published loopback ports: chosen free by `prepareStack` for each test file. */
 export const PORTS = { postgres: 0, api: 0, udp: 0 };
 export const TOKEN = SECRET_VALUES.edgeAuthToken;
 export const STANDIN_IMAGES = [
@@ -25,10 +25,10 @@ export const SECRETS = { ...SECRET_VALUES, apiSecretEnv: JSON.stringify({ STANDI
 
 /** Stack config values for a stand-in deployment at `version`. */
 export function standinConfig(version: string, backupDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  if (!PORTS.postgres) throw new Error("no ports chosen yet: call prepareStandinStack() in beforeAll");
+  if (!PORTS.postgres) throw new Error("no ports chosen yet: call prepareStack() in beforeAll");
   return {
     version,
-    prefix: PREFIX,
+    prefix: DEFAULT_PREFIX,
     images: { api: "utilitarian-standin/utilitarian", processor: "utilitarian-standin/dlms-processor", poster: "utilitarian-standin/poster", udpServer: "utilitarian-standin/dlms-udp-server" },
     database: { image: "utilitarian-standin/postgres:15", operatorPort: PORTS.postgres },
     rabbitmq: { image: "utilitarian-standin/rabbitmq:3" },
@@ -42,11 +42,6 @@ export function standinConfig(version: string, backupDir: string, extra: Record<
   };
 }
 
-/** A rehearsal of this stack: the real program run with the stand-in stack's secrets. */
-export function newRehearsal(): Rehearsal {
-  return new Rehearsal(SECRETS);
-}
-
 /** Fails (never skips) when the engine or an image is missing: CI must provide them. */
 export async function requireEngineAndImages(): Promise<void> {
   const version = await exec("docker", ["version", "--format", "{{.Server.Version}}"]);
@@ -57,14 +52,9 @@ export async function requireEngineAndImages(): Promise<void> {
   }
 }
 
-/** Checks the engine and images, removes any earlier stand-in stack, and chooses free ports for this one. */
-export async function prepareStandinStack(): Promise<void> {
-  await prepareStack(PREFIX);
-}
-
 /**
- * The same for a stack under its own prefix (the load test, the fault tests, the downtime
- * benchmark), so it never touches another file's `rh` stack; ports are chosen free as for `rh`.
+ * Checks the Docker engine and the images, removes any earlier stack under `prefix` (each test
+ * file and benchmark has its own, so none touches another's), and chooses free loopback ports.
  */
 export async function prepareStack(prefix: string): Promise<void> {
   await requireEngineAndImages();
@@ -74,16 +64,7 @@ export async function prepareStack(prefix: string): Promise<void> {
   PORTS.udp = await freeLoopbackPort("udp");
 }
 
-/** Removes every container, the network and the volumes of the stand-in stack. */
-export async function teardown(): Promise<void> {
-  await removeStack(PREFIX);
-}
-
-/**
- * `teardown` for a stack deployed with another `prefix` in its config (the downtime benchmark's
- * own). A separate function rather than an optional parameter of `teardown`: vitest calls an
- * `afterAll(teardown)` hook with the suite as its first argument.
- */
+/** Removes every container, the network and the volumes of the stack under `prefix`. */
 export async function removeStack(prefix: string): Promise<void> {
   const ids = (await docker(["ps", "-aq", "--filter", `label=io.utilitarian.stack=${prefix}`])).split("\n").filter(Boolean);
   if (ids.length) await docker(["rm", "-f", ...ids], { allowFailure: true });
@@ -147,7 +128,7 @@ export async function containerState(name: string): Promise<{ id: string; runnin
 }
 
 /** Every container of the stack (of `prefix`, by default the stand-in stack's), by name. */
-export async function stackContainers(prefix = PREFIX): Promise<Map<string, NonNullable<Awaited<ReturnType<typeof containerState>>>>> {
+export async function stackContainers(prefix: string): Promise<Map<string, NonNullable<Awaited<ReturnType<typeof containerState>>>>> {
   const names = (await docker(["ps", "-a", "--filter", `label=io.utilitarian.stack=${prefix}`, "--format", "{{.Names}}"])).split("\n").filter(Boolean);
   const states = new Map();
   for (const n of names.sort()) states.set(n, await containerState(n));

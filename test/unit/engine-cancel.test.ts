@@ -5,7 +5,7 @@
  * each step, so the step in flight finishes and is recorded and no further step starts;
  * deployment_executor.go Execute returns without performPostSteps (no deletes after the program).
  * lifecycletest/pulumi_test.go TestProviderCancellation: creates in flight when the caller cancels
- * complete, and the update returns an error (the rehearsal turns `cancelled` into that error).
+ * complete, and the update returns an error.
  */
 import { describe, expect, test } from "vitest";
 import { runUp, type Declared, type Step } from "../support/engine";

@@ -1,5 +1,6 @@
 /**
- * The upgrade under load (issue 8, "Load"; issue 15 made it short): UDP pushes at the steady rate
+ * The upgrade under load under the real engine (issue 8, "Load"; issue 15 made it short and moved
+ * it onto `pulumi up`): UDP pushes at the steady rate
  * of 10,000 meters every 15 minutes from before the 1.0.0 -> 1.1.0 upgrade until after it, and a
  * burst of 500 messages per second for 20 s, started 2 s before the upgrade (so it still runs when
  * the processor and the poster stop for the backup). RabbitMQ's queues
@@ -8,8 +9,8 @@
  * scenario is test/support/load-upgrade.ts; `npm run bench:load` (bench/load/) runs it with the
  * burst of a full minute.
  *
- * Its own prefix and ports: other real tests (prefix `rh`) and the downtime benchmark may run on
- * the same engine at the same time.
+ * Its own prefix and ports: other real tests and the downtime benchmark may run on the same Docker
+ * engine at the same time.
  */
 import * as dgram from "dgram";
 import * as fs from "fs";
@@ -18,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { sleep } from "../support/exec";
 import { parseSamplerOutput, queueDepths, startLoad } from "../support/load";
 import { DLMS_QUEUE, READINGS_QUEUE, loadReport, upgradeUnderLoad, type UpgradeLoadOutcome, type UpgradeLoadPlan } from "../support/load-upgrade";
-import { newRehearsal, prepareStack, removeStack, standinConfig, tempDir } from "../support/standin-stack";
+import { RealStack } from "../support/real-stack";
+import { prepareStack, removeStack, SECRETS, standinConfig, tempDir } from "../support/standin-stack";
 
 const MINUTES = 60_000;
 const PREFIX = "ld";
@@ -35,7 +37,7 @@ const plan: UpgradeLoadPlan = {
   // within a minute of the upgrade's end.
   burst: { meterPrefix: "LD-B-", ratePerSecond: 500, seconds: 20 },
   drainTimeoutMs: 15 * MINUTES,
-  rehearsal: newRehearsal(),
+  stack: new RealStack("load", SECRETS),
   config: (version: string) => standinConfig(version, backups, { prefix: PREFIX }),
 };
 const testStartedAt = Date.now();
@@ -43,6 +45,7 @@ let outcome: UpgradeLoadOutcome | undefined;
 
 beforeAll(async () => {
   await prepareStack(PREFIX);
+  await plan.stack.init();
 }, 2 * MINUTES);
 
 afterAll(async () => {
@@ -53,6 +56,7 @@ afterAll(async () => {
     console.log(JSON.stringify({ ...summary, depthSeries: `${summary.depthSeries.length} samples in test/.work/load.json` }, null, 2));
   }
   await removeStack(PREFIX);
+  plan.stack.remove();
 }, 2 * MINUTES);
 
 describe("the load generator and the sampler's parser, on their own", () => {
@@ -86,8 +90,10 @@ describe("the load generator and the sampler's parser, on their own", () => {
 });
 
 describe("1.0.0 -> 1.1.0 under the steady rate and a 500/s burst of 20 s", () => {
-  test("fresh install of 1.0.0 on its own prefix; the queues can be sampled", async () => {
-    await plan.rehearsal.up(plan.config("1.0.0"));
+  test("fresh install of 1.0.0 by `pulumi up` on its own prefix; the queues can be sampled", async () => {
+    plan.stack.configure(plan.config("1.0.0"));
+    const install = await plan.stack.up();
+    expect(install.code, install.stdout + install.stderr).toBe(0);
     const queues = await queueDepths(RABBITMQ);
     expect(Object.keys(queues)).toEqual(expect.arrayContaining([DLMS_QUEUE, READINGS_QUEUE]));
   }, 5 * MINUTES);
