@@ -379,6 +379,8 @@ fi
 # the session counts every table's rows in it while pg_dump runs, so the counts match the dump
 # exactly even if the application writes meanwhile.
 snap_query "begin isolation level repeatable read, read only;" /dev/null
+# The counts run beside pg_dump: parallel workers would only take CPU from it.
+snap_query "set local max_parallel_workers_per_gather = 0;" /dev/null
 snap_query "select pg_export_snapshot();" "$WORK/snapshot"
 snapshot=$(<"$WORK/snapshot")
 
