@@ -354,6 +354,8 @@ check_read_back() {
 # database is then dropped, unless the script is gone: a SIGKILLed run's scratch database is
 # left for the next run to drop, by its name. "$WORK/schema.stop" (cleanup) ends the wait.
 schema_test_restore() {
+  # Nothing of the scratch database needs to survive a crash: no commit waits for the disk.
+  export PGOPTIONS="${PGOPTIONS:-} -c synchronous_commit=off"
   if ! q "$DB" "$(create_scratch_sql)" >/dev/null 2>"$WORK/create.err"; then
     echo failed >"$WORK/scratch.created"
     return 0

@@ -185,7 +185,10 @@ fi
 q "$ADMIN_DB" "$create_sql" >/dev/null
 log "restoring $(basename -- "$FILE") into $RESTORING (owner $OWNER, pg_restore -j $RESTORE_JOBS)"
 started=$SECONDS
-if ! run_child pg_restore --no-owner --role="$OWNER" --exit-on-error -j "$RESTORE_JOBS" -d "$RESTORING" "$FILE" 2>"$WORK/restore.err"; then
+# The restore's sessions commit without waiting for the WAL to reach the disk: a crash before
+# the swap leaves only <db>_restoring behind, and the swap's own commits (step 7), which wait,
+# flush all of the restore's WAL before them.
+if ! PGOPTIONS="${PGOPTIONS:-} -c synchronous_commit=off" run_child pg_restore --no-owner --role="$OWNER" --exit-on-error -j "$RESTORE_JOBS" -d "$RESTORING" "$FILE" 2>"$WORK/restore.err"; then
   cat "$WORK/restore.err" >&2
   die "pg_restore into $RESTORING failed (messages above); $DB was not changed"
 fi
