@@ -15,6 +15,8 @@
 STEP=backup
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=pg-clients.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/pg-clients.sh"
 
 umask 077
 
@@ -61,6 +63,7 @@ for v in BACKUP_FROM_VERSION BACKUP_TO_VERSION; do
     die "$STEP: $v must be a version like 1.2.0 (letters, digits, . _ + -); got '${!v}'"
 done
 pg_setup_env
+pg_clients_direct
 # The dump pipeline runs as a process group of its own (run_dump_group below).
 command -v setsid >/dev/null || die "$STEP: setsid (util-linux) is not on PATH; install util-linux"
 
@@ -116,7 +119,7 @@ VERSION_CHILD=$!
 # 1. The database answers. ------------------------------------------------------------------
 # One psql session, kept open to the end of the dump: the checks' queries, then (step 4) the
 # exported snapshot and the row counts in it.
-coproc SNAP { exec psql -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 -d "$DB" 2>"$WORK/snapshot.err"; }
+coproc SNAP { exec "$PSQL" -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 -d "$DB" 2>"$WORK/snapshot.err"; }
 # bash unsets SNAP/SNAP_PID when the coprocess ends: keep copies.
 SNAP_CHILD=$SNAP_PID
 snap_in=${SNAP[1]}
@@ -299,24 +302,24 @@ fi
 # a pipe leaves out the archive's data offsets, which pg_restore, sequential or parallel, does
 # without (it finds each table's data by reading).
 # Arguments: snapshot, zlib level, database; WORK, PARTIAL, COPY_LINES_ERE, COPY_ROWS_AWK,
-# SHA256_CMD in the environment.
+# SHA256_CMD, PG_DUMP, PG_RESTORE (pg-clients.sh) in the environment.
 # shellcheck disable=SC2016 # expanded by the bash that runs it
 DUMP_PIPELINE='
 read_back() {
-  pg_restore --data-only -f - 2>"$WORK/readback.err" |
+  "$PG_RESTORE" --data-only -f - 2>"$WORK/readback.err" |
     LC_ALL=C grep -a -n -E "$COPY_LINES_ERE" |
     LC_ALL=C awk "$COPY_ROWS_AWK" >"$WORK/archive.all" 2>"$WORK/awk.err"
   printf "%s %s %s\n" "${PIPESTATUS[@]}" >"$WORK/readback.status"
 }
 list_toc() {
-  pg_restore --list >"$WORK/toc" 2>"$WORK/list.err"
+  "$PG_RESTORE" --list >"$WORK/toc" 2>"$WORK/list.err"
   echo "$?" >"$WORK/list.status"
 }
 sha() {
   $SHA256_CMD >"$WORK/stream.sha256" 2>&1
   echo "$?" >"$WORK/sha.status"
 }
-pg_dump -Fc -Z "$2" --snapshot="$1" -d "$3" 2>"$WORK/pg_dump.err" |
+"$PG_DUMP" -Fc -Z "$2" --snapshot="$1" -d "$3" 2>"$WORK/pg_dump.err" |
   tee --output-error=exit-nopipe -- "$PARTIAL" >(read_back) >(list_toc) >(sha) 2>"$WORK/tee.err" |
   cksum >"$WORK/stream.cksum"
 printf "%s %s %s\n" "${PIPESTATUS[@]}" >"$WORK/dump.status"
@@ -361,7 +364,13 @@ schema_test_restore() {
     return 0
   fi
   echo ok >"$WORK/scratch.created"
-  until [[ -e "$WORK/list.status" || -e "$WORK/dump.status" || -e "$WORK/schema.stop" || ! -d "$WORK" ]]; do sleep 0.01; done
+  # Polled every 10 ms without a process per poll: read -t on a FIFO nobody writes to.
+  local poll
+  mkfifo "$WORK/schema.poll" && exec {poll}<>"$WORK/schema.poll"
+  until [[ -e "$WORK/list.status" || -e "$WORK/dump.status" || -e "$WORK/schema.stop" || ! -d "$WORK" ]]; do
+    read -r -t 0.01 -u "$poll" _ || true
+  done
+  exec {poll}<&-
   [[ "$(cat "$WORK/list.status" 2>/dev/null)" == 0 && ! -e "$WORK/schema.stop" ]] || return 0
   pg_restore --schema-only --no-owner --exit-on-error -d "$SCRATCH" "$PARTIAL" 2>"$WORK/restore.err"
   echo "$?" >"$WORK/schema.status"
@@ -445,7 +454,7 @@ dump_started=$(now_ms)
 progress_ms=$dump_started
 progress_bytes=0
 WORK=$WORK PARTIAL=$PARTIAL COPY_LINES_ERE=$COPY_LINES_ERE COPY_ROWS_AWK=$COPY_ROWS_AWK SHA256_CMD=$SHA256_CMD \
-  run_dump_group bash -c "$DUMP_PIPELINE" backup-dump "$snapshot" "$BACKUP_COMPRESS_LEVEL" "$DB" ||
+  PG_DUMP=$PG_DUMP PG_RESTORE=$PG_RESTORE run_dump_group bash -c "$DUMP_PIPELINE" backup-dump "$snapshot" "$BACKUP_COMPRESS_LEVEL" "$DB" ||
   die "the dump pipeline failed unexpectedly; no backup was written"
 dump_rc=unknown tee_rc=unknown cksum_rc=unknown
 if [[ -s "$WORK/dump.status" ]]; then read -r dump_rc tee_rc cksum_rc <"$WORK/dump.status"; fi

@@ -10,6 +10,8 @@
 STEP=restore
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=pg-clients.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/pg-clients.sh"
 
 require_vars "${PG_REQUIRED_VARS[@]}" \
   RESTORE_FILE "utilitarian:restoreFrom, a .dump path or 'latest'" \
@@ -23,6 +25,7 @@ fi
 RESTORE_JOBS="${RESTORE_JOBS:-2}"
 require_int RESTORE_JOBS 1
 pg_setup_env
+pg_clients_direct
 
 DB=$PGDATABASE
 OWNER=$RESTORE_DB_OWNER
