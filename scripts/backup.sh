@@ -66,6 +66,9 @@ pg_setup_env
 pg_clients_direct
 # The dump pipeline runs as a process group of its own (run_dump_group below).
 command -v setsid >/dev/null || die "$STEP: setsid (util-linux) is not on PATH; install util-linux"
+# The wait for the dump uses wait -n -p (run_dump_group below).
+((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))) ||
+  die "$STEP: bash 5.1 or later is needed (this is $BASH_VERSION)"
 
 DB=$PGDATABASE
 total_started=$(now_ms)
