@@ -337,7 +337,7 @@ check_read_back() {
   if [[ -s "$WORK/readback.status" ]]; then read -r restore_rc grep_rc awk_rc <"$WORK/readback.status"; fi
   # grep exits 1 when it selects no line: awk then reports the output as incomplete.
   if [[ "$restore_rc" != 0 || ! "$grep_rc" =~ ^[01]$ || "$awk_rc" != 0 ]]; then
-    cat "$WORK/readback.err" "$WORK/awk.err" >&2 2>/dev/null
+    cat "$WORK/readback.err" "$WORK/awk.err" >&2 2>/dev/null || true
     die "the archive's data cannot be read back (pg_restore exit $restore_rc, messages above): the dump is truncated or corrupted; no backup was written"
   fi
   awk -F '\t' -v extra="$WORK/archive.extra" '
@@ -370,7 +370,8 @@ schema_test_restore() {
   # Polled every 10 ms without a process per poll: read -t on a FIFO nobody writes to.
   local poll
   mkfifo "$WORK/schema.poll" && exec {poll}<>"$WORK/schema.poll"
-  until [[ -e "$WORK/list.status" || -e "$WORK/dump.status" || -e "$WORK/schema.stop" || ! -d "$WORK" ]]; do
+  # Not empty: a status file exists from the moment its writer opens it, before the status is in.
+  until [[ -s "$WORK/list.status" || -s "$WORK/dump.status" || -e "$WORK/schema.stop" || ! -d "$WORK" ]]; do
     read -r -t 0.01 -u "$poll" _ || true
   done
   exec {poll}<&-
@@ -490,7 +491,7 @@ log "source: $tables tables, $rows rows (snapshot $snapshot)"
 verify_started=$(now_ms)
 ((bytes > 0)) || die "pg_dump wrote an empty file; no backup was written"
 if [[ "$(cat "$WORK/list.status" 2>/dev/null)" != 0 ]]; then
-  cat "$WORK/list.err" >&2 2>/dev/null
+  cat "$WORK/list.err" >&2 2>/dev/null || true
   die "pg_restore --list cannot read the dump; no backup was written"
 fi
 data_entries=$(grep -c ' TABLE DATA ' "$WORK/toc" || true)
@@ -534,12 +535,15 @@ schema)
   wait "$SCHEMA_CHILD" 2>/dev/null || true
   SCHEMA_CHILD=""
   if [[ "$(cat "$WORK/scratch.created" 2>/dev/null)" != ok ]]; then
-    cat "$WORK/create.err" >&2 2>/dev/null
+    cat "$WORK/create.err" >&2 2>/dev/null || true
     die "cannot create the scratch database $SCRATCH for the schema-only test restore (messages above); no backup was written"
   fi
   log "schema-only test restore into scratch database $SCRATCH"
-  if [[ "$(cat "$WORK/schema.status" 2>/dev/null)" != 0 ]]; then
-    cat "$WORK/restore.err" >&2 2>/dev/null
+  if [[ ! -s "$WORK/schema.status" ]]; then
+    die "the schema-only test restore did not run (the table of contents was not read); no backup was written"
+  fi
+  if [[ "$(<"$WORK/schema.status")" != 0 ]]; then
+    cat "$WORK/restore.err" >&2 2>/dev/null || true
     die "schema-only test restore of the dump failed (messages above); no backup was written"
   fi
   if [[ "$(cat "$WORK/drop.status" 2>/dev/null)" == 0 ]]; then
