@@ -10,6 +10,8 @@
 STEP=restore
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=pg-clients.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/pg-clients.sh"
 
 require_vars "${PG_REQUIRED_VARS[@]}" \
   RESTORE_FILE "utilitarian:restoreFrom, a .dump path or 'latest'" \
@@ -23,6 +25,7 @@ fi
 RESTORE_JOBS="${RESTORE_JOBS:-2}"
 require_int RESTORE_JOBS 1
 pg_setup_env
+pg_clients_direct
 
 DB=$PGDATABASE
 OWNER=$RESTORE_DB_OWNER
@@ -61,29 +64,90 @@ else
   FILE="$(cd -- "$(dirname -- "$RESTORE_FILE")" && pwd -P)/$(basename -- "$RESTORE_FILE")"
 fi
 
-# 2. The file is the one that was verified. --------------------------------------------------
+# 2. The file is the one that was verified; 3. the server answers, the owner role exists and
+# PGUSER may act as it. ---------------------------------------------------------------------
+# The checksum (OpenSSL's sha256, which uses the CPU's SHA instructions where there are some;
+# coreutils' sha256sum without it), pg_restore --list and one psql session for every question
+# to the server run side by side: each psql or pg_restore start costs about 50 ms through
+# Debian's pg_wrapper. Nothing is written on the server before the checksum has matched: the
+# session only reads.
 [[ -f "$FILE.sha256" ]] || die "refusing to restore $FILE: checksum file $FILE.sha256 is missing"
 expected=$(awk 'NR == 1 { print $1 }' "$FILE.sha256")
 [[ "$expected" =~ ^[0-9a-f]{64}$ ]] || die "refusing to restore $FILE: $FILE.sha256 holds no sha256 checksum"
-actual=$(sha256sum -- "$FILE" | awk '{ print $1 }')
+make_work_dir
+kill_checks() {
+  local child
+  for child in "${sha_child:-}" "${list_child:-}" "${facts_child:-}"; do
+    [[ -n "$child" ]] && { kill "$child" 2>/dev/null; wait "$child" 2>/dev/null; }
+  done
+  return 0
+}
+on_exit kill_checks
+if command -v openssl >/dev/null && [[ "$(printf '' | openssl dgst -sha256 -r 2>/dev/null)" == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 *stdin" ]]; then
+  openssl dgst -sha256 -r -- "$FILE" >"$WORK/sha256" 2>&1 &
+else
+  sha256sum -- "$FILE" >"$WORK/sha256" 2>&1 &
+fi
+sha_child=$!
+pg_restore --list "$FILE" >"$WORK/toc" 2>"$WORK/list.err" &
+list_child=$!
+MANIFEST="$FILE.json"
+manifest_sql=""
+if [[ -f "$MANIFEST" ]]; then
+  # PostgreSQL parses the JSON (no jq needed); psql reads the file itself, so the manifest
+  # never passes through a command line.
+  manifest_sql='\set manifest `cat -- :'"'"'manifest_file'"'"'`
+select '"'"'manifest'"'"', key, value from json_each_text(coalesce((:'"'"'manifest'"'"'::json)->'"'"'row_counts'"'"', '"'"'{}'"'"'::json))
+ order by key collate "C";'
+fi
+# One line per answer, "<what><TAB><value>...": the owner role, PGUSER's membership, whether
+# DB and a leftover _restoring exist, DB's encoding and locale, the manifest's row counts and,
+# when DB exists, the disk a full restore needs at its peak (lib.sh's pg_full_restore_bytes,
+# asked in DB itself).
+psql -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 -d "$ADMIN_DB" -v owner="$OWNER" -v db="$DB" \
+  -v restoring="$RESTORING" -v manifest_file="$MANIFEST" -v jobs="$((10#$RESTORE_JOBS))" \
+  >"$WORK/facts" 2>"$WORK/facts.err" <<SQL &
+select 'role', count(*) from pg_roles where rolname = :'owner';
+select 'member', pg_has_role(current_user, oid, 'MEMBER') from pg_roles where rolname = :'owner';
+select 'restoring', count(*) from pg_database where datname = :'restoring';
+select 'db', pg_encoding_to_char(encoding), datcollate, datctype from pg_database where datname = :'db';
+$manifest_sql
+select count(*) = 1 as db_exists from pg_database where datname = :'db' \gset
+\if :db_exists
+\connect :"db"
+select 'copy_bytes', pg_database_size(current_database())
+       + coalesce((select sum(b) from (select pg_relation_size(oid) as b from pg_class
+                                        where relkind = 'i' order by 1 desc limit :jobs) largest), 0);
+\endif
+SQL
+facts_child=$!
+wait "$sha_child" || die "cannot compute the sha256 of $FILE: $(tr '\n' ' ' <"$WORK/sha256")"
+actual=$(awk '{ print $1 }' "$WORK/sha256")
 if [[ "$actual" != "$expected" ]]; then
   die "refusing to restore $FILE: sha256 mismatch (file $actual, $FILE.sha256 says $expected); the file changed after it was verified"
 fi
 log "checksum ok: $actual"
-make_work_dir
-if ! pg_restore --list "$FILE" >"$WORK/toc" 2>"$WORK/list.err"; then
+if ! wait "$list_child"; then
   cat "$WORK/list.err" >&2
   die "refusing to restore $FILE: pg_restore --list cannot read it"
 fi
-
-# 3. The server answers; the owner role exists and PGUSER may act as it. ---------------------
-pg_check_reachable "$ADMIN_DB"
-[[ "$(q "$ADMIN_DB" "select count(*) from pg_roles where rolname = $(sql_literal "$OWNER")")" == 1 ]] ||
-  die "role $OWNER does not exist (RESTORE_DB_OWNER); create it first"
-[[ "$(q "$ADMIN_DB" "select pg_has_role(current_user, $(sql_literal "$OWNER"), 'MEMBER')")" == t ]] ||
+if ! wait "$facts_child"; then
+  err=$(tr '\n' ' ' <"$WORK/facts.err" | sed -e 's/  */ /g' -e 's/ $//')
+  # Nothing printed: the session never started (lib.sh's pg_check_reachable words it so).
+  [[ -s "$WORK/facts" ]] || die "database unreachable at $PGHOST:$PGPORT (database $ADMIN_DB, user $PGUSER): $err"
+  die "cannot read the manifest $MANIFEST or the database's facts: $err"
+fi
+fact() { # WHAT: the value(s) of the line "WHAT<TAB>..." of the facts, or nothing
+  awk -F '\t' -v what="$1" '$1 == what { sub(/^[^\t]*\t/, ""); print }' "$WORK/facts"
+}
+[[ "$(fact role)" == 1 ]] || die "role $OWNER does not exist (RESTORE_DB_OWNER); create it first"
+[[ "$(fact member)" == t ]] ||
   die "$PGUSER cannot act as role $OWNER: run GRANT $(sql_ident "$OWNER") TO $(sql_ident "$PGUSER")"
-if pg_db_exists "$DB" "$ADMIN_DB"; then
+awk -F '\t' '$1 == "manifest" { print $2 "\t" $3 }' "$WORK/facts" >"$WORK/manifest.counts"
+db_facts=$(fact db)
+if [[ -n "$db_facts" ]]; then
   db_exists=true
+  IFS=$'\t' read -r enc collate ctype <<<"$db_facts"
 else
   db_exists=false
   log "database $DB does not exist: the restore will create it"
@@ -93,7 +157,7 @@ fi
 # sort files of the index builds at the peak (lib.sh); with no database, the archive's size is
 # the only lower bound there is.
 if [[ "$db_exists" == true ]]; then
-  copy_bytes=$(pg_full_restore_bytes "$DB" "$RESTORE_JOBS")
+  copy_bytes=$(fact copy_bytes)
   pg_server_space_check "$copy_bytes" "the restore into $RESTORING" "$FULL_RESTORE_WHAT"
 else
   copy_bytes=$(stat -c %s -- "$FILE")
@@ -111,7 +175,7 @@ drop_restoring() {
     fi
   fi
 }
-if pg_db_exists "$RESTORING" "$ADMIN_DB"; then
+if [[ "$(fact restoring)" == 1 ]]; then
   log "dropping $RESTORING left by an earlier, interrupted restore"
   pg_drop_db "$RESTORING" "$ADMIN_DB" || die "cannot drop $RESTORING left by an earlier restore"
 fi
@@ -119,30 +183,23 @@ on_exit drop_restoring
 
 create_sql="create database $(sql_ident "$RESTORING") owner $(sql_ident "$OWNER") template template0"
 if [[ "$db_exists" == true ]]; then
-  IFS=$'\t' read -r enc collate ctype < <(q "$ADMIN_DB" "select pg_encoding_to_char(encoding), datcollate, datctype from pg_database where datname = $(sql_literal "$DB")")
   create_sql+=" encoding $(sql_literal "$enc") lc_collate $(sql_literal "$collate") lc_ctype $(sql_literal "$ctype")"
 fi
 q "$ADMIN_DB" "$create_sql" >/dev/null
 log "restoring $(basename -- "$FILE") into $RESTORING (owner $OWNER, pg_restore -j $RESTORE_JOBS)"
 started=$SECONDS
-if ! run_child pg_restore --no-owner --role="$OWNER" --exit-on-error -j "$RESTORE_JOBS" -d "$RESTORING" "$FILE" 2>"$WORK/restore.err"; then
+# The restore's sessions commit without waiting for the WAL to reach the disk: a crash before
+# the swap leaves only <db>_restoring behind, and the swap's own commits (step 7), which wait,
+# flush all of the restore's WAL before them.
+if ! PGOPTIONS="${PGOPTIONS:-} -c synchronous_commit=off" run_child pg_restore --no-owner --role="$OWNER" --exit-on-error -j "$RESTORE_JOBS" -d "$RESTORING" "$FILE" 2>"$WORK/restore.err"; then
   cat "$WORK/restore.err" >&2
   die "pg_restore into $RESTORING failed (messages above); $DB was not changed"
 fi
 log "pg_restore finished in $((SECONDS - started))s"
 row_counts "$RESTORING" >"$WORK/restored.counts"
 
-# 5. Compare with the manifest's row counts. ----------------------------------------------------
-MANIFEST="$FILE.json"
+# 5. Compare with the manifest's row counts (read with the other facts in step 3). -------------
 if [[ -f "$MANIFEST" ]]; then
-  # PostgreSQL parses the JSON (no jq needed); psql reads the file itself, so the manifest
-  # never passes through a command line.
-  psql -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 -d "$ADMIN_DB" -v manifest_file="$MANIFEST" \
-    >"$WORK/manifest.counts" 2>"$WORK/manifest.err" <<'SQL' || { cat "$WORK/manifest.err" >&2; die "cannot read the manifest $MANIFEST"; }
-\set manifest `cat -- :'manifest_file'`
-select key, value from json_each_text(coalesce((:'manifest'::json)->'row_counts', '{}'::json))
- order by key collate "C";
-SQL
   if [[ -s "$WORK/manifest.counts" ]]; then
     if ! diff -u --label "manifest" --label "restored $RESTORING" "$WORK/manifest.counts" "$WORK/restored.counts" >"$WORK/counts.diff"; then
       cat "$WORK/counts.diff" >&2

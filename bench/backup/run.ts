@@ -196,7 +196,7 @@ async function main(): Promise<void> {
         go: (r: Round) => timed("bash", ["-c", `set -o pipefail; pg_dump -Fc -Z0 | zstd -q -3 -T2 -o ${JSON.stringify(join(r.dir, "x.dump.zst"))}`], join(r.dir, "x.dump.zst")),
       }] : []),
       {
-        key: "backup", command: "scripts/backup.sh (default: -Z1, every table read back and counted while it is written, schema-only test restore)", keep: true,
+        key: "backup", command: "scripts/backup.sh (default: -Z1; every table read back and counted, table of contents, sha256 and schema-only test restore, all while it is written)", keep: true,
         go: async (r) => {
           const result = await backupSh(r);
           r.backupFile = dumpIn(result.output);
@@ -351,6 +351,12 @@ function renderReport(
   const lines: string[] = [];
   const of = (key: string, pick: (m: Measurement) => number | undefined) =>
     median((results.get(key) ?? []).map(pick).filter((x): x is number => x !== undefined));
+  /** The median ratio, then the range over the rounds when there are several. */
+  const ratio = (key: string): string => {
+    const all = (results.get(key) ?? []).map((m) => m.ratio);
+    const range = all.length > 1 && key !== "plain" && key !== "psql" ? ` (${Math.min(...all).toFixed(2)}–${Math.max(...all).toFixed(2)})` : "";
+    return `${of(key, (m) => m.ratio).toFixed(2)}${range}`;
+  };
   lines.push(`${options.readings} readings, ${options.meters} meters; database ${mb(db.dbBytes)} (tables ${mb(db.tableBytes)}, ` +
     `indexes ${mb(db.indexBytes)}, largest index ${mb(db.largestIndex)}); PostgreSQL ${db.pgVersion}; medians of ${options.rounds} round(s); ${load}`);
   lines.push("");
@@ -361,14 +367,14 @@ function renderReport(
     const bytes = of(c.key, (m) => m.bytes);
     const dump = of(c.key, (m) => m.dumpSeconds);
     const split = Number.isNaN(dump) ? "" : `dump with read-back ${dump.toFixed(2)} s, then ${of(c.key, (m) => m.verifySeconds).toFixed(2)} s`;
-    lines.push(`| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${of(c.key, (m) => m.ratio).toFixed(2)} | ` +
+    lines.push(`| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${ratio(c.key)} | ` +
       `${mb(bytes)} | ${Number.isNaN(bytes) ? "" : (bytes / plainBytes).toFixed(2)} | ${mb(of(c.key, (m) => m.walBytes))} | ${split} |`);
   }
   lines.push("");
   lines.push("| restore | median time | ratio to `psql -f x.sql` (the runs just before and after) | WAL on the server |");
   lines.push("|---|---|---|---|");
   for (const c of restores) {
-    lines.push(`| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${of(c.key, (m) => m.ratio).toFixed(2)} | ${mb(of(c.key, (m) => m.walBytes))} |`);
+    lines.push(`| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${ratio(c.key)} | ${mb(of(c.key, (m) => m.walBytes))} |`);
   }
   lines.push("");
   lines.push("| server disk at the peak (one untimed run each) | extra disk | × database size | the script's estimate | × database size |");

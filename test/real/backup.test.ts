@@ -455,6 +455,50 @@ describe("backup.sh", () => {
       expect(none).toBeLessThan(1048576);
     }, 120_000);
 
+    // The dump's stream feeds several readers at once (the read-back, pg_restore --list, the
+    // sha256) and the schema-only test restore runs beside it: each of them failing half way
+    // fails the backup with its own reason, while tee goes on feeding the others.
+    describe("one side of the overlapped dump failing half way", () => {
+      test("the read-back dies after 1000 lines: tee goes on, the backup fails", async () => {
+        const dies = wrapped("pg_restore", `if [[ " \${ARGS[*]} " == *" --data-only "* ]]; then "$REAL" "\${ARGS[@]}" | head -n 1000 || true; exit 1; fi
+          exec "$REAL" "\${ARGS[@]}"`);
+        const { result } = await brokenBackup("read-back-dies", dies);
+        expect(lastLine(result.stderr)).toMatch(/backup: the archive's data cannot be read back \(pg_restore exit 1, messages above\): the dump is truncated or corrupted; no backup was written$/);
+      }, T);
+
+      test("pg_restore --list on the stream fails: named, and the schema-only test restore does not run", async () => {
+        const listFails = wrapped("pg_restore", `if [[ " \${ARGS[*]} " == " --list " ]]; then head -c 100 >/dev/null; echo 'pg_restore: error: did not find magic string in file header' >&2; exit 1; fi
+          exec "$REAL" "\${ARGS[@]}"`);
+        const { result } = await brokenBackup("list-fails", listFails);
+        expect(result.stderr).toContain("did not find magic string in file header");
+        expect(result.stderr).not.toMatch(/schema-only test restore into/);
+        expect(lastLine(result.stderr)).toMatch(/backup: pg_restore --list cannot read the dump; no backup was written$/);
+      }, T);
+
+      test("the sha256 of the stream fails: named", async () => {
+        // The script tries openssl on empty input first; this one fails on the archive only.
+        const shaFails = wrapped("openssl", `if [[ -z "$(head -c 1 | od -An -tx1)" ]]; then printf '' | exec "$REAL" "\${ARGS[@]}"; fi
+          echo 'openssl: write error' >&2; exit 1`);
+        const { result } = await brokenBackup("sha-fails", shaFails);
+        expect(lastLine(result.stderr)).toMatch(/backup: cannot compute the dump's sha256 \(openssl dgst -sha256 -r\): openssl: write error $/);
+      }, T);
+
+      test("the scratch database cannot be created: named; the dump it ran beside is not kept", async () => {
+        const createFails = wrapped("psql", `if [[ "\${ARGS[*]}" == *"create database"*utilitarian_backup_verify_* ]]; then echo 'ERROR:  permission denied to create database' >&2; exit 1; fi
+          exec "$REAL" "\${ARGS[@]}"`);
+        const { result } = await brokenBackup("create-fails", createFails);
+        expect(result.stderr).toContain("ERROR:  permission denied to create database");
+        expect(lastLine(result.stderr)).toMatch(/backup: cannot create the scratch database utilitarian_backup_verify_\S+ for the schema-only test restore \(messages above\); no backup was written$/);
+      }, T);
+
+      test("pg_dump dies half way, after the table of contents: the schema-only restore may have run, nothing is left", async () => {
+        const dies = wrapped("pg_dump", `${archive}; head -c "$half" "$whole"; echo 'pg_dump: error: Dumping the contents of table "wide" failed: PQgetCopyData() failed.' >&2; exit 1`);
+        const { result } = await brokenBackup("pg-dump-dies", dies);
+        expect(result.stderr).toContain("PQgetCopyData() failed");
+        expect(lastLine(result.stderr)).toMatch(/backup: pg_dump failed \(its messages are above\); no backup was written$/);
+      }, T);
+    });
+
     test("SIGTERM while the data is read back: the reason is the last line; no pg_restore, partial file or scratch database is left", async () => {
       // pg_restore slowed down to minutes (each line of its output waits 1 ms) so that the signal
       // lands mid-read, and so that a pg_restore left running would still be there to be seen.
