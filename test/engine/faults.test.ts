@@ -1,8 +1,8 @@
 /**
  * Faults under the real `pulumi` CLI, on the fault stack (test/support/faults.ts: API images with
  * slow migrations, the UDP server in the host's network): interrupts, PostgreSQL and the Docker
- * daemon restarted during migrate, two runs at once; each with a UDP stream across the fault and
- * its recovery. The recoveries are the failure guide's (README "When something fails"), run as
+ * daemon restarted during migrate, a release that exits at once, the backup disk filling up, a
+ * second backup and a second run at once; each with a UDP stream across the fault and its recovery. The recoveries are the failure guide's (README "When something fails"), run as
  * written. The upgrades go up one version each (test/support/faults.ts buildFaultImages says what
  * each version is for): 1.1.0, 1.3.0, 1.3.1, 1.4.0, 1.5.0 then 1.5.1, 1.6.0, 1.7.0, 1.8.0, 1.9.0, 2.0.0.
  */
@@ -100,7 +100,7 @@ async function containers(): Promise<Record<string, string>> {
   return Object.fromEntries([...await stackContainers(FAULT_PREFIX)].map(([name, c]) => [name, `${c.running ? "running" : "stopped"} ${c.version}`]));
 }
 
-describe.sequential("faults under the real CLI: interrupts, restarts during migrate, two runs at once", () => {
+describe.sequential("faults under the real CLI: interrupts, restarts during migrate, a broken release, a full disk, two runs at once", () => {
   test("SIGINT then SIGTERM during the backup: pulumi ends at once, the backup stays a pending create, the writers come back; `pulumi up` then `pulumi refresh --clear-pending-creates` recover", async () => {
     const stream = readingStream("e1-");
     await sleep(1000);
