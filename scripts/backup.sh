@@ -160,7 +160,7 @@ server_version=$(<"$WORK/server_version")
 log "database $DB at $PGHOST:$PGPORT answers (PostgreSQL $server_version)"
 snap_query "select pg_database_size(current_database()), pg_database_size('template0'), pg_encoding_to_char(encoding), datcollate, datctype from pg_database where datname = current_database();" "$WORK/db.facts"
 IFS=$'\t' read -r db_bytes template0_bytes db_encoding db_collate db_ctype <"$WORK/db.facts"
-snap_query "select datname from pg_database where datname like 'utilitarian\_backup\_verify\_%' order by 1;" "$WORK/scratch.stale"
+snap_query "$SCRATCH_DBS_SQL;" "$WORK/scratch.stale"
 
 # 2. The directory exists (or can be created) and is writable. -----------------------------
 if [[ ! -d "$BACKUP_DIR" ]]; then
@@ -193,21 +193,9 @@ for f in "$DIR"/utilitarian-*.dump.sha256 "$DIR"/utilitarian-*.dump.json; do
   fi
 done
 shopt -u nullglob
-# Scratch databases of killed backups on this machine (the provider SIGKILLs a cancelled step):
-# lib.sh's drop_stale_scratch_dbs, on the list the session read above.
-while IFS= read -r name; do
-  [[ -n "$name" ]] || continue
-  if [[ "$name" =~ ^utilitarian_backup_verify_[0-9]+_([0-9]+)_([0-9a-f]{8})$ && "${BASH_REMATCH[2]}" == "$HOST_TAG" ]] && ! pid_alive "${BASH_REMATCH[1]}"; then
-    pid=${BASH_REMATCH[1]}
-    if pg_drop_db "$name" "$DB"; then
-      log "dropped scratch database $name (left by an interrupted backup, pid $pid)"
-    else
-      log "WARNING: could not drop scratch database $name, left by an interrupted backup; drop it by hand"
-    fi
-  else
-    log "note: scratch database $name belongs to a backup still running or run on another machine; once none runs, drop it by hand"
-  fi
-done <"$WORK/scratch.stale"
+# Scratch databases of killed backups on this machine (the provider SIGKILLs a cancelled step),
+# from the list the session read above.
+drop_stale_scratch_dbs "$DB" <"$WORK/scratch.stale"
 
 # 3. Enough free space, here for the dump and on the server for the test restore. -----------
 # The dump is far smaller than the database (about 0.2x), but asking for a whole copy keeps

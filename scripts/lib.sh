@@ -486,7 +486,10 @@ scratch_db_name() {
   printf 'utilitarian_backup_verify_%s_%s_%s' "$(date -u +%s)" "$$" "$HOST_TAG"
 }
 
-# drop_stale_scratch_dbs DB: drop the scratch databases of killed backups on this machine, via DB.
+# drop_stale_scratch_dbs DB < NAMES: of the scratch database names on stdin (one a line, as
+# SCRATCH_DBS_SQL lists them), drop those of killed backups on this machine, via DB.
+# shellcheck disable=SC2034 # used by backup.sh, which sources this file
+SCRATCH_DBS_SQL="select datname from pg_database where datname like 'utilitarian\_backup\_verify\_%' order by 1"
 drop_stale_scratch_dbs() {
   local via=$1 name pid
   while IFS= read -r name; do
@@ -501,5 +504,5 @@ drop_stale_scratch_dbs() {
     else
       log "note: scratch database $name belongs to a backup still running or run on another machine; once none runs, drop it by hand"
     fi
-  done < <(q "$via" "select datname from pg_database where datname like 'utilitarian\_backup\_verify\_%' order by 1")
+  done
 }
