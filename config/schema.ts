@@ -267,6 +267,7 @@ export const settingsSchema = z
         description: "Registry the pull account logs in to, from which some image must come (`docker.io` and `index.docker.io` both mean Docker Hub): a host name with an optional `:port`, without `https://` or a path.",
       }),
       username: z.string({ error: "must name the pull account" }).min(1, "must name the pull account").superRefine((value, ctx) => {
+        // eslint-disable-next-line no-control-regex -- refusing control characters is the point
         if (/[\s\u0000-\u001f\u007f]/.test(value)) ctx.addIssue({ code: "custom", message: "must be the pull account's name, without spaces or control characters", params: { example: "pwit+acme_pull" } });
       }).meta({
         description: "Name of the pull account (password: secret `registryPassword`): not empty, without spaces or control characters.",

@@ -16,6 +16,7 @@ export function shown(value: unknown): string {
   return `'${escaped}'`;
 }
 
+// eslint-disable-next-line no-control-regex -- refusing control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** A custom issue with the example value that fixes it. */
@@ -169,6 +170,7 @@ export const dnsName = (example: string) =>
 
 /** A PostgreSQL role name as typed in connection settings (Azure's user@server included). */
 export const roleName = (example: string) =>
+  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
   checked((value) => /^[^\s\u0000-\u001f\u007f]{1,63}$/.test(value) ? undefined
     : `must be a PostgreSQL role name without spaces or control characters, at most 63 characters, like ${example}; got ${shown(value)}`, example);
 
