@@ -9,7 +9,8 @@ import { UtilitarianDeployment } from "./components";
 const raw = pulumi.runtime.allConfig();
 // A secret stored in the clear is refused. The SDK exports this check at run time but leaves it
 // out of its type declarations (marked internal); without it, every key counts as encrypted.
-const isConfigSecret = (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret ?? (() => true);
+const isConfigSecret =
+  (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret ?? (() => true);
 const storedAsSecret = new Set(Object.keys(raw).filter((key) => isConfigSecret(key)));
 // Relative paths (backup.dir, restoreFrom) start at the project directory, where pulumi runs us.
 const { settings, secrets } = loadConfig(raw, storedAsSecret, { stack: pulumi.getStack(), projectDir: process.cwd() });
@@ -22,5 +23,7 @@ export const apiUrl = deployment.apiUrl;
 export const lastBackup = deployment.lastBackup;
 export const containers = deployment.containers;
 /** The maintenance this version's `pulumi up` carries out, stage by stage: `pulumi preview` shows it. */
-export const maintenancePlan = deployment.maintenance.stages.map((s, i) =>
-  `${i + 1}. ${s.title}${s.runbook.length > 0 ? ` [runbook ${s.runbook.join(", ")}]` : ""}: ${s.actions.join("; ")}`);
+export const maintenancePlan = deployment.maintenance.stages.map(
+  (s, i) =>
+    `${i + 1}. ${s.title}${s.runbook.length > 0 ? ` [runbook ${s.runbook.join(", ")}]` : ""}: ${s.actions.join("; ")}`,
+);

@@ -28,7 +28,12 @@ const DUMP_MB_PER_SECOND = 110;
 /** Stands in for a secret's value, which this command never reads. */
 const PLACEHOLDER = "x".repeat(48);
 
-interface Options { stack: string; from?: string; markdown: boolean; stacksDir: string }
+interface Options {
+  stack: string;
+  from?: string;
+  markdown: boolean;
+  stacksDir: string;
+}
 
 function parseArgs(argv: string[]): Options {
   const options: Partial<Options> = { markdown: false, stacksDir: path.join(PROJECT_DIR, "stacks") };
@@ -52,7 +57,8 @@ class UsageError extends Error {}
  */
 function stackConfig(stacksDir: string, stack: string): { raw: Record<string, string>; secretsInFile: Set<string> } {
   const file = path.join(stacksDir, `Pulumi.${stack}.yaml`);
-  if (!fs.existsSync(file)) throw new UsageError(`no stack file ${file}; stack files there: ${fs.readdirSync(stacksDir).join(", ")}`);
+  if (!fs.existsSync(file))
+    throw new UsageError(`no stack file ${file}; stack files there: ${fs.readdirSync(stacksDir).join(", ")}`);
   const doc = (yaml.load(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
   const raw: Record<string, string> = {};
   const secretsInFile = new Set<string>();
@@ -106,10 +112,22 @@ function backupEstimate(settings: Settings): string | undefined {
   const port = db.operatorPort ?? (db.mode === "managed" ? 15432 : db.port);
   try {
     // The password comes from the operator's environment or ~/.pgpass, never from the stack.
-    const bytes = Number(execFileSync("psql", ["-X", "-A", "-t", "-c", "select pg_database_size(current_database())"], {
-      env: { ...process.env, PGHOST: host, PGPORT: String(port), PGUSER: db.adminUser, PGDATABASE: db.name, PGCONNECT_TIMEOUT: "3" },
-      stdio: ["ignore", "pipe", "ignore"], timeout: 5000,
-    }).toString().trim());
+    const bytes = Number(
+      execFileSync("psql", ["-X", "-A", "-t", "-c", "select pg_database_size(current_database())"], {
+        env: {
+          ...process.env,
+          PGHOST: host,
+          PGPORT: String(port),
+          PGUSER: db.adminUser,
+          PGDATABASE: db.name,
+          PGCONNECT_TIMEOUT: "3",
+        },
+        stdio: ["ignore", "pipe", "ignore"],
+        timeout: 5000,
+      })
+        .toString()
+        .trim(),
+    );
     const mb = bytes / 1048576;
     return `database ${db.name} is ${mb.toFixed(0)} MB on disk now; the verified backup takes about ${Math.max(1, Math.round(mb / DUMP_MB_PER_SECOND))} s at ${DUMP_MB_PER_SECOND} MB/s (docs/benchmarks.md) and writes about a tenth of that size (320 MB for 2,959 MB there)`;
   } catch {
@@ -120,20 +138,28 @@ function backupEstimate(settings: Settings): string | undefined {
 /** The version the stack runs now: its schema guard's, from the state in a file backend. */
 function deployedVersion(stack: string): string | undefined {
   const dir = backendDir();
-  if (dir === undefined) return note("the running version is read only from a file backend (PULUMI_BACKEND_URL names another); `--from <version>` names it");
+  if (dir === undefined)
+    return note(
+      "the running version is read only from a file backend (PULUMI_BACKEND_URL names another); `--from <version>` names it",
+    );
   const file = stateFile(dir, stack);
   const state = file === undefined ? undefined : readState(file);
   const guard = state?.checkpoint?.latest?.resources?.find((r) => r.urn.endsWith("-schema-guard"));
   return guard?.outputs?.version;
 }
 
-interface State { checkpoint?: { latest?: { resources?: { urn: string; outputs?: { version?: string } }[] } } }
+interface State {
+  checkpoint?: { latest?: { resources?: { urn: string; outputs?: { version?: string } }[] } };
+}
 
 /** A state file's JSON, its compression recognised by content as the engine does (DetectCompression in sdk/go/common/encoding). */
 function readState(file: string): State | undefined {
   const bytes = fs.readFileSync(file);
   const startsWith = (...magic: number[]) => magic.every((byte, i) => bytes[i] === byte);
-  if (startsWith(0x28, 0xb5, 0x2f, 0xfd)) return note(`${file} is zstd-compressed (PULUMI_DIY_BACKEND_ZSTD), which this command does not read; \`--from <version>\` names the running version`);
+  if (startsWith(0x28, 0xb5, 0x2f, 0xfd))
+    return note(
+      `${file} is zstd-compressed (PULUMI_DIY_BACKEND_ZSTD), which this command does not read; \`--from <version>\` names the running version`,
+    );
   return JSON.parse((startsWith(0x1f, 0x8b, 8) ? zlib.gunzipSync(bytes) : bytes).toString("utf8"));
 }
 
@@ -162,7 +188,10 @@ function stateFile(dir: string, stack: string): string | undefined {
   const project = (yaml.load(fs.readFileSync(path.join(PROJECT_DIR, "Pulumi.yaml"), "utf8")) as { name: string }).name;
   const plain = path.join(dir, ".pulumi", "stacks", project, `${stack}.json`);
   const modified = (file: string) => fs.statSync(file).mtimeMs;
-  return [plain, `${plain}.gz`, `${plain}.zst`].filter((file) => fs.existsSync(file)).sort((a, b) => modified(a) - modified(b)).pop();
+  return [plain, `${plain}.gz`, `${plain}.zst`]
+    .filter((file) => fs.existsSync(file))
+    .sort((a, b) => modified(a) - modified(b))
+    .pop();
 }
 
 /** A note beside the plan, on stderr; undefined, for a caller that has no value to return. */
@@ -182,25 +211,37 @@ function main(): number {
     const from = running ?? "<the running version>";
     if (running) {
       // The schema guard's own rule: what `pulumi preview` would refuse is refused here too.
-      const refusals = checkVersionChange({ version: from }, { version: settings.version, restoreFrom: settings.restoreFrom });
+      const refusals = checkVersionChange(
+        { version: from },
+        { version: settings.version, restoreFrom: settings.restoreFrom },
+      );
       if (refusals.length > 0) {
         process.stderr.write(`${refusals.map((r) => r.reason).join("\n")}\n`);
         return 1;
       }
       if (from === settings.version && settings.restoreFrom === undefined) {
-        process.stdout.write(`No version change (${from}): \`pulumi up\` takes no backup and runs no migration; a changed setting replaces only the services it touches.\n`);
+        process.stdout.write(
+          `No version change (${from}): \`pulumi up\` takes no backup and runs no migration; a changed setting replaces only the services it touches.\n`,
+        );
         return 0;
       }
     }
     const maintenance = maintenanceStages(plan, {
       from,
       containerName: (key) => `${prefix}-${key}`,
-      backup: { dir: settings.backup.dir, stopWriters: settings.backup.stopWriters, testRestore: settings.backup.testRestore, estimate: backupEstimate(settings) },
+      backup: {
+        dir: settings.backup.dir,
+        stopWriters: settings.backup.stopWriters,
+        testRestore: settings.backup.testRestore,
+        estimate: backupEstimate(settings),
+      },
       restoreFrom: settings.restoreFrom,
     });
     process.stdout.write(renderMaintenance(maintenance, options.markdown ? "markdown" : "text"));
     if (missingSecrets.length > 0) {
-      process.stderr.write(`note: the stack file holds no value for ${missingSecrets.join(", ")}; \`pulumi up\` needs them (pulumi config set --secret ...)\n`);
+      process.stderr.write(
+        `note: the stack file holds no value for ${missingSecrets.join(", ")}; \`pulumi up\` needs them (pulumi config set --secret ...)\n`,
+      );
     }
     return 0;
   } catch (e) {

@@ -9,10 +9,15 @@ import type { DeploymentSecrets } from "./secrets";
  * The schema's input type with each `unknown` (a preprocessed value: booleans and whole numbers,
  * which stack config also gives as text) typed as the value it becomes.
  */
-type Typed<I, O> = unknown extends I ? O
-  : I extends readonly (infer IItem)[] ? (O extends readonly (infer OItem)[] ? Typed<IItem, OItem>[] : I)
-  : I extends object ? { [K in keyof I]: Typed<I[K], K extends keyof NonNullable<O> ? NonNullable<O>[K] : never> }
-  : I;
+type Typed<I, O> = unknown extends I
+  ? O
+  : I extends readonly (infer IItem)[]
+    ? O extends readonly (infer OItem)[]
+      ? Typed<IItem, OItem>[]
+      : I
+    : I extends object
+      ? { [K in keyof I]: Typed<I[K], K extends keyof NonNullable<O> ? NonNullable<O>[K] : never> }
+      : I;
 
 type SettingsInput = Typed<z.input<typeof settingsSchema>, Settings>;
 
@@ -88,7 +93,9 @@ const argsCoverTheSchema: Same<Exclude<keyof UtilitarianDeploymentArgs, "secrets
 void argsCoverTheSchema;
 
 /** Validated settings as the component builds them: `env` values may still be Inputs. */
-export type DeploymentSettings = Omit<Settings, EnvHolder> & { [H in EnvHolder]: Omit<Settings[H], "env"> & { env: Record<string, pulumi.Input<string>> } };
+export type DeploymentSettings = Omit<Settings, EnvHolder> & {
+  [H in EnvHolder]: Omit<Settings[H], "env"> & { env: Record<string, pulumi.Input<string>> };
+};
 
 export interface ValidArgs {
   /** The settings with env Inputs in place: what the resources are built from. */
@@ -100,7 +107,10 @@ export interface ValidArgs {
 
 /** Thrown with every problem of a component's args, one per line, each naming its arg and the fix. */
 export class ArgsError extends Error {
-  constructor(readonly component: string, readonly problems: string[]) {
+  constructor(
+    readonly component: string,
+    readonly problems: string[],
+  ) {
     super(
       `UtilitarianDeployment '${component}': the args have ${problems.length} problem${problems.length === 1 ? "" : "s"}; nothing was created:\n` +
         problems.map((p) => `  - ${p}`).join("\n"),
@@ -118,7 +128,11 @@ const INPUT_PLACEHOLDER = "(input)";
  * and throws an ArgsError listing every problem. `projectDir` is where relative paths start: the
  * program's working directory.
  */
-export function validateArgs(name: string, args: UtilitarianDeploymentArgs, projectDir: string = process.cwd()): ValidArgs {
+export function validateArgs(
+  name: string,
+  args: UtilitarianDeploymentArgs,
+  projectDir: string = process.cwd(),
+): ValidArgs {
   const { secrets, ...given } = args as UtilitarianDeploymentArgs & Record<string, unknown>;
   const plain: Record<string, unknown> = { ...given, prefix: given.prefix ?? name };
   const deferred: Partial<Record<EnvHolder, Record<string, pulumi.Input<string>>>> = {};
@@ -143,12 +157,22 @@ export function validateArgs(name: string, args: UtilitarianDeploymentArgs, proj
   const settings = parsed.data;
   const problems = [...secretProblems(settings, secrets ?? {})];
   if (settings.restoreFrom !== undefined) {
-    problems.push(...restoreFromProblems({ restoreFrom: settings.restoreFrom, backupDir: settings.backup.dir, version: settings.version, projectDir }).map(forArgs));
+    problems.push(
+      ...restoreFromProblems({
+        restoreFrom: settings.restoreFrom,
+        backupDir: settings.backup.dir,
+        version: settings.version,
+        projectDir,
+      }).map(forArgs),
+    );
   }
   if (problems.length > 0) throw new ArgsError(name, problems);
 
   // An Input's value is known only when its container is created: the schema checked its name.
-  const env = (holder: EnvHolder): Record<string, pulumi.Input<string>> => ({ ...settings[holder].env, ...deferred[holder] });
+  const env = (holder: EnvHolder): Record<string, pulumi.Input<string>> => ({
+    ...settings[holder].env,
+    ...deferred[holder],
+  });
   const withInputs: DeploymentSettings = {
     ...settings,
     api: { ...settings.api, env: env("api") },
@@ -162,29 +186,42 @@ export function validateArgs(name: string, args: UtilitarianDeploymentArgs, proj
 function secretProblems(settings: Settings, secrets: Record<string, unknown>): string[] {
   const problems: string[] = [];
   for (const key of Object.keys(secrets)) {
-    if (!(key in SECRET_KEYS)) problems.push(`\`secrets.${key}\` is not a known secret; the secrets are ${Object.keys(SECRET_KEYS).join(", ")}`);
+    if (!(key in SECRET_KEYS))
+      problems.push(`\`secrets.${key}\` is not a known secret; the secrets are ${Object.keys(SECRET_KEYS).join(", ")}`);
   }
   for (const key of Object.keys(SECRET_KEYS) as SecretKey[]) {
     const spec = SECRET_KEYS[key];
     if (spec.when(settings) && (secrets[key] === undefined || secrets[key] === "")) {
-      problems.push(`\`secrets.${key}\` is required${spec.required === "always" ? "" : ` ${spec.required}`}: ${spec.what}; pass it in \`secrets\``);
+      problems.push(
+        `\`secrets.${key}\` is required${spec.required === "always" ? "" : ` ${spec.required}`}: ${spec.what}; pass it in \`secrets\``,
+      );
     }
   }
   return problems;
 }
 
-
 function describeArgIssue(issue: Issue, prefixFromName: boolean): string {
   const key = argPath(issue.path);
   if (issue.code === "unrecognized_keys" && issue.keys) {
-    return issue.keys.map((k) => `\`${key ? `${key}.` : ""}${k}\` is not a known arg; check its spelling against UtilitarianDeploymentArgs`).join("\n  - ");
+    return issue.keys
+      .map(
+        (k) =>
+          `\`${key ? `${key}.` : ""}${k}\` is not a known arg; check its spelling against UtilitarianDeploymentArgs`,
+      )
+      .join("\n  - ");
   }
   if (issue.code === "invalid_key" && issue.issues?.[0]) return `\`${key}\` ${forArgs(issue.issues[0].message)}`;
   if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) return `\`${key}\` is required`;
-  const message = forArgs(issue.code === "invalid_type" && !/must/.test(issue.message) ? `has the wrong type (${issue.message})` : issue.message);
+  const message = forArgs(
+    issue.code === "invalid_type" && !/must/.test(issue.message)
+      ? `has the wrong type (${issue.message})`
+      : issue.message,
+  );
   const named = key === "prefix" && prefixFromName ? `\`prefix\` (not given, so the component's name)` : `\`${key}\``;
   const example = issue.params?.example;
-  return example === undefined || /`[^`]*:/.test(message) ? `${named} ${message}` : `${named} ${message}; for example \`${key}: ${example}\``;
+  return example === undefined || /`[^`]*:/.test(message)
+    ? `${named} ${message}`
+    : `${named} ${message}; for example \`${key}: ${example}\``;
 }
 
 /** `workers[0].count` from a zod path. */
@@ -204,9 +241,17 @@ function argOf(configKey: string): string {
  */
 export function forArgs(message: string): string {
   return message
-    .replace(/with `pulumi config rm (?:--path )?'?utilitarian:([^'`\s]+)'?`/g, (_, key: string) => `(leave \`${argOf(key)}\` out)`)
-    .replace(/`pulumi config rm (?:--path )?'?utilitarian:([^'`\s]+)'?`/g, (_, key: string) => `leave \`${argOf(key)}\` out`)
-    .replace(/`(?:pulumi config set )?(?:--(?:path|secret) )*'?utilitarian:([^'`\s]+)'?(?: ([^`]*))?`/g,
-      (_, key: string, value?: string) => (value ? `\`${argOf(key)}: ${value}\`` : `\`${argOf(key)}\``))
+    .replace(
+      /with `pulumi config rm (?:--path )?'?utilitarian:([^'`\s]+)'?`/g,
+      (_, key: string) => `(leave \`${argOf(key)}\` out)`,
+    )
+    .replace(
+      /`pulumi config rm (?:--path )?'?utilitarian:([^'`\s]+)'?`/g,
+      (_, key: string) => `leave \`${argOf(key)}\` out`,
+    )
+    .replace(
+      /`(?:pulumi config set )?(?:--(?:path|secret) )*'?utilitarian:([^'`\s]+)'?(?: ([^`]*))?`/g,
+      (_, key: string, value?: string) => (value ? `\`${argOf(key)}: ${value}\`` : `\`${argOf(key)}\``),
+    )
     .replace(/utilitarian:([A-Za-z][A-Za-z0-9_.[\]-]*)/g, (_, key: string) => argOf(key));
 }

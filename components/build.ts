@@ -44,17 +44,40 @@ export class PlanBuilder {
   constructor(private readonly ctx: BuildContext) {
     const { settings, secrets, parent, name } = ctx;
     // A docker provider the caller gave the component (opts.providers) is used as it is.
-    const provider = parent.getProvider("docker:index/container:Container") ?? new docker.Provider(`${name}-docker`, {
-      host: settings.dockerHost,
-      registryAuth: settings.registry
-        ? [{ address: settings.registry.server, username: settings.registry.username, password: secrets.registryPassword }]
-        : undefined,
-    }, { parent });
+    const provider =
+      parent.getProvider("docker:index/container:Container") ??
+      new docker.Provider(
+        `${name}-docker`,
+        {
+          host: settings.dockerHost,
+          registryAuth: settings.registry
+            ? [
+                {
+                  address: settings.registry.server,
+                  username: settings.registry.username,
+                  password: secrets.registryPassword,
+                },
+              ]
+            : undefined,
+        },
+        { parent },
+      );
     this.onDocker = { parent, provider };
     const db = settings.database;
-    this.endpoints = db.mode === "managed"
-      ? { containerHost: "postgres", containerPort: 5432, operatorHost: db.operatorHost ?? "127.0.0.1", operatorPort: db.operatorPort ?? 15432 }
-      : { containerHost: db.host!, containerPort: db.port, operatorHost: db.operatorHost ?? db.host!, operatorPort: db.operatorPort ?? db.port };
+    this.endpoints =
+      db.mode === "managed"
+        ? {
+            containerHost: "postgres",
+            containerPort: 5432,
+            operatorHost: db.operatorHost ?? "127.0.0.1",
+            operatorPort: db.operatorPort ?? 15432,
+          }
+        : {
+            containerHost: db.host!,
+            containerPort: db.port,
+            operatorHost: db.operatorHost ?? db.host!,
+            operatorPort: db.operatorPort ?? db.port,
+          };
     if (settings.rabbitmq.mode === "external") this.amqpUrl = this.hostAmqpUrl = secrets.rabbitmqUrl!;
   }
 
@@ -71,14 +94,26 @@ export class PlanBuilder {
 
   private build(node: PlanNode): pulumi.Resource {
     switch (node.kind) {
-      case "network": return new docker.Network(this.resourceName(node), { name: `${this.ctx.prefix}-net`, driver: "bridge" }, this.dockerOpts(node));
-      case "image": return this.image(node);
-      case "postgres": return this.postgres(node);
-      case "database": return this.database(node);
-      case "rabbitmq": return this.rabbitmq(node);
-      case "step": return this.step(node);
-      case "guard": return this.guard(node);
-      case "service": return this.service(node);
+      case "network":
+        return new docker.Network(
+          this.resourceName(node),
+          { name: `${this.ctx.prefix}-net`, driver: "bridge" },
+          this.dockerOpts(node),
+        );
+      case "image":
+        return this.image(node);
+      case "postgres":
+        return this.postgres(node);
+      case "database":
+        return this.database(node);
+      case "rabbitmq":
+        return this.rabbitmq(node);
+      case "step":
+        return this.step(node);
+      case "guard":
+        return this.guard(node);
+      case "service":
+        return this.service(node);
     }
   }
 
@@ -115,35 +150,67 @@ export class PlanBuilder {
 
   private image(node: ImageNode): docker.RemoteImage {
     // Old images stay on the host: going back does not depend on the registry.
-    return new docker.RemoteImage(this.resourceName(node), { name: node.ref, keepLocally: true }, this.dockerOpts(node));
+    return new docker.RemoteImage(
+      this.resourceName(node),
+      { name: node.ref, keepLocally: true },
+      this.dockerOpts(node),
+    );
   }
 
   private postgres(node: FoundationNode): docker.Container {
     const { settings, secrets, prefix, name } = this.ctx;
-    return managedPostgres(name, {
-      prefix, image: this.input<docker.RemoteImage>(node, "image").imageId, network: this.input<docker.Network>(node, "network").name,
-      adminUser: settings.database.adminUser, adminPassword: secrets.databaseAdminPassword, operatorPort: this.endpoints.operatorPort,
-      graceSeconds: settings.stopGraceSeconds.api,
-    }, this.dockerOpts(node)).container;
+    return managedPostgres(
+      name,
+      {
+        prefix,
+        image: this.input<docker.RemoteImage>(node, "image").imageId,
+        network: this.input<docker.Network>(node, "network").name,
+        adminUser: settings.database.adminUser,
+        adminPassword: secrets.databaseAdminPassword,
+        operatorPort: this.endpoints.operatorPort,
+        graceSeconds: settings.stopGraceSeconds.api,
+      },
+      this.dockerOpts(node),
+    ).container;
   }
 
   private database(node: FoundationNode): pulumi.Resource {
     const { settings, secrets, name, parent } = this.ctx;
     const db = settings.database;
-    return applicationDatabase(name, {
-      endpoints: this.endpoints, name: db.name, user: db.user, password: secrets.databasePassword, adminUser: db.adminUser,
-      adminPassword: secrets.databaseAdminPassword, sslmode: db.sslmode, superuser: db.superuser,
-      provider: parent.getProvider("postgresql:index/role:Role"),
-    }, { parent, dependsOn: this.dependsOn(node) }).database;
+    return applicationDatabase(
+      name,
+      {
+        endpoints: this.endpoints,
+        name: db.name,
+        user: db.user,
+        password: secrets.databasePassword,
+        adminUser: db.adminUser,
+        adminPassword: secrets.databaseAdminPassword,
+        sslmode: db.sslmode,
+        superuser: db.superuser,
+        provider: parent.getProvider("postgresql:index/role:Role"),
+      },
+      { parent, dependsOn: this.dependsOn(node) },
+    ).database;
   }
 
   private rabbitmq(node: FoundationNode): docker.Container {
     const { settings, secrets, prefix, name } = this.ctx;
-    const broker = managedRabbitMq(name, {
-      prefix, image: this.input<docker.RemoteImage>(node, "image").imageId, network: this.input<docker.Network>(node, "network").name,
-      user: settings.rabbitmq.user, password: secrets.rabbitmqPassword!, graceSeconds: settings.stopGraceSeconds.edge,
-      loopbackPort: this.ctx.plan.nodes.some((n) => n.kind === "service" && n.hostNetwork) ? settings.rabbitmq.loopbackPort : undefined,
-    }, this.dockerOpts(node));
+    const broker = managedRabbitMq(
+      name,
+      {
+        prefix,
+        image: this.input<docker.RemoteImage>(node, "image").imageId,
+        network: this.input<docker.Network>(node, "network").name,
+        user: settings.rabbitmq.user,
+        password: secrets.rabbitmqPassword!,
+        graceSeconds: settings.stopGraceSeconds.edge,
+        loopbackPort: this.ctx.plan.nodes.some((n) => n.kind === "service" && n.hostNetwork)
+          ? settings.rabbitmq.loopbackPort
+          : undefined,
+      },
+      this.dockerOpts(node),
+    );
     this.amqpUrl = broker.url;
     this.hostAmqpUrl = broker.loopbackUrl;
     return broker.container;
@@ -151,40 +218,85 @@ export class PlanBuilder {
 
   private guard(node: FoundationNode): SchemaGuard {
     const { settings, parent } = this.ctx;
-    return new SchemaGuard(this.resourceName(node), { version: settings.version, restoreFrom: settings.restoreFrom }, { parent, dependsOn: this.dependsOn(node) });
+    return new SchemaGuard(
+      this.resourceName(node),
+      { version: settings.version, restoreFrom: settings.restoreFrom },
+      { parent, dependsOn: this.dependsOn(node) },
+    );
   }
 
   private service(node: ServiceNode): docker.Container {
     const { settings, secrets } = this.ctx;
     const isApi = node.role === "api";
     const labels: Record<string, pulumi.Input<string>> = {
-      "io.utilitarian.stack": this.ctx.prefix, "io.utilitarian.role": node.role, "io.utilitarian.service": node.key, "io.utilitarian.version": node.version,
+      "io.utilitarian.stack": this.ctx.prefix,
+      "io.utilitarian.role": node.role,
+      "io.utilitarian.service": node.key,
+      "io.utilitarian.version": node.version,
     };
-    if (node.waits.some((w) => w.via === "followsApi")) labels[LABEL_FOLLOWS_API] = this.input<docker.Container>(node, "followsApi").name;
-    if (node.waits.some((w) => w.via === "stoppedForBackup")) labels[LABEL_BACKUP] = this.input<command.local.Command>(node, "stoppedForBackup").id;
-    const apiHost = node.waits.some((w) => w.via === "apiBaseUrl") ? this.input<docker.Container>(node, "apiBaseUrl").name : "api";
-    const envs = node.image === "app"
-      ? this.appEnvironment()
-      : envEntries(edgeEnvironment(node.image, { settings, amqpUrl: (node.hostNetwork ? this.hostAmqpUrl : this.amqpUrl)!, apiHost, edgeAuthToken: secrets.edgeAuthToken }));
-    return serviceContainer(this.resourceName(node), {
-      name: this.containerName(node.key),
-      image: this.input<docker.RemoteImage>(node, "image").imageId,
-      network: node.hostNetwork ? "host" : { name: this.input<docker.Network>(node, "network").name, aliases: isApi ? ["api"] : undefined },
-      envs,
-      labels,
-      command: node.command,
-      ports: isApi
-        ? [{ internal: 8000, external: settings.api.port, ip: settings.api.publishAddress }]
-        : node.role === "udpServer"
-          ? [{ internal: 4059, external: settings.udpServer.port, ip: settings.udpServer.publishAddress, protocol: "udp" }]
+    if (node.waits.some((w) => w.via === "followsApi"))
+      labels[LABEL_FOLLOWS_API] = this.input<docker.Container>(node, "followsApi").name;
+    if (node.waits.some((w) => w.via === "stoppedForBackup"))
+      labels[LABEL_BACKUP] = this.input<command.local.Command>(node, "stoppedForBackup").id;
+    const apiHost = node.waits.some((w) => w.via === "apiBaseUrl")
+      ? this.input<docker.Container>(node, "apiBaseUrl").name
+      : "api";
+    const envs =
+      node.image === "app"
+        ? this.appEnvironment()
+        : envEntries(
+            edgeEnvironment(node.image, {
+              settings,
+              amqpUrl: (node.hostNetwork ? this.hostAmqpUrl : this.amqpUrl)!,
+              apiHost,
+              edgeAuthToken: secrets.edgeAuthToken,
+            }),
+          );
+    return serviceContainer(
+      this.resourceName(node),
+      {
+        name: this.containerName(node.key),
+        image: this.input<docker.RemoteImage>(node, "image").imageId,
+        network: node.hostNetwork
+          ? "host"
+          : { name: this.input<docker.Network>(node, "network").name, aliases: isApi ? ["api"] : undefined },
+        envs,
+        labels,
+        command: node.command,
+        ports: isApi
+          ? [{ internal: 8000, external: settings.api.port, ip: settings.api.publishAddress }]
+          : node.role === "udpServer"
+            ? [
+                {
+                  internal: 4059,
+                  external: settings.udpServer.port,
+                  ip: settings.udpServer.publishAddress,
+                  protocol: "udp",
+                },
+              ]
+            : undefined,
+        healthcheck: isApi
+          ? {
+              tests: [
+                "CMD",
+                "python",
+                "-c",
+                "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/_health/', timeout=5)",
+              ],
+              interval: "15s",
+              timeout: "6s",
+              retries: 3,
+              startPeriod: `${settings.api.healthTimeoutSeconds}s`,
+            }
           : undefined,
-      healthcheck: isApi ? {
-        tests: ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/_health/', timeout=5)"],
-        interval: "15s", timeout: "6s", retries: 3, startPeriod: `${settings.api.healthTimeoutSeconds}s`,
-      } : undefined,
-      // Not waiting for health: the runbook migrates right after the start; verify checks health.
-      graceSeconds: node.graceSeconds,
-    }, { ...this.dockerOpts(node), replaceWith: engineSupportsReplaceWith() ? node.replacedWith.map((key) => this.resource(key)) : undefined });
+        // Not waiting for health: the runbook migrates right after the start; verify checks health.
+        graceSeconds: node.graceSeconds,
+      },
+      {
+        ...this.dockerOpts(node),
+        replaceWith: engineSupportsReplaceWith() ? node.replacedWith.map((key) => this.resource(key)) : undefined,
+      },
+    );
   }
 
   /**
@@ -196,10 +308,16 @@ export class PlanBuilder {
     if (!this.appEnvs) {
       const { settings, secrets } = this.ctx;
       const db = settings.database;
-      this.appEnvs = envEntries(appEnvironment({
-        settings, apiName: this.containerName("api"), amqpUrl: this.amqpUrl!, secretKey: secrets.secretKey, apiSecretEnv: secrets.apiSecretEnv,
-        databaseUrl: databaseUrl(this.endpoints, db.name, db.user, secrets.databasePassword),
-      }));
+      this.appEnvs = envEntries(
+        appEnvironment({
+          settings,
+          apiName: this.containerName("api"),
+          amqpUrl: this.amqpUrl!,
+          secretKey: secrets.secretKey,
+          apiSecretEnv: secrets.apiSecretEnv,
+          databaseUrl: databaseUrl(this.endpoints, db.name, db.user, secrets.databasePassword),
+        }),
+      );
     }
     return this.appEnvs;
   }
@@ -212,12 +330,16 @@ export class PlanBuilder {
       apiContainer: () => [settings.version, this.input<docker.Container>(node, "apiContainerId").id],
       services: () => [settings.version, ...this.inputs<docker.Container>(node, "containerIds").map((c) => c.id)],
     };
-    return maintenanceStep(this.resourceName(node), {
-      script: node.script,
-      runsOnceFor: triggers[node.runsOnceFor](),
-      environment: this.stepEnvironment(node),
-      wrapper: node.step === "backup" && settings.backup.stopWriters ? "writers-stopped.sh" : undefined,
-    }, { parent: this.ctx.parent, dependsOn: this.dependsOn(node) });
+    return maintenanceStep(
+      this.resourceName(node),
+      {
+        script: node.script,
+        runsOnceFor: triggers[node.runsOnceFor](),
+        environment: this.stepEnvironment(node),
+        wrapper: node.step === "backup" && settings.backup.stopWriters ? "writers-stopped.sh" : undefined,
+      },
+      { parent: this.ctx.parent, dependsOn: this.dependsOn(node) },
+    );
   }
 
   /** What each step script reads (docs/step-scripts.md); container names are plain strings, not edges. */
@@ -243,7 +365,8 @@ export class PlanBuilder {
     switch (node.step) {
       case "backup":
         return {
-          ...docker, ...admin,
+          ...docker,
+          ...admin,
           BACKUP_KEEP: String(settings.backup.keep),
           BACKUP_TEST_RESTORE: String(settings.backup.testRestore),
           BACKUP_COMPRESS_LEVEL: String(settings.backup.compressLevel),
@@ -253,20 +376,29 @@ export class PlanBuilder {
           API_CONTAINER: api,
           BACKUP_TO_VERSION: settings.version,
           // The writers whose followers' plan says the backup stops them (see plan.ts, stoppedForBackup).
-          ...(settings.backup.stopWriters ? {
-            STOP_WRITERS: services.filter((s) => s.waits.some((w) => w.via === "stoppedForBackup")).map((s) => this.containerName(s.key)).join(" "),
-          } : {}),
+          ...(settings.backup.stopWriters
+            ? {
+                STOP_WRITERS: services
+                  .filter((s) => s.waits.some((w) => w.via === "stoppedForBackup"))
+                  .map((s) => this.containerName(s.key))
+                  .join(" "),
+              }
+            : {}),
         };
       case "restore":
         return {
-          ...docker, ...admin,
+          ...docker,
+          ...admin,
           RESTORE_FILE: settings.restoreFrom!,
           RESTORE_DB_OWNER: db.user,
           RESTORE_JOBS: String(settings.backup.restoreJobs),
           // "latest" means the newest backup taken while this (older) version ran.
           RESTORE_VERSION: settings.version,
           // The app containers are stopped by the script before the database is swapped.
-          STOP_CONTAINERS: services.filter((s) => s.key === "api" || s.followsApi).map((s) => this.containerName(s.key)).join(" "),
+          STOP_CONTAINERS: services
+            .filter((s) => s.key === "api" || s.followsApi)
+            .map((s) => this.containerName(s.key))
+            .join(" "),
         };
       case "migrate":
       case "static":

@@ -26,38 +26,46 @@ export interface ContainerSpec {
  * A long-running service container: restarted by Docker unless an operator stopped it, stopped
  * gracefully (Gunicorn and Celery finish their current work) when Pulumi replaces it.
  */
-export function serviceContainer(resourceName: string, spec: ContainerSpec, opts: pulumi.CustomResourceOptions): docker.Container {
-  return new docker.Container(resourceName, {
-    name: spec.name,
-    image: spec.image,
-    envs: spec.envs,
-    labels: Object.entries(spec.labels).map(([label, value]) => ({ label, value })),
-    command: spec.command,
-    hostname: spec.hostname,
-    // In the host's network a container has no private network, aliases or published ports (the
-    // provider would read the ports back empty and replace it on every run).
-    ...(spec.network === "host"
-      ? { networkMode: "host" }
-      : { networksAdvanced: [{ name: spec.network.name, aliases: spec.network.aliases }], ports: spec.ports }),
-    volumes: spec.volumes,
-    healthcheck: spec.healthcheck,
-    restart: "unless-stopped",
-    mustRun: true,
-    wait: spec.waitHealthy !== undefined,
-    waitTimeout: spec.waitHealthy?.timeoutSeconds,
-    destroyGraceSeconds: spec.graceSeconds,
-    stopTimeout: spec.graceSeconds,
-    logDriver: "json-file",
-    logOpts: { "max-size": "50m", "max-file": "5" },
-  }, {
-    ...opts,
-    // The provider records a changed health check without applying it; replace instead.
-    replaceOnChanges: spec.healthcheck ? ["healthcheck"] : undefined,
-    // A fixed name cannot exist twice. The bridged provider asks for delete-before-replace only
-    // when it reports a ForceNew change itself; a replacement that only `replaceOnChanges` asks
-    // for would otherwise be create-before-delete, and `docker create` would hit the old name.
-    deleteBeforeReplace: true,
-  });
+export function serviceContainer(
+  resourceName: string,
+  spec: ContainerSpec,
+  opts: pulumi.CustomResourceOptions,
+): docker.Container {
+  return new docker.Container(
+    resourceName,
+    {
+      name: spec.name,
+      image: spec.image,
+      envs: spec.envs,
+      labels: Object.entries(spec.labels).map(([label, value]) => ({ label, value })),
+      command: spec.command,
+      hostname: spec.hostname,
+      // In the host's network a container has no private network, aliases or published ports (the
+      // provider would read the ports back empty and replace it on every run).
+      ...(spec.network === "host"
+        ? { networkMode: "host" }
+        : { networksAdvanced: [{ name: spec.network.name, aliases: spec.network.aliases }], ports: spec.ports }),
+      volumes: spec.volumes,
+      healthcheck: spec.healthcheck,
+      restart: "unless-stopped",
+      mustRun: true,
+      wait: spec.waitHealthy !== undefined,
+      waitTimeout: spec.waitHealthy?.timeoutSeconds,
+      destroyGraceSeconds: spec.graceSeconds,
+      stopTimeout: spec.graceSeconds,
+      logDriver: "json-file",
+      logOpts: { "max-size": "50m", "max-file": "5" },
+    },
+    {
+      ...opts,
+      // The provider records a changed health check without applying it; replace instead.
+      replaceOnChanges: spec.healthcheck ? ["healthcheck"] : undefined,
+      // A fixed name cannot exist twice. The bridged provider asks for delete-before-replace only
+      // when it reports a ForceNew change itself; a replacement that only `replaceOnChanges` asks
+      // for would otherwise be create-before-delete, and `docker create` would hit the old name.
+      deleteBeforeReplace: true,
+    },
+  );
 }
 
 /**
@@ -66,5 +74,9 @@ export function serviceContainer(resourceName: string, spec: ContainerSpec, opts
  * the SDK several promises, which is most of the program's time with many containers.
  */
 export function envEntries(env: Record<string, pulumi.Input<string>>): pulumi.Output<string[]> {
-  return pulumi.output(env).apply((values) => Object.keys(values).sort().map((k) => `${k}=${values[k]}`));
+  return pulumi.output(env).apply((values) =>
+    Object.keys(values)
+      .sort()
+      .map((k) => `${k}=${values[k]}`),
+  );
 }

@@ -28,26 +28,44 @@ export interface ManagedPostgresArgs {
  * The managed PostgreSQL container and its protected data volume. An application upgrade never
  * replaces it: its inputs do not depend on the application's version or images.
  */
-export function managedPostgres(name: string, args: ManagedPostgresArgs, opts: pulumi.CustomResourceOptions): { container: docker.Container; volume: docker.Volume } {
-  const volume = new docker.Volume(`${name}-postgres-data`, { name: `${args.prefix}-postgres-data` }, { ...opts, protect: true, retainOnDelete: true });
-  const container = serviceContainer(`${name}-postgres`, {
-    name: `${args.prefix}-postgres`,
-    image: args.image,
-    network: { name: args.network, aliases: ["postgres"] },
-    envs: [
-      pulumi.interpolate`POSTGRES_USER=${args.adminUser}`,
-      pulumi.interpolate`POSTGRES_PASSWORD=${args.adminPassword}`,
-      "POSTGRES_DB=postgres",
-    ],
-    labels: { "io.utilitarian.role": "postgres", "io.utilitarian.stack": args.prefix },
-    // Loopback only: reachable from this machine (or through an SSH tunnel to a remote Docker host), never from outside.
-    ports: [{ internal: 5432, external: args.operatorPort, ip: "127.0.0.1" }],
-    volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
-    healthcheck: { tests: ["CMD", "pg_isready", "-U", args.adminUser, "-d", "postgres"], interval: "5s", timeout: "5s", retries: 12, startPeriod: "10s" },
-    waitHealthy: { timeoutSeconds: 120 },
-    // PostgreSQL needs time to checkpoint; killing it risks a long recovery.
-    graceSeconds: Math.max(args.graceSeconds, 60),
-  }, opts);
+export function managedPostgres(
+  name: string,
+  args: ManagedPostgresArgs,
+  opts: pulumi.CustomResourceOptions,
+): { container: docker.Container; volume: docker.Volume } {
+  const volume = new docker.Volume(
+    `${name}-postgres-data`,
+    { name: `${args.prefix}-postgres-data` },
+    { ...opts, protect: true, retainOnDelete: true },
+  );
+  const container = serviceContainer(
+    `${name}-postgres`,
+    {
+      name: `${args.prefix}-postgres`,
+      image: args.image,
+      network: { name: args.network, aliases: ["postgres"] },
+      envs: [
+        pulumi.interpolate`POSTGRES_USER=${args.adminUser}`,
+        pulumi.interpolate`POSTGRES_PASSWORD=${args.adminPassword}`,
+        "POSTGRES_DB=postgres",
+      ],
+      labels: { "io.utilitarian.role": "postgres", "io.utilitarian.stack": args.prefix },
+      // Loopback only: reachable from this machine (or through an SSH tunnel to a remote Docker host), never from outside.
+      ports: [{ internal: 5432, external: args.operatorPort, ip: "127.0.0.1" }],
+      volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
+      healthcheck: {
+        tests: ["CMD", "pg_isready", "-U", args.adminUser, "-d", "postgres"],
+        interval: "5s",
+        timeout: "5s",
+        retries: 12,
+        startPeriod: "10s",
+      },
+      waitHealthy: { timeoutSeconds: 120 },
+      // PostgreSQL needs time to checkpoint; killing it risks a long recovery.
+      graceSeconds: Math.max(args.graceSeconds, 60),
+    },
+    opts,
+  );
   return { container, volume };
 }
 
@@ -70,41 +88,70 @@ export interface ApplicationDatabaseArgs {
  * create tables there); it cannot create databases or roles. Both are protected: deleting the
  * database would DROP it.
  */
-export function applicationDatabase(name: string, args: ApplicationDatabaseArgs, opts: pulumi.CustomResourceOptions): { provider: pulumi.ProviderResource; role: postgresql.Role; database: postgresql.Database } {
-  const provider = args.provider ?? new postgresql.Provider(`${name}-postgresql`, {
-    host: args.endpoints.operatorHost,
-    port: args.endpoints.operatorPort,
-    username: args.adminUser,
-    password: args.adminPassword,
-    database: "postgres",
-    sslmode: args.sslmode,
-    superuser: args.superuser,
-    connectTimeout: 30,
-  }, opts);
+export function applicationDatabase(
+  name: string,
+  args: ApplicationDatabaseArgs,
+  opts: pulumi.CustomResourceOptions,
+): { provider: pulumi.ProviderResource; role: postgresql.Role; database: postgresql.Database } {
+  const provider =
+    args.provider ??
+    new postgresql.Provider(
+      `${name}-postgresql`,
+      {
+        host: args.endpoints.operatorHost,
+        port: args.endpoints.operatorPort,
+        username: args.adminUser,
+        password: args.adminPassword,
+        database: "postgres",
+        sslmode: args.sslmode,
+        superuser: args.superuser,
+        connectTimeout: 30,
+      },
+      opts,
+    );
   const childOpts = { ...opts, provider, protect: true };
-  const role = new postgresql.Role(`${name}-role`, {
-    name: args.user,
-    login: true,
-    password: args.password,
-    superuser: false,
-    createDatabase: false,
-    createRole: false,
-    inherit: true,
-    replication: false,
-  }, childOpts);
-  const database = new postgresql.Database(`${name}-database`, {
-    name: args.name,
-    owner: role.name,
-    encoding: "UTF8",
-    template: "template0",
-  }, childOpts);
+  const role = new postgresql.Role(
+    `${name}-role`,
+    {
+      name: args.user,
+      login: true,
+      password: args.password,
+      superuser: false,
+      createDatabase: false,
+      createRole: false,
+      inherit: true,
+      replication: false,
+    },
+    childOpts,
+  );
+  const database = new postgresql.Database(
+    `${name}-database`,
+    {
+      name: args.name,
+      owner: role.name,
+      encoding: "UTF8",
+      template: "template0",
+    },
+    childOpts,
+  );
   return { provider, role, database };
 }
 
 /** postgres://user:password@host:port/db, secret because of the password. */
-export function databaseUrl(endpoints: DatabaseEndpoints, dbName: string, user: string, password: pulumi.Input<string>): pulumi.Output<string> {
-  return pulumi.secret(pulumi.output(password).apply((pw) =>
-    `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@${urlHost(endpoints.containerHost)}:${endpoints.containerPort}/${encodeURIComponent(dbName)}`));
+export function databaseUrl(
+  endpoints: DatabaseEndpoints,
+  dbName: string,
+  user: string,
+  password: pulumi.Input<string>,
+): pulumi.Output<string> {
+  return pulumi.secret(
+    pulumi
+      .output(password)
+      .apply(
+        (pw) =>
+          `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@${urlHost(endpoints.containerHost)}:${endpoints.containerPort}/${encodeURIComponent(dbName)}`,
+      ),
+  );
 }
 
 /** A host as a URL needs it: an IPv6 address in brackets (the config stores it without). */

@@ -38,15 +38,28 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
     const { settings, planSettings, prefix } = validateArgs(name, args);
     super("utilitarian:index:UtilitarianDeployment", name, {}, opts);
     if (settings.registry && this.getProvider("docker:index/container:Container")) {
-      throw new ArgsError(name, ["`registry` is set, but the docker provider comes from `opts.providers`, and the component configures no provider it did not create: give that provider the pull account (`registryAuth`) and leave `registry` and `secrets.registryPassword` out"]);
+      throw new ArgsError(name, [
+        "`registry` is set, but the docker provider comes from `opts.providers`, and the component configures no provider it did not create: give that provider the pull account (`registryAuth`) and leave `registry` and `secrets.registryPassword` out",
+      ]);
     }
     this.plan = planDeployment(planSettings);
-    const builder = new PlanBuilder({ parent: this, name, prefix, settings, secrets: secretInputs(args.secrets), plan: this.plan });
+    const builder = new PlanBuilder({
+      parent: this,
+      name,
+      prefix,
+      settings,
+      secrets: secretInputs(args.secrets),
+      plan: this.plan,
+    });
     const built = builder.buildAll();
     this.maintenance = maintenanceStages(this.plan, {
       from: "the running version",
       containerName: (key) => builder.containerName(key),
-      backup: { dir: settings.backup.dir, stopWriters: settings.backup.stopWriters, testRestore: settings.backup.testRestore },
+      backup: {
+        dir: settings.backup.dir,
+        stopWriters: settings.backup.stopWriters,
+        testRestore: settings.backup.testRestore,
+      },
       restoreFrom: settings.restoreFrom,
     });
 
@@ -54,7 +67,15 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
     this.version = (built.get("schema-guard") as SchemaGuard).version;
     this.apiUrl = pulumi.output(apiUrlFor(settings.api.publishAddress, settings.api.port, settings.dockerHost));
     this.lastBackup = backup.stdout.apply((out) => /^BACKUP_FILE=(.*)$/m.exec(out)?.[1] ?? "");
-    this.containers = pulumi.output(Object.fromEntries(servicesOf(this.plan).map((s) => [s.key, builder.containerName(s.key)])));
-    this.registerOutputs({ apiUrl: this.apiUrl, version: this.version, lastBackup: this.lastBackup, containers: this.containers, verified: (built.get("verify") as command.local.Command).stdout });
+    this.containers = pulumi.output(
+      Object.fromEntries(servicesOf(this.plan).map((s) => [s.key, builder.containerName(s.key)])),
+    );
+    this.registerOutputs({
+      apiUrl: this.apiUrl,
+      version: this.version,
+      lastBackup: this.lastBackup,
+      containers: this.containers,
+      verified: (built.get("verify") as command.local.Command).stdout,
+    });
   }
 }

@@ -47,36 +47,85 @@ export function maintenanceStages(plan: DeploymentPlan, ctx: MaintenanceContext)
   const stage = (title: string, runbook: RunbookStep[], actions: string[]) => stages.push({ title, runbook, actions });
 
   const appImage = plan.nodes.find((n) => n.kind === "image" && n.image === "app");
-  stage("Pull the new images while everything runs", [4], [
-    `pull ${appImage && appImage.kind === "image" ? appImage.ref : `the ${plan.version} image`} (API, beat and workers); edge images only where their own version changed`,
-    "a failed pull stops nothing",
-  ]);
-  stage("Verified backup, before anything stops", [1], [
-    ...(ctx.backup.stopWriters && writers.length > 0
-      ? [`stop the writers first, so what they would write waits in RabbitMQ: ${list(names(writers))} (the API keeps serving)`]
-      : []),
-    `${steps.get("backup")!.script}: pg_dump of the database into ${ctx.backup.dir}/utilitarian-<UTC>-${ctx.from}-to-${plan.version}.dump, verified as it is written (every table's data read back from the archive and counted against the database) and by a ${ctx.backup.testRestore === "schema" ? "schema-only" : ctx.backup.testRestore === true ? "full" : "no"} test restore; checksum and manifest beside it; its size and rate logged every 5 s`,
-    ...(ctx.backup.estimate ? [ctx.backup.estimate] : []),
-    "if it fails: the writers start again and nothing else has changed",
-  ]);
+  stage(
+    "Pull the new images while everything runs",
+    [4],
+    [
+      `pull ${appImage && appImage.kind === "image" ? appImage.ref : `the ${plan.version} image`} (API, beat and workers); edge images only where their own version changed`,
+      "a failed pull stops nothing",
+    ],
+  );
+  stage(
+    "Verified backup, before anything stops",
+    [1],
+    [
+      ...(ctx.backup.stopWriters && writers.length > 0
+        ? [
+            `stop the writers first, so what they would write waits in RabbitMQ: ${list(names(writers))} (the API keeps serving)`,
+          ]
+        : []),
+      `${steps.get("backup")!.script}: pg_dump of the database into ${ctx.backup.dir}/utilitarian-<UTC>-${ctx.from}-to-${plan.version}.dump, verified as it is written (every table's data read back from the archive and counted against the database) and by a ${ctx.backup.testRestore === "schema" ? "schema-only" : ctx.backup.testRestore === true ? "full" : "no"} test restore; checksum and manifest beside it; its size and rate logged every 5 s`,
+      ...(ctx.backup.estimate ? [ctx.backup.estimate] : []),
+      "if it fails: the writers start again and nothing else has changed",
+    ],
+  );
   if (steps.has("restore")) {
-    stage("Restore the chosen backup (rollback)", [], [
-      `${steps.get("restore")!.script}: ${ctx.restoreFrom === "latest" ? `the newest verified backup taken while ${plan.version} ran` : ctx.restoreFrom}, checksum and archive verified, restored beside the live database, row counts compared, then swapped in (the old one is kept)`,
-      `stops ${list(names([api, ...followers]))} before the swap`,
-    ]);
+    stage(
+      "Restore the chosen backup (rollback)",
+      [],
+      [
+        `${steps.get("restore")!.script}: ${ctx.restoreFrom === "latest" ? `the newest verified backup taken while ${plan.version} ran` : ctx.restoreFrom}, checksum and archive verified, restored beside the live database, row counts compared, then swapped in (the old one is kept)`,
+        `stops ${list(names([api, ...followers]))} before the swap`,
+      ],
+    );
   }
-  stage("Stop the services that depend on the API, then the API", [2, 3], [
-    `stop ${list(names(followers.filter((s) => s.image !== "app")))} (they call the API)`,
-    `stop ${list(names(followers.filter((s) => s.image === "app")))} (beat and workers share the API's code and database)`,
-    `stop ${ctx.containerName(api.key)} last; each gets its grace period`,
-  ]);
-  stage(`Start only the API on ${plan.version}`, [5, 6], [`create ${ctx.containerName(api.key)} from the new image (beat and workers are declared from the same image and version)`]);
-  stage("Run migrations", [7], [`${steps.get("migrate")!.script}: python manage.py migrate --noinput in ${ctx.containerName(api.key)}, once per version; its output streams line by line`]);
-  stage("Collect and compress static assets", [8], [`${steps.get("static")!.script}: collectstatic --no-input, then compress, in ${ctx.containerName(api.key)}; then restarts it, so no server process keeps the manifest it read before compress`]);
-  stage(`Start everything else on ${plan.version}`, [9], [`create ${list(names(followers))}; they drain what queued up in RabbitMQ`]);
-  stage("Verify", [10], [`${steps.get("verify")!.script}: /_health/ answers 200, no unapplied migration, every container running: ${list(names(services))}`]);
+  stage(
+    "Stop the services that depend on the API, then the API",
+    [2, 3],
+    [
+      `stop ${list(names(followers.filter((s) => s.image !== "app")))} (they call the API)`,
+      `stop ${list(names(followers.filter((s) => s.image === "app")))} (beat and workers share the API's code and database)`,
+      `stop ${ctx.containerName(api.key)} last; each gets its grace period`,
+    ],
+  );
+  stage(
+    `Start only the API on ${plan.version}`,
+    [5, 6],
+    [
+      `create ${ctx.containerName(api.key)} from the new image (beat and workers are declared from the same image and version)`,
+    ],
+  );
+  stage(
+    "Run migrations",
+    [7],
+    [
+      `${steps.get("migrate")!.script}: python manage.py migrate --noinput in ${ctx.containerName(api.key)}, once per version; its output streams line by line`,
+    ],
+  );
+  stage(
+    "Collect and compress static assets",
+    [8],
+    [
+      `${steps.get("static")!.script}: collectstatic --no-input, then compress, in ${ctx.containerName(api.key)}; then restarts it, so no server process keeps the manifest it read before compress`,
+    ],
+  );
+  stage(
+    `Start everything else on ${plan.version}`,
+    [9],
+    [`create ${list(names(followers))}; they drain what queued up in RabbitMQ`],
+  );
+  stage(
+    "Verify",
+    [10],
+    [
+      `${steps.get("verify")!.script}: /_health/ answers 200, no unapplied migration, every container running: ${list(names(services))}`,
+    ],
+  );
 
-  const keepsRunning = [...names(independent), ...plan.nodes.filter((n) => n.kind === "postgres" || n.kind === "rabbitmq").map((n) => ctx.containerName(n.key))];
+  const keepsRunning = [
+    ...names(independent),
+    ...plan.nodes.filter((n) => n.kind === "postgres" || n.kind === "rabbitmq").map((n) => ctx.containerName(n.key)),
+  ];
   return { from: ctx.from, to: plan.version, stages, keepsRunning };
 }
 
@@ -84,7 +133,12 @@ export function maintenanceStages(plan: DeploymentPlan, ctx: MaintenanceContext)
 export function renderMaintenance(m: Maintenance, format: "text" | "markdown" = "text"): string {
   const md = format === "markdown";
   const out: string[] = [];
-  out.push(md ? `# Maintenance: Utilitarian ${m.from} → ${m.to}` : `Maintenance: Utilitarian ${m.from} -> ${m.to} (one \`pulumi up\`)`, "");
+  out.push(
+    md
+      ? `# Maintenance: Utilitarian ${m.from} → ${m.to}`
+      : `Maintenance: Utilitarian ${m.from} -> ${m.to} (one \`pulumi up\`)`,
+    "",
+  );
   m.stages.forEach((s, i) => {
     const runbook = s.runbook.length > 0 ? ` [runbook ${s.runbook.join(", ")}]` : "";
     out.push(md ? `## ${i + 1}. ${s.title}${runbook}` : `${i + 1}. ${s.title}${runbook}`);
@@ -95,8 +149,12 @@ export function renderMaintenance(m: Maintenance, format: "text" | "markdown" = 
   out.push(md ? `${m.keepsRunning.map((k) => `- ${k}`).join("\n")}` : `     ${list(m.keepsRunning)}`);
   out.push("", md ? "## Runbook steps" : "Runbook steps (upgrade-instructions.md) and where they happen:");
   for (const [n, text] of Object.entries(RUNBOOK)) {
-    const where = m.stages.map((s, i) => (s.runbook.includes(Number(n) as RunbookStep) ? i + 1 : 0)).filter((i) => i > 0);
-    out.push(md ? `- ${n}. ${text}: stage ${where.join(", ")}` : `     ${n.padStart(2)}. ${text}: stage ${where.join(", ")}`);
+    const where = m.stages
+      .map((s, i) => (s.runbook.includes(Number(n) as RunbookStep) ? i + 1 : 0))
+      .filter((i) => i > 0);
+    out.push(
+      md ? `- ${n}. ${text}: stage ${where.join(", ")}` : `     ${n.padStart(2)}. ${text}: stage ${where.join(", ")}`,
+    );
   }
   return `${out.join("\n")}\n`;
 }

@@ -8,7 +8,8 @@ import * as path from "path";
 export function packageRoot(from: string = __dirname): string {
   for (let dir = from; ; dir = path.dirname(dir)) {
     const manifest = path.join(dir, "package.json");
-    if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, "utf8")).name === "utilitarian-deploy") return dir;
+    if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, "utf8")).name === "utilitarian-deploy")
+      return dir;
     if (path.dirname(dir) === dir) throw new Error(`utilitarian-deploy: no package.json of this package above ${from}`);
   }
 }

@@ -138,8 +138,21 @@ export interface DeploymentPlan {
 }
 
 /** What the plan reads of the validated settings (never a secret). */
-export type PlanInput = Pick<Settings,
-  "version" | "images" | "database" | "rabbitmq" | "beat" | "workers" | "processor" | "poster" | "udpServer" | "stopGraceSeconds" | "restoreFrom" | "backup">;
+export type PlanInput = Pick<
+  Settings,
+  | "version"
+  | "images"
+  | "database"
+  | "rabbitmq"
+  | "beat"
+  | "workers"
+  | "processor"
+  | "poster"
+  | "udpServer"
+  | "stopGraceSeconds"
+  | "restoreFrom"
+  | "backup"
+>;
 
 const EDGE_ROLES = ["processor", "poster", "udpServer"] as const;
 
@@ -156,54 +169,128 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   add({ kind: "network", key: "network", waits: [], runbook: [] });
   if (managedDb) {
     add({ kind: "image", key: "image-postgres", image: "postgres", ref: input.database.image, waits: [], runbook: [] });
-    add({ kind: "postgres", key: "postgres", runbook: [], waits: [
-      { on: "image-postgres", via: "image", why: "runs the PostgreSQL image" },
-      { on: "network", via: "network", why: "serves the private network as `postgres`" },
-    ] });
+    add({
+      kind: "postgres",
+      key: "postgres",
+      runbook: [],
+      waits: [
+        { on: "image-postgres", via: "image", why: "runs the PostgreSQL image" },
+        { on: "network", via: "network", why: "serves the private network as `postgres`" },
+      ],
+    });
   }
-  add({ kind: "database", key: "database", runbook: [], waits: managedDb
-    ? [{ on: "postgres", via: "dependsOn", why: "the role and database are created on the running server" }]
-    : [] });
+  add({
+    kind: "database",
+    key: "database",
+    runbook: [],
+    waits: managedDb
+      ? [{ on: "postgres", via: "dependsOn", why: "the role and database are created on the running server" }]
+      : [],
+  });
   if (managedBroker) {
     add({ kind: "image", key: "image-rabbitmq", image: "rabbitmq", ref: input.rabbitmq.image, waits: [], runbook: [] });
-    add({ kind: "rabbitmq", key: "rabbitmq", runbook: [], waits: [
-      { on: "image-rabbitmq", via: "image", why: "runs the RabbitMQ image" },
-      { on: "network", via: "network", why: "serves the private network as `rabbitmq`" },
-    ] });
+    add({
+      kind: "rabbitmq",
+      key: "rabbitmq",
+      runbook: [],
+      waits: [
+        { on: "image-rabbitmq", via: "image", why: "runs the RabbitMQ image" },
+        { on: "network", via: "network", why: "serves the private network as `rabbitmq`" },
+      ],
+    });
   }
-  const brokerUp: Wait[] = managedBroker ? [{ on: "rabbitmq", via: "dependsOn", why: "publishes to or consumes from RabbitMQ" }] : [];
+  const brokerUp: Wait[] = managedBroker
+    ? [{ on: "rabbitmq", via: "dependsOn", why: "publishes to or consumes from RabbitMQ" }]
+    : [];
 
   // --- Runbook 4 first: the new images, pulled while everything still runs. ---
-  const appImages: ImageNode[] = [add({ kind: "image", key: "image-app", image: "app", ref: `${input.images.api}:${input.version}`, waits: [], runbook: [4] })];
+  const appImages: ImageNode[] = [
+    add({
+      kind: "image",
+      key: "image-app",
+      image: "app",
+      ref: `${input.images.api}:${input.version}`,
+      waits: [],
+      runbook: [4],
+    }),
+  ];
   for (const role of EDGE_ROLES) {
     const edge = input[role];
     if (!edge.enabled) continue;
     if (!edge.version) throw new Error(`${role} is enabled but has no version: edge services have their own releases`);
-    appImages.push(add({ kind: "image", key: `image-${role}`, image: role, ref: `${input.images[role]}:${edge.version}`, waits: [], runbook: [4] }));
+    appImages.push(
+      add({
+        kind: "image",
+        key: `image-${role}`,
+        image: role,
+        ref: `${input.images[role]}:${edge.version}`,
+        waits: [],
+        runbook: [4],
+      }),
+    );
   }
 
   // --- Runbook 1: the verified backup, before anything stops (and, for a rollback, the restore). ---
-  const backup = add({ kind: "step", key: "backup", step: "backup", script: "backup.sh", runsOnceFor: "version", runbook: [1], waits: [
-    ...appImages.map((i): Wait => ({ on: i.key, via: "dependsOn", why: "new images are pulled before anything stops: a failed pull stops nothing" })),
-    { on: "database", via: "dependsOn", why: "the application's database must exist to be dumped" },
-  ] });
+  const backup = add({
+    kind: "step",
+    key: "backup",
+    step: "backup",
+    script: "backup.sh",
+    runsOnceFor: "version",
+    runbook: [1],
+    waits: [
+      ...appImages.map((i): Wait => ({
+        on: i.key,
+        via: "dependsOn",
+        why: "new images are pulled before anything stops: a failed pull stops nothing",
+      })),
+      { on: "database", via: "dependsOn", why: "the application's database must exist to be dumped" },
+    ],
+  });
   let beforeApi: string = backup.key;
   if (input.restoreFrom !== undefined) {
-    beforeApi = add({ kind: "step", key: "restore", step: "restore", script: "restore.sh", runsOnceFor: "version+restore", runbook: [], waits: [
-      { on: backup.key, via: "dependsOn", why: "rollback: the failed state is backed up too before the chosen backup replaces it" },
-    ] }).key;
+    beforeApi = add({
+      kind: "step",
+      key: "restore",
+      step: "restore",
+      script: "restore.sh",
+      runsOnceFor: "version+restore",
+      runbook: [],
+      waits: [
+        {
+          on: backup.key,
+          via: "dependsOn",
+          why: "rollback: the failed state is backed up too before the chosen backup replaces it",
+        },
+      ],
+    }).key;
   }
-  add({ kind: "guard", key: "schema-guard", runbook: [], waits: [
-    { on: beforeApi, via: "dependsOn", why: "records the version whose migrations may reach the database only once the backup (or restore) is done" },
-  ] });
+  add({
+    kind: "guard",
+    key: "schema-guard",
+    runbook: [],
+    waits: [
+      {
+        on: beforeApi,
+        via: "dependsOn",
+        why: "records the version whose migrations may reach the database only once the backup (or restore) is done",
+      },
+    ],
+  });
 
   // --- Runbooks 2, 3, 5, 6: the API; its followers are stopped first through their edges on it. ---
   const grace = input.stopGraceSeconds;
   const services: ServiceNode[] = [];
-  const service = (s: Omit<ServiceNode, "kind" | "waits" | "runbook" | "replacedWith" | "hostNetwork">, extra: Wait[]) => {
+  const service = (
+    s: Omit<ServiceNode, "kind" | "waits" | "runbook" | "replacedWith" | "hostNetwork">,
+    extra: Wait[],
+  ) => {
     const hostNetwork = s.role === "udpServer" && input.udpServer.network === "host";
     const node: ServiceNode = {
-      ...s, kind: "service", replacedWith: s.followsApi ? ["api"] : [], hostNetwork,
+      ...s,
+      kind: "service",
+      replacedWith: s.followsApi ? ["api"] : [],
+      hostNetwork,
       runbook: s.role === "api" ? [3, 5, 6] : s.followsApi ? (s.image === "app" ? [3, 5, 9] : [2, 9]) : [],
       waits: [
         { on: `image-${s.image}`, via: "image", why: "runs the pulled image: a new image replaces the container" },
@@ -214,49 +301,126 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
     services.push(node);
     return node;
   };
-  const api = service({ key: "api", role: "api", image: "app", version: input.version, followsApi: false, graceSeconds: grace.api }, [
-    { on: "schema-guard", via: "dependsOn", why: "nothing stops before the verified backup: the API is replaced only after it (and the guard)" },
-    ...brokerUp,
-  ]);
+  const api = service(
+    { key: "api", role: "api", image: "app", version: input.version, followsApi: false, graceSeconds: grace.api },
+    [
+      {
+        on: "schema-guard",
+        via: "dependsOn",
+        why: "nothing stops before the verified backup: the API is replaced only after it (and the guard)",
+      },
+      ...brokerUp,
+    ],
+  );
   nodes.push(api);
-  add({ kind: "step", key: "migrate", step: "migrate", script: "migrate.sh", runsOnceFor: "version", runbook: [7], waits: [
-    { on: api.key, via: "dependsOn", why: "migrates inside the new API container, the only app service running" },
-  ] });
-  add({ kind: "step", key: "static", step: "static", script: "static.sh", runsOnceFor: "apiContainer", runbook: [8], waits: [
-    { on: "migrate", via: "dependsOn", why: "collects and compresses assets after the schema is current" },
-    { on: api.key, via: "apiContainerId", why: "the assets live in the API container: every new API container gets them" },
-  ] });
+  add({
+    kind: "step",
+    key: "migrate",
+    step: "migrate",
+    script: "migrate.sh",
+    runsOnceFor: "version",
+    runbook: [7],
+    waits: [
+      { on: api.key, via: "dependsOn", why: "migrates inside the new API container, the only app service running" },
+    ],
+  });
+  add({
+    kind: "step",
+    key: "static",
+    step: "static",
+    script: "static.sh",
+    runsOnceFor: "apiContainer",
+    runbook: [8],
+    waits: [
+      { on: "migrate", via: "dependsOn", why: "collects and compresses assets after the schema is current" },
+      {
+        on: api.key,
+        via: "apiContainerId",
+        why: "the assets live in the API container: every new API container gets them",
+      },
+    ],
+  });
 
   // --- Runbook 9: everything else. Followers carry edges on the API; independent services do not. ---
   const follower = (stoppedByBackup: boolean): Wait[] => [
     { on: "static", via: "dependsOn", why: "starts on the new version only after migrate and static files" },
     { on: api.key, via: "followsApi", why: "the engine stops it before it replaces the API" },
-    ...(stoppedByBackup ? [{ on: backup.key, via: "stoppedForBackup", why: "the backup stopped this writer so that what it would write waits in RabbitMQ; it is started again after the upgrade" } satisfies Wait] : []),
+    ...(stoppedByBackup
+      ? [
+          {
+            on: backup.key,
+            via: "stoppedForBackup",
+            why: "the backup stopped this writer so that what it would write waits in RabbitMQ; it is started again after the upgrade",
+          } satisfies Wait,
+        ]
+      : []),
   ];
   const stopWriters = input.backup.stopWriters;
   if (input.beat.enabled) {
-    nodes.push(service({ key: "beat", role: "beat", image: "app", version: input.version, followsApi: true, graceSeconds: grace.beat,
-      command: ["celery", "-A", "utilitarian", "beat", "--loglevel=INFO"] }, follower(stopWriters)));
+    nodes.push(
+      service(
+        {
+          key: "beat",
+          role: "beat",
+          image: "app",
+          version: input.version,
+          followsApi: true,
+          graceSeconds: grace.beat,
+          command: ["celery", "-A", "utilitarian", "beat", "--loglevel=INFO"],
+        },
+        follower(stopWriters),
+      ),
+    );
   }
   for (const group of input.workers) {
     for (let i = 1; i <= group.count; i++) {
-      nodes.push(service({ key: `worker-${group.name}-${i}`, role: "worker", image: "app", version: input.version, followsApi: true,
-        graceSeconds: grace.worker, command: workerCommand(group, i) }, follower(stopWriters)));
+      nodes.push(
+        service(
+          {
+            key: `worker-${group.name}-${i}`,
+            role: "worker",
+            image: "app",
+            version: input.version,
+            followsApi: true,
+            graceSeconds: grace.worker,
+            command: workerCommand(group, i),
+          },
+          follower(stopWriters),
+        ),
+      );
     }
   }
   for (const role of EDGE_ROLES) {
     const edge = input[role];
     if (!edge.enabled) continue;
     const follows = edge.dependsOnApi;
-    nodes.push(service({ key: kebab(role), role, image: role, version: edge.version!, followsApi: follows, graceSeconds: grace.edge },
-      follows
-        ? [...follower(stopWriters && role !== "udpServer"), { on: api.key, via: "apiBaseUrl", why: "calls the API by its container name" }]
-        : brokerUp));
+    nodes.push(
+      service(
+        { key: kebab(role), role, image: role, version: edge.version!, followsApi: follows, graceSeconds: grace.edge },
+        follows
+          ? [
+              ...follower(stopWriters && role !== "udpServer"),
+              { on: api.key, via: "apiBaseUrl", why: "calls the API by its container name" },
+            ]
+          : brokerUp,
+      ),
+    );
   }
 
   // --- Runbook 10: verify, whenever any service container was replaced. ---
-  add({ kind: "step", key: "verify", step: "verify", script: "verify.sh", runsOnceFor: "services", runbook: [10], waits: services.map((s): Wait => (
-    { on: s.key, via: "containerIds", why: "verifies after any service container was replaced, once all of them run" })) });
+  add({
+    kind: "step",
+    key: "verify",
+    step: "verify",
+    script: "verify.sh",
+    runsOnceFor: "services",
+    runbook: [10],
+    waits: services.map((s): Wait => ({
+      on: s.key,
+      via: "containerIds",
+      why: "verifies after any service container was replaced, once all of them run",
+    })),
+  });
 
   return { version: input.version, nodes };
 }
@@ -267,10 +431,20 @@ export const servicesOf = (plan: DeploymentPlan) => plan.nodes.filter((n): n is 
 export const stepsOf = (plan: DeploymentPlan) => plan.nodes.filter((n): n is StepNode => n.kind === "step");
 /** The application images pulled for this version (not PostgreSQL or RabbitMQ). */
 export const appImagesOf = (plan: DeploymentPlan) =>
-  plan.nodes.filter((n): n is ImageNode & { image: ImageKey } => n.kind === "image" && n.image !== "postgres" && n.image !== "rabbitmq");
+  plan.nodes.filter(
+    (n): n is ImageNode & { image: ImageKey } => n.kind === "image" && n.image !== "postgres" && n.image !== "rabbitmq",
+  );
 
 function workerCommand(group: PlanInput["workers"][number], index: number): string[] {
-  const command = ["celery", "-A", "utilitarian", "worker", "--loglevel=INFO", `--concurrency=${group.concurrency}`, `--hostname=${group.name}-${index}@%h`];
+  const command = [
+    "celery",
+    "-A",
+    "utilitarian",
+    "worker",
+    "--loglevel=INFO",
+    `--concurrency=${group.concurrency}`,
+    `--hostname=${group.name}-${index}@%h`,
+  ];
   if (group.queues.length > 0) command.push("-Q", group.queues.join(","));
   return command;
 }

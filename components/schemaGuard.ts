@@ -44,33 +44,46 @@ export function compareVersions(a: string, b: string): number {
  * The rule itself, pure so that it is tested without Pulumi. `olds` is undefined on the first run.
  * Kept free of imports: the dynamic provider below is serialised with its closure.
  */
-export function checkVersionChange(olds: Partial<SchemaGuardInputs> | undefined, news: SchemaGuardInputs): GuardFailure[] {
+export function checkVersionChange(
+  olds: Partial<SchemaGuardInputs> | undefined,
+  news: SchemaGuardInputs,
+): GuardFailure[] {
   const previous = olds?.version;
   if (!previous) {
     return news.restoreFrom
-      ? [{ property: "restoreFrom", reason: "`utilitarian:restoreFrom` is only for going back to an older version; this stack has no earlier version. Remove it with `pulumi config rm utilitarian:restoreFrom`." }]
+      ? [
+          {
+            property: "restoreFrom",
+            reason:
+              "`utilitarian:restoreFrom` is only for going back to an older version; this stack has no earlier version. Remove it with `pulumi config rm utilitarian:restoreFrom`.",
+          },
+        ]
       : [];
   }
   const order = compareVersions(news.version, previous);
   if (order < 0 && !news.restoreFrom) {
-    return [{
-      property: "version",
-      reason:
-        `Refusing to go from ${previous} down to ${news.version} without restoring the database: it may carry ` +
-        `${previous}'s migrations, which ${news.version}'s code does not know. To roll back, restore the verified backup ` +
-        `taken before the upgrade: \`pulumi config set utilitarian:restoreFrom <backup file>\` (or \`latest\`), then ` +
-        `\`pulumi up\`. To stay on ${previous}, set \`utilitarian:version\` back to ${previous}.`,
-    }];
+    return [
+      {
+        property: "version",
+        reason:
+          `Refusing to go from ${previous} down to ${news.version} without restoring the database: it may carry ` +
+          `${previous}'s migrations, which ${news.version}'s code does not know. To roll back, restore the verified backup ` +
+          `taken before the upgrade: \`pulumi config set utilitarian:restoreFrom <backup file>\` (or \`latest\`), then ` +
+          `\`pulumi up\`. To stay on ${previous}, set \`utilitarian:version\` back to ${previous}.`,
+      },
+    ];
   }
   // Same version and same backup: resuming a rollback that stopped half way.
   const resuming = order === 0 && news.restoreFrom === olds?.restoreFrom;
   if (news.restoreFrom && order >= 0 && !resuming) {
-    return [{
-      property: "restoreFrom",
-      reason:
-        `\`utilitarian:restoreFrom\` restores a backup, which only makes sense while lowering the version (now ${previous}, ` +
-        `asked ${news.version}). Remove it with \`pulumi config rm utilitarian:restoreFrom\` after a rollback has finished.`,
-    }];
+    return [
+      {
+        property: "restoreFrom",
+        reason:
+          `\`utilitarian:restoreFrom\` restores a backup, which only makes sense while lowering the version (now ${previous}, ` +
+          `asked ${news.version}). Remove it with \`pulumi config rm utilitarian:restoreFrom\` after a rollback has finished.`,
+      },
+    ];
   }
   return [];
 }
@@ -103,7 +116,17 @@ export class SchemaGuard extends pulumi.dynamic.Resource {
   /** The version before it ("none" on the first install). */
   declare readonly previousVersion: pulumi.Output<string>;
 
-  constructor(name: string, args: { version: pulumi.Input<string>; restoreFrom?: pulumi.Input<string> }, opts?: pulumi.CustomResourceOptions) {
-    super(guardProvider(checkVersionChange), name, { ...args, previousVersion: undefined }, opts, "utilitarian-schema-guard");
+  constructor(
+    name: string,
+    args: { version: pulumi.Input<string>; restoreFrom?: pulumi.Input<string> },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      guardProvider(checkVersionChange),
+      name,
+      { ...args, previousVersion: undefined },
+      opts,
+      "utilitarian-schema-guard",
+    );
   }
 }

@@ -9,10 +9,10 @@ type StringSecret = Exclude<SecretKey, "apiSecretEnv">;
  * Secret inputs, one per key of `SECRET_KEYS` (config/schema.ts, where each is described): each
  * reaches containers and scripts only through environment values, never command text.
  */
-export type DeploymentSecrets =
-  & Record<AlwaysRequired, pulumi.Input<string>>
-  & Partial<Record<Exclude<StringSecret, AlwaysRequired>, pulumi.Input<string>>>
-  & { apiSecretEnv?: Record<string, pulumi.Input<string>> };
+export type DeploymentSecrets = Record<AlwaysRequired, pulumi.Input<string>> &
+  Partial<Record<Exclude<StringSecret, AlwaysRequired>, pulumi.Input<string>>> & {
+    apiSecretEnv?: Record<string, pulumi.Input<string>>;
+  };
 
 /**
  * Marks every secret input as secret, whatever the caller passed: a library user handing in a
@@ -23,9 +23,12 @@ export function secretInputs(secrets: DeploymentSecrets): DeploymentSecrets {
   for (const key of Object.keys(SECRET_KEYS) as SecretKey[]) {
     const value = secrets[key];
     if (value === undefined) continue;
-    wrapped[key] = key === "apiSecretEnv"
-      ? Object.fromEntries(Object.entries(value as Record<string, pulumi.Input<string>>).map(([k, v]) => [k, pulumi.secret(v)]))
-      : pulumi.secret(value as pulumi.Input<string>);
+    wrapped[key] =
+      key === "apiSecretEnv"
+        ? Object.fromEntries(
+            Object.entries(value as Record<string, pulumi.Input<string>>).map(([k, v]) => [k, pulumi.secret(v)]),
+          )
+        : pulumi.secret(value as pulumi.Input<string>);
   }
   return wrapped as DeploymentSecrets;
 }

@@ -26,21 +26,30 @@ export interface MaintenanceStepArgs {
  * through DOCKER_HOST). A non-zero exit fails the step with the script's output in the error,
  * and the engine issues no further steps.
  */
-export function maintenanceStep(name: string, args: MaintenanceStepArgs, opts: pulumi.CustomResourceOptions): command.local.Command {
-  return new command.local.Command(name, {
-    create: args.wrapper
-      ? `bash ${quote(scriptPath(args.wrapper))} ${quote(scriptPath(args.script))}`
-      : `bash ${quote(scriptPath(args.script))}`,
-    // A changed setting must not repeat a backup or a migration: an update only records it. Its
-    // stdout replaces the recorded one, so it prints the last real run's stdout again (the
-    // provider passes it in PULUMI_COMMAND_STDOUT): outputs such as `lastBackup` survive.
-    update: `echo ${quote(`${args.script}: already done for these triggers; settings recorded`)} >&2; ` +
-      `if [ -n "\${PULUMI_COMMAND_STDOUT:-}" ]; then printf '%s\\n' "$PULUMI_COMMAND_STDOUT"; fi`,
-    addPreviousOutputInEnv: true,
-    interpreter: ["/bin/bash", "-c"],
-    environment: args.environment,
-    triggers: args.runsOnceFor,
-  }, opts);
+export function maintenanceStep(
+  name: string,
+  args: MaintenanceStepArgs,
+  opts: pulumi.CustomResourceOptions,
+): command.local.Command {
+  return new command.local.Command(
+    name,
+    {
+      create: args.wrapper
+        ? `bash ${quote(scriptPath(args.wrapper))} ${quote(scriptPath(args.script))}`
+        : `bash ${quote(scriptPath(args.script))}`,
+      // A changed setting must not repeat a backup or a migration: an update only records it. Its
+      // stdout replaces the recorded one, so it prints the last real run's stdout again (the
+      // provider passes it in PULUMI_COMMAND_STDOUT): outputs such as `lastBackup` survive.
+      update:
+        `echo ${quote(`${args.script}: already done for these triggers; settings recorded`)} >&2; ` +
+        `if [ -n "\${PULUMI_COMMAND_STDOUT:-}" ]; then printf '%s\\n' "$PULUMI_COMMAND_STDOUT"; fi`,
+      addPreviousOutputInEnv: true,
+      interpreter: ["/bin/bash", "-c"],
+      environment: args.environment,
+      triggers: args.runsOnceFor,
+    },
+    opts,
+  );
 }
 
 /**

@@ -30,13 +30,15 @@ export interface VerifiedBackup {
 /** Why a backup file is not a verified one, or undefined when it is. */
 export function backupProblem(dir: string, name: string): string | undefined {
   const file = path.join(dir, name);
-  if (!BACKUP_NAME.test(name)) return `its name is not utilitarian-<time>-<from>-to-<to>.dump, as scripts/backup.sh names verified backups`;
+  if (!BACKUP_NAME.test(name))
+    return `its name is not utilitarian-<time>-<from>-to-<to>.dump, as scripts/backup.sh names verified backups`;
   const size = statOf(file);
   if (!size?.isFile()) return "it is not a file";
   const checksum = readSmall(`${file}.sha256`);
   if (checksum === undefined) return `its checksum file ${name}.sha256 is missing`;
   const [hash, listedName] = checksum.split("\n")[0].split(/\s+\*?/);
-  if (!/^[0-9a-f]{64}$/.test(hash ?? "") || listedName !== name) return `its checksum file ${name}.sha256 does not hold "<sha256>  ${name}"`;
+  if (!/^[0-9a-f]{64}$/.test(hash ?? "") || listedName !== name)
+    return `its checksum file ${name}.sha256 does not hold "<sha256>  ${name}"`;
   const manifestText = readSmall(`${file}.json`);
   if (manifestText === undefined) return `its manifest ${name}.json is missing`;
   let manifest: Record<string, unknown>;
@@ -46,9 +48,14 @@ export function backupProblem(dir: string, name: string): string | undefined {
     return `its manifest ${name}.json is not JSON`;
   }
   if (manifest.file !== name) return `its manifest ${name}.json describes another file (${String(manifest.file)})`;
-  if (manifest.bytes !== size.size) return `it has ${size.size} bytes but its manifest says ${String(manifest.bytes)}: the file changed or was cut short after it was verified`;
+  if (manifest.bytes !== size.size)
+    return `it has ${size.size} bytes but its manifest says ${String(manifest.bytes)}: the file changed or was cut short after it was verified`;
   if (manifest.sha256 !== hash) return `its manifest and its checksum file disagree on the sha256`;
-  if (typeof manifest.from !== "string" || typeof manifest.to !== "string" || !name.endsWith(`-${manifest.from}-to-${manifest.to}.dump`)) {
+  if (
+    typeof manifest.from !== "string" ||
+    typeof manifest.to !== "string" ||
+    !name.endsWith(`-${manifest.from}-to-${manifest.to}.dump`)
+  ) {
     return `its manifest's from/to versions do not match its name`;
   }
   return undefined;
@@ -56,10 +63,15 @@ export function backupProblem(dir: string, name: string): string | undefined {
 
 /** The verified backups in `dir`, newest first (names sort by their UTC time, as backup.sh relies on). */
 export function verifiedBackups(dir: string): VerifiedBackup[] {
-  return candidates(dir).filter((name) => backupProblem(dir, name) === undefined).map((name) => {
-    const manifest = JSON.parse(fs.readFileSync(path.join(dir, `${name}.json`), "utf8")) as { from: string; to: string };
-    return { name, from: manifest.from, to: manifest.to };
-  });
+  return candidates(dir)
+    .filter((name) => backupProblem(dir, name) === undefined)
+    .map((name) => {
+      const manifest = JSON.parse(fs.readFileSync(path.join(dir, `${name}.json`), "utf8")) as {
+        from: string;
+        to: string;
+      };
+      return { name, from: manifest.from, to: manifest.to };
+    });
 }
 
 export interface RestoreCheck {
@@ -83,35 +95,69 @@ export function restoreFromProblems(check: RestoreCheck): string[] {
   const dir = path.resolve(check.projectDir, check.backupDir);
   const realDir = realpathOf(dir);
   if (!realDir || !statOf(realDir)?.isDirectory()) {
-    return [refusal(check, `backup.dir ${check.backupDir} is not a directory here, so it holds no backup to restore`, undefined)];
+    return [
+      refusal(
+        check,
+        `backup.dir ${check.backupDir} is not a directory here, so it holds no backup to restore`,
+        undefined,
+      ),
+    ];
   }
   if (check.restoreFrom === "latest") {
     const pattern = `utilitarian-*-${check.version}-to-*.dump`;
     const newest = latestFor(realDir, check.version);
-    if (!newest) return [refusal(check, `latest means the newest backup taken while ${check.version} ran (${pattern}), and backup.dir ${check.backupDir} holds none`, realDir)];
+    if (!newest)
+      return [
+        refusal(
+          check,
+          `latest means the newest backup taken while ${check.version} ran (${pattern}), and backup.dir ${check.backupDir} holds none`,
+          realDir,
+        ),
+      ];
     const problem = backupProblem(realDir, newest);
-    return problem ? [refusal(check, `latest is ${newest} (the newest ${pattern}), which is not a verified backup: ${problem}`, realDir)] : [];
+    return problem
+      ? [
+          refusal(
+            check,
+            `latest is ${newest} (the newest ${pattern}), which is not a verified backup: ${problem}`,
+            realDir,
+          ),
+        ]
+      : [];
   }
 
   const file = path.resolve(check.projectDir, check.restoreFrom);
   if (!fs.existsSync(file)) {
     const inDir = path.join(realDir, check.restoreFrom);
-    const hint = !path.isAbsolute(check.restoreFrom) && fs.existsSync(inDir)
-      ? ` (relative paths start at the project directory; that file is ${shownPath(check, path.basename(inDir))})` : "";
+    const hint =
+      !path.isAbsolute(check.restoreFrom) && fs.existsSync(inDir)
+        ? ` (relative paths start at the project directory; that file is ${shownPath(check, path.basename(inDir))})`
+        : "";
     return [refusal(check, `${check.restoreFrom} does not exist${hint}`, realDir)];
   }
   const realFile = realpathOf(file)!;
   if (path.dirname(realFile) !== realDir) {
-    return [refusal(check, `${check.restoreFrom} is not inside backup.dir ${check.backupDir}; only the verified backups there can be restored`, realDir)];
+    return [
+      refusal(
+        check,
+        `${check.restoreFrom} is not inside backup.dir ${check.backupDir}; only the verified backups there can be restored`,
+        realDir,
+      ),
+    ];
   }
   const name = path.basename(realFile);
   const problem = backupProblem(realDir, name);
   if (problem) return [refusal(check, `${check.restoreFrom} is not a verified backup: ${problem}`, realDir)];
   if (!matchesVersion(name, check.version)) {
     const taken = verifiedBackups(realDir).find((b) => b.name === name)!;
-    return [refusal(check,
-      `${check.restoreFrom} was taken while ${taken.from} ran, but utilitarian:version is ${check.version}: ` +
-      `${check.version}'s code would meet ${taken.from}'s schema`, realDir)];
+    return [
+      refusal(
+        check,
+        `${check.restoreFrom} was taken while ${taken.from} ran, but utilitarian:version is ${check.version}: ` +
+          `${check.version}'s code would meet ${taken.from}'s schema`,
+        realDir,
+      ),
+    ];
   }
   return [];
 }
@@ -121,8 +167,12 @@ export function restoreFromProblems(check: RestoreCheck): string[] {
  * utilitarian-*-<version>-to-*.dump, newest name first, the first with a checksum file.
  */
 export function latestFor(dir: string, version: string): string | undefined {
-  return candidates(dir).find((name) => matchesVersion(name, version) &&
-    lstatOf(path.join(dir, name))?.isFile() && fs.existsSync(path.join(dir, `${name}.sha256`)));
+  return candidates(dir).find(
+    (name) =>
+      matchesVersion(name, version) &&
+      lstatOf(path.join(dir, name))?.isFile() &&
+      fs.existsSync(path.join(dir, `${name}.sha256`)),
+  );
 }
 
 /**
@@ -139,16 +189,22 @@ function refusal(check: RestoreCheck, what: string, realDir: string | undefined)
   if (found.length === 0) {
     return `${head}${realDir ? ` backup.dir ${check.backupDir} holds no verified backup.` : ""} ${capitalised(otherDir)}, ${remove}`;
   }
-  const listed = found.slice(0, LISTED).map((b) => `${shownPath(check, b.name)} (${b.from === "none" ? `taken before the first install of ${b.to}` : `taken while ${b.from} ran, before the upgrade to ${b.to}`})`);
+  const listed = found
+    .slice(0, LISTED)
+    .map(
+      (b) =>
+        `${shownPath(check, b.name)} (${b.from === "none" ? `taken before the first install of ${b.to}` : `taken while ${b.from} ran, before the upgrade to ${b.to}`})`,
+    );
   const more = found.length > LISTED ? `; and ${found.length - LISTED} older` : "";
   const inventory = `Verified backups in ${check.backupDir}, newest first: ${listed.join("; ")}${more}.`;
   const latest = latestFor(realDir!, check.version);
   const usable = found.find((b) => b.from === check.version);
-  const fix = latest !== undefined && backupProblem(realDir!, latest) === undefined
-    ? `Set it with \`pulumi config set utilitarian:restoreFrom latest\` (${shownPath(check, latest)}), ${remove}`
-    : usable
-      ? `Set it with \`pulumi config set utilitarian:restoreFrom ${shownPath(check, usable.name)}\`, the newest verified backup taken while ${check.version} ran, ${remove}`
-      : `None was taken while ${check.version} ran: set \`utilitarian:version\` to the version a backup was taken under, or ${otherDir}, ${remove}`;
+  const fix =
+    latest !== undefined && backupProblem(realDir!, latest) === undefined
+      ? `Set it with \`pulumi config set utilitarian:restoreFrom latest\` (${shownPath(check, latest)}), ${remove}`
+      : usable
+        ? `Set it with \`pulumi config set utilitarian:restoreFrom ${shownPath(check, usable.name)}\`, the newest verified backup taken while ${check.version} ran, ${remove}`
+        : `None was taken while ${check.version} ran: set \`utilitarian:version\` to the version a backup was taken under, or ${otherDir}, ${remove}`;
   return `${head} ${inventory} ${fix}`;
 }
 
@@ -169,7 +225,9 @@ function candidates(dir: string): string[] {
   } catch {
     return [];
   }
-  return names.filter((n) => n.startsWith("utilitarian-") && n.endsWith(".dump")).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  return names
+    .filter((n) => n.startsWith("utilitarian-") && n.endsWith(".dump"))
+    .sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
 }
 
 function statOf(file: string): fs.Stats | undefined {

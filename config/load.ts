@@ -44,7 +44,11 @@ const secretKeyNames = Object.keys(SECRET_KEYS) as SecretKey[];
  * No Pulumi runtime needed, so it is tested with plain equality. It reads the file system only
  * for `restoreFrom`: the named backup must be a verified one in backup.dir (config/backups.ts).
  */
-export function loadConfig(raw: Record<string, string>, storedAsSecret: ReadonlySet<string>, context: LoadContext = {}): LoadedConfig {
+export function loadConfig(
+  raw: Record<string, string>,
+  storedAsSecret: ReadonlySet<string>,
+  context: LoadContext = {},
+): LoadedConfig {
   const problems: string[] = [];
   const plain: Record<string, unknown> = {};
   const secretValues: Record<string, string> = {};
@@ -55,7 +59,9 @@ export function loadConfig(raw: Record<string, string>, storedAsSecret: Readonly
     if ((secretKeyNames as string[]).includes(key)) {
       if (!storedAsSecret.has(fullKey)) {
         // Never echo the value: it is a secret stored in the clear.
-        problems.push(`\`${fullKey}\` is stored in plain text; set it again with \`pulumi config set --secret ${fullKey} ...\``);
+        problems.push(
+          `\`${fullKey}\` is stored in plain text; set it again with \`pulumi config set --secret ${fullKey} ...\``,
+        );
       }
       secretValues[key] = value;
       continue;
@@ -74,11 +80,15 @@ export function loadConfig(raw: Record<string, string>, storedAsSecret: Readonly
     const spec = SECRET_KEYS[key];
     const value = secretValues[key];
     if (spec.when(settings) && (value === undefined || value === "")) {
-      problems.push(`\`${NAMESPACE}:${key}\` is required (${spec.what}); set it with \`pulumi config set --secret ${NAMESPACE}:${key} ...\``);
+      problems.push(
+        `\`${NAMESPACE}:${key}\` is required (${spec.what}); set it with \`pulumi config set --secret ${NAMESPACE}:${key} ...\``,
+      );
     }
   }
   if (secretValues.secretKey !== undefined && secretValues.secretKey.length < 32) {
-    problems.push(`\`${NAMESPACE}:secretKey\` is too short (${secretValues.secretKey.length} characters); use at least 32 random characters, e.g. \`openssl rand -base64 48\``);
+    problems.push(
+      `\`${NAMESPACE}:secretKey\` is too short (${secretValues.secretKey.length} characters); use at least 32 random characters, e.g. \`openssl rand -base64 48\``,
+    );
   }
   const secrets: Record<string, unknown> = {};
   for (const key of secretKeyNames) {
@@ -86,21 +96,36 @@ export function loadConfig(raw: Record<string, string>, storedAsSecret: Readonly
   }
   if (secretValues.apiSecretEnv !== undefined) {
     const env = parseValue(secretValues.apiSecretEnv);
-    const valid = typeof env === "object" && env !== null && !Array.isArray(env) &&
+    const valid =
+      typeof env === "object" &&
+      env !== null &&
+      !Array.isArray(env) &&
       Object.entries(env).every(([k, v]) => /^[A-Z_][A-Z0-9_]*$/.test(k) && typeof v === "string");
     if (valid) secrets.apiSecretEnv = env as Record<string, string>;
-    else problems.push(`\`${NAMESPACE}:apiSecretEnv\` must be a map of UPPER_CASE names to strings; set entries with \`pulumi config set --secret --path '${NAMESPACE}:apiSecretEnv.NAME' ...\``);
+    else
+      problems.push(
+        `\`${NAMESPACE}:apiSecretEnv\` must be a map of UPPER_CASE names to strings; set entries with \`pulumi config set --secret --path '${NAMESPACE}:apiSecretEnv.NAME' ...\``,
+      );
     for (const [name, value] of valid ? Object.entries(env as Record<string, string>) : []) {
       // No process environment can carry a NUL; line breaks are fine (PEM keys). Never shown.
-      if (value.includes("\u0000")) problems.push(`\`${NAMESPACE}:apiSecretEnv.${name}\` holds a NUL character, which no environment variable can carry; set it again with \`pulumi config set --secret --path '${NAMESPACE}:apiSecretEnv.${name}' ...\``);
+      if (value.includes("\u0000"))
+        problems.push(
+          `\`${NAMESPACE}:apiSecretEnv.${name}\` holds a NUL character, which no environment variable can carry; set it again with \`pulumi config set --secret --path '${NAMESPACE}:apiSecretEnv.${name}' ...\``,
+        );
     }
   }
   problems.push(...crossChecks(settings, secrets as Secrets));
-  if (settings.prefix === undefined && context.stack !== undefined) problems.push(...derivedPrefixProblems(context.stack));
+  if (settings.prefix === undefined && context.stack !== undefined)
+    problems.push(...derivedPrefixProblems(context.stack));
   if (settings.restoreFrom !== undefined) {
-    problems.push(...restoreFromProblems({
-      restoreFrom: settings.restoreFrom, backupDir: settings.backup.dir, version: settings.version, projectDir: context.projectDir ?? process.cwd(),
-    }));
+    problems.push(
+      ...restoreFromProblems({
+        restoreFrom: settings.restoreFrom,
+        backupDir: settings.backup.dir,
+        version: settings.version,
+        projectDir: context.projectDir ?? process.cwd(),
+      }),
+    );
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -114,7 +139,9 @@ function crossChecks(settings: Settings, secrets: Secrets): string[] {
   const reserved = ["DATABASE_URL", "SECRET_KEY", "AMQP_CONNECTION_STRING", "ALLOWED_HOSTS"];
   for (const name of Object.keys(settings.api.env)) {
     if (reserved.includes(name)) {
-      problems.push(`\`${NAMESPACE}:api.env.${name}\` is set by the deployment itself; remove it and use the dedicated setting instead`);
+      problems.push(
+        `\`${NAMESPACE}:api.env.${name}\` is set by the deployment itself; remove it and use the dedicated setting instead`,
+      );
     }
   }
   for (const name of Object.keys(secrets.apiSecretEnv ?? {})) {
@@ -128,7 +155,9 @@ function crossChecks(settings: Settings, secrets: Secrets): string[] {
     if (!/^amqps?:\/\//.test(secrets.rabbitmqUrl)) {
       problems.push(`\`${NAMESPACE}:rabbitmqUrl\` must start with amqp:// or amqps://; ${fix}`);
     } else if (!amqpHostProblemFree(secrets.rabbitmqUrl)) {
-      problems.push(`\`${NAMESPACE}:rabbitmqUrl\` must be amqp[s]://user:password@host[:port]/vhost with a valid host name or address and port; ${fix}`);
+      problems.push(
+        `\`${NAMESPACE}:rabbitmqUrl\` must be amqp[s]://user:password@host[:port]/vhost with a valid host name or address and port; ${fix}`,
+      );
     }
   }
   return problems;
@@ -148,11 +177,16 @@ function amqpHostProblemFree(url: string): boolean {
 function derivedPrefixProblems(stack: string): string[] {
   const derived = defaultPrefix(stack);
   if (NAME_PATTERN.test(derived)) return [];
-  const suggestion = derived.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/-+/g, "-").slice(0, 41).replace(/-+$/, "");
+  const suggestion = derived
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/-+/g, "-")
+    .slice(0, 41)
+    .replace(/-+$/, "");
   return [
     `\`${NAMESPACE}:prefix\` is not set, so names would start with '${derived}' (from the stack name), which is not a valid name: ` +
-    `lower case letters, digits and - (names become container and host names), at most 41 characters. ` +
-    `Set it with \`pulumi config set ${NAMESPACE}:prefix ${suggestion}\`.`,
+      `lower case letters, digits and - (names become container and host names), at most 41 characters. ` +
+      `Set it with \`pulumi config set ${NAMESPACE}:prefix ${suggestion}\`.`,
   ];
 }
 
@@ -185,14 +219,20 @@ function describeIssue(issue: Issue): string {
   const key = `${NAMESPACE}:${path.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), "")}`;
   if (issue.code === "unrecognized_keys" && issue.keys) {
     return issue.keys
-      .map((k) => `\`${path.length ? `${key}.` : `${NAMESPACE}:`}${k}\` is not a known setting; check its spelling against the README's configuration reference`)
+      .map(
+        (k) =>
+          `\`${path.length ? `${key}.` : `${NAMESPACE}:`}${k}\` is not a known setting; check its spelling against the README's configuration reference`,
+      )
       .join("\n  - ");
   }
   if (path.length === 1 && path[0] === "version" && issue.code === "invalid_type") {
     return `\`${key}\` is required: the Utilitarian release to run, like 1.2.0; set it with \`pulumi config set ${NAMESPACE}:version 1.2.0\``;
   }
   if (issue.code === "invalid_key" && issue.issues?.[0]) return `\`${key}\` ${issue.issues[0].message}`;
-  const message = issue.code === "invalid_type" && !/must/.test(issue.message) ? `has the wrong type (${issue.message})` : issue.message;
+  const message =
+    issue.code === "invalid_type" && !/must/.test(issue.message)
+      ? `has the wrong type (${issue.message})`
+      : issue.message;
   const example = issue.params?.example;
   if (example === undefined || /pulumi config/.test(message)) return `\`${key}\` ${message}`;
   return `\`${key}\` ${message}. Set it with \`pulumi config set --path ${shellWord(key)} ${shellWord(example)}\`.`;

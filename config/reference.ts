@@ -31,7 +31,15 @@ export interface SecretReference {
 }
 
 type Schema = z.core.$ZodType;
-type Def = { type: string; innerType?: Schema; in?: Schema; out?: Schema; shape?: Record<string, Schema>; element?: Schema; defaultValue?: unknown };
+type Def = {
+  type: string;
+  innerType?: Schema;
+  in?: Schema;
+  out?: Schema;
+  shape?: Record<string, Schema>;
+  element?: Schema;
+  defaultValue?: unknown;
+};
 
 /** A key's schema without its wrappers (optional, default, preprocess, transform), and what they said. */
 interface Unwrapped {
@@ -46,7 +54,7 @@ const defOf = (schema: Schema) => schema._zod.def as unknown as Def;
 
 function unwrap(schema: Schema): Unwrapped {
   const found: Unwrapped = { core: schema, optional: false };
-  for (let current: Schema | undefined = schema; current; ) {
+  for (let current: Schema | undefined = schema; current;) {
     // Outer metadata wins: `.meta()` on the key itself, over any on a shared inner schema.
     const meta = z.globalRegistry.get(current);
     if (found.description === undefined && typeof meta?.description === "string") found.description = meta.description;
@@ -54,8 +62,10 @@ function unwrap(schema: Schema): Unwrapped {
     found.core = current;
     const def = defOf(current);
     if (def.type === "optional") found.optional = true;
-    if ((def.type === "default" || def.type === "prefault") && !found.default) found.default = { value: def.defaultValue };
-    if (["optional", "default", "prefault", "nullable", "readonly", "catch", "nonoptional"].includes(def.type)) current = def.innerType;
+    if ((def.type === "default" || def.type === "prefault") && !found.default)
+      found.default = { value: def.defaultValue };
+    if (["optional", "default", "prefault", "nullable", "readonly", "catch", "nonoptional"].includes(def.type))
+      current = def.innerType;
     // A preprocess is a pipe from a transform into the real schema; a transform, the reverse.
     else if (def.type === "pipe") current = defOf(def.in!).type === "transform" ? def.out : def.in;
     else current = undefined;
@@ -66,7 +76,8 @@ function unwrap(schema: Schema): Unwrapped {
 /** The keys of an object schema, or of the objects of an array schema, with their key prefix. */
 function childrenOf(core: Schema, key: string): [string, Schema][] {
   const def = defOf(core);
-  if (def.type === "object") return Object.entries(def.shape!).map(([name, child]) => [key ? `${key}.${name}` : name, child]);
+  if (def.type === "object")
+    return Object.entries(def.shape!).map(([name, child]) => [key ? `${key}.${name}` : name, child]);
   if (def.type === "array") {
     const element = unwrap(def.element!).core;
     if (defOf(element).type === "object") return childrenOf(element, `${key}[]`);
@@ -106,7 +117,9 @@ function valueText(value: unknown): string {
 function jsonText(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(jsonText).join(", ")}]`;
   if (value !== null && typeof value === "object") {
-    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${jsonText(v)}`).join(", ")}}`;
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}: ${jsonText(v)}`)
+      .join(", ")}}`;
   }
   return JSON.stringify(value);
 }
@@ -126,7 +139,8 @@ export function descriptionProblems(schema: Schema): string[] {
 }
 
 export function describedProblem(description: string | undefined): string | undefined {
-  if (description === undefined || description.trim() === "") return "has no description: add `.meta({ description: \"...: what is allowed.\" })` to it in config/schema.ts";
+  if (description === undefined || description.trim() === "")
+    return 'has no description: add `.meta({ description: "...: what is allowed." })` to it in config/schema.ts';
   const prose = withoutCode(description);
   if (!prose.endsWith(".")) return "has a description that does not end with a full stop";
   if (SENTENCE_BREAK.test(prose)) return "has a description of more than one sentence";
@@ -138,10 +152,13 @@ const cell = (text: string) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|")
 
 /** The Markdown between the README's markers: the keys' table and the secrets' table. */
 export function referenceMarkdown(schema: Schema, secrets: Readonly<Record<string, SecretReference>>): string {
-  const keys = referenceRows(schema).map(({ key, default: byDefault, description }) =>
-    `| \`${key}\` | ${cell(byDefault)} | ${cell(description ?? "")} |`);
-  const secretRows = Object.entries(secrets).map(([key, secret]) =>
-    `| \`${key}\` | ${cell(secret.required)} | ${cell(secret.description)} | \`${cell(secret.how ?? `pulumi config set --secret ${NAMESPACE}:${key}`)}\` |`);
+  const keys = referenceRows(schema).map(
+    ({ key, default: byDefault, description }) => `| \`${key}\` | ${cell(byDefault)} | ${cell(description ?? "")} |`,
+  );
+  const secretRows = Object.entries(secrets).map(
+    ([key, secret]) =>
+      `| \`${key}\` | ${cell(secret.required)} | ${cell(secret.description)} | \`${cell(secret.how ?? `pulumi config set --secret ${NAMESPACE}:${key}`)}\` |`,
+  );
   return [
     "<!-- Generated from config/schema.ts by `npm run docs`: edit the descriptions there, not here. -->",
     "",
@@ -164,7 +181,9 @@ function markerPositions(readme: string): { start: number; end: number } {
   const end = readme.indexOf(END_MARKER);
   const once = (marker: string) => readme.indexOf(marker) === readme.lastIndexOf(marker);
   if (start < 0 || end < start || !once(START_MARKER) || !once(END_MARKER)) {
-    throw new Error(`README.md must hold ${START_MARKER} and then ${END_MARKER}, once each, around the configuration reference`);
+    throw new Error(
+      `README.md must hold ${START_MARKER} and then ${END_MARKER}, once each, around the configuration reference`,
+    );
   }
   return { start: start + START_MARKER.length, end };
 }
@@ -196,7 +215,11 @@ function main(readmePath: string | undefined): number {
   const before = fs.readFileSync(readmePath, "utf8");
   const after = withReferenceSection(before, referenceMarkdown(settingsSchema, SECRET_KEYS));
   if (after !== before) fs.writeFileSync(readmePath, after);
-  process.stdout.write(after === before ? `${readmePath}: configuration reference already up to date\n` : `${readmePath}: configuration reference rewritten\n`);
+  process.stdout.write(
+    after === before
+      ? `${readmePath}: configuration reference already up to date\n`
+      : `${readmePath}: configuration reference rewritten\n`,
+  );
   return 0;
 }
 

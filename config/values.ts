@@ -12,7 +12,9 @@ import { z } from "zod";
 export function shown(value: unknown): string {
   if (typeof value !== "string") return JSON.stringify(value) ?? String(value);
   const text = value;
-  const escaped = JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text).slice(1, -1).replace(/\\"/g, '"');
+  const escaped = JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text)
+    .slice(1, -1)
+    .replace(/\\"/g, '"');
   return `'${escaped}'`;
 }
 
@@ -61,17 +63,23 @@ export const hostOrAddress = (example: string, options: { fromContainers?: boole
       return `must be a host name or IP address (letters, digits, dots, hyphens; IPv6 like 2001:db8::5); got ${shown(value)}`;
     }
     if (options.fromContainers && LOOPBACK_OR_WILDCARD.test(unbracketed(value))) {
-      return `is ${shown(value)}, which inside a container is the container itself, not the server; ` +
-        "give the name or address the containers reach the server at (for a server on the Docker host: the host's address on the Docker bridge, e.g. 172.17.0.1)";
+      return (
+        `is ${shown(value)}, which inside a container is the container itself, not the server; ` +
+        "give the name or address the containers reach the server at (for a server on the Docker host: the host's address on the Docker bridge, e.g. 172.17.0.1)"
+      );
     }
     return undefined;
   }, example).transform(unbracketed);
 
 /** An IP address of the Docker host to publish a port on; IPv6 kept bare, as Docker takes it. */
 export const publishAddress = (example: string) =>
-  checked((value) => ipVersion(value) === 0
-    ? `must be an IP address of the Docker host to publish on: 127.0.0.1 (this host only), 0.0.0.0 (all IPv4 interfaces), ::1 or :: for IPv6; got ${shown(value)}`
-    : undefined, example).transform(unbracketed);
+  checked(
+    (value) =>
+      ipVersion(value) === 0
+        ? `must be an IP address of the Docker host to publish on: 127.0.0.1 (this host only), 0.0.0.0 (all IPv4 interfaces), ::1 or :: for IPv6; got ${shown(value)}`
+        : undefined,
+    example,
+  ).transform(unbracketed);
 
 /** Django ALLOWED_HOSTS entry: compared with the request's Host header without its port. */
 export const allowedHost = checked((value) => {
@@ -79,8 +87,12 @@ export const allowedHost = checked((value) => {
   const name = value.startsWith(".") ? value.slice(1) : value;
   if (isHostName(name) || ipVersion(value) === 4) return undefined;
   if (value.startsWith("[") && ipVersion(value) === 6) return undefined;
-  const hint = ipVersion(value) === 6 ? ` (Django sees IPv6 hosts in brackets: write [${value}])`
-    : /^[a-z]+:\/\/|[:/]/i.test(value) ? " (no scheme, port or path: Django compares the host name alone)" : "";
+  const hint =
+    ipVersion(value) === 6
+      ? ` (Django sees IPv6 hosts in brackets: write [${value}])`
+      : /^[a-z]+:\/\/|[:/]/i.test(value)
+        ? " (no scheme, port or path: Django compares the host name alone)"
+        : "";
   return `must be a host name (utilitarian.example.net), a subdomain wildcard (.example.net), an IPv4 address, an IPv6 address in brackets ([::1]) or *${hint}; got ${shown(value)}`;
 }, "utilitarian.example.net");
 
@@ -90,10 +102,13 @@ const toNumber = (v: unknown) => (typeof v === "string" && v.trim() !== "" && !N
 
 /** A TCP or UDP port; strings from YAML are read as numbers. */
 export const port = (example: number) =>
-  z.preprocess(toNumber, z.custom<number>(
-    (v) => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65535,
-    { error: (issue) => `must be a port, a whole number from 1 to 65535; got ${shown(issue.input)}`, params: { example: String(example) } },
-  ));
+  z.preprocess(
+    toNumber,
+    z.custom<number>((v) => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65535, {
+      error: (issue) => `must be a port, a whole number from 1 to 65535; got ${shown(issue.input)}`,
+      params: { example: String(example) },
+    }),
+  );
 
 // --- Docker ----------------------------------------------------------------------------------
 
@@ -114,14 +129,20 @@ const REPOSITORY_RULES = "lower-case path components separated by /, optionally 
 export const imageRepository = (example: string, tagFrom: string) =>
   checked((value) => {
     if (value.length <= 255 && REPOSITORY.test(value)) return undefined;
-    if (REFERENCE.test(value)) return `must be an image repository without a tag, like ${example} (the tag comes from ${tagFrom}); got ${shown(value)}`;
+    if (REFERENCE.test(value))
+      return `must be an image repository without a tag, like ${example} (the tag comes from ${tagFrom}); got ${shown(value)}`;
     return `must be an image repository (${REPOSITORY_RULES}), like ${example}; got ${shown(value)}`;
   }, example);
 
 /** A whole image reference, tag allowed, like postgres:15. */
 export const imageReference = (example: string) =>
-  checked((value) => value.length <= 255 && REFERENCE.test(value) ? undefined
-    : `must be a Docker image reference like ${example} (${REPOSITORY_RULES}, then an optional :tag); got ${shown(value)}`, example);
+  checked(
+    (value) =>
+      value.length <= 255 && REFERENCE.test(value)
+        ? undefined
+        : `must be a Docker image reference like ${example} (${REPOSITORY_RULES}, then an optional :tag); got ${shown(value)}`,
+    example,
+  );
 
 /** The registry part of an image reference, as the Docker provider matches credentials. */
 export function registryOf(image: string): string {
@@ -134,8 +155,13 @@ export function normalizeRegistry(server: string): string {
   return ["index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"].includes(lower) ? "docker.io" : lower;
 }
 
-export const registryServer = checked((value) => REGISTRY_HOST.test(value) ? undefined
-  : `must be the registry's host name with an optional :port, without https:// or a path, like quay.io; got ${shown(value)}`, "quay.io");
+export const registryServer = checked(
+  (value) =>
+    REGISTRY_HOST.test(value)
+      ? undefined
+      : `must be the registry's host name with an optional :port, without https:// or a path, like quay.io; got ${shown(value)}`,
+  "quay.io",
+);
 
 // A password in the URL would sit in plain text in the stack file: never show such a value.
 const WITH_PASSWORD = /^[a-z]+:\/\/[^@/]*:[^@/]*@/i;
@@ -148,12 +174,15 @@ export const dockerHost = checked((value) => {
     return `must not hold a password (it would be stored in plain text in the stack file); use ssh://user@host with an SSH key in your agent, or tcp:// with TLS certificates`;
   }
   if (value.startsWith("unix://")) {
-    return /^unix:\/\/\/[^\s]*[^\s/]$/.test(value) ? undefined : `must be ${DOCKER_HOST_FORMS}; a unix socket needs an absolute path after unix:// (three slashes); got ${shown(value)}`;
+    return /^unix:\/\/\/[^\s]*[^\s/]$/.test(value)
+      ? undefined
+      : `must be ${DOCKER_HOST_FORMS}; a unix socket needs an absolute path after unix:// (three slashes); got ${shown(value)}`;
   }
   const m = SSH_OR_TCP.exec(value);
   if (!m) return `must be ${DOCKER_HOST_FORMS}; got ${shown(value)}`;
   const [, , , host, portText] = m;
-  if (!isHostName(host) && ipVersion(host) === 0) return `must be ${DOCKER_HOST_FORMS}, with a host name or IP address as host; got ${shown(value)}`;
+  if (!isHostName(host) && ipVersion(host) === 0)
+    return `must be ${DOCKER_HOST_FORMS}, with a host name or IP address as host; got ${shown(value)}`;
   if (portText !== undefined && !(/^\d+$/.test(portText) && Number(portText) >= 1 && Number(portText) <= 65535)) {
     return `must be ${DOCKER_HOST_FORMS}, with a port from 1 to 65535; got ${shown(value)}`;
   }
@@ -165,29 +194,43 @@ export const dockerHost = checked((value) => {
 /** Lower-case name that becomes part of container and host names. */
 export const NAME_PATTERN = /^[a-z]([a-z0-9-]{0,39}[a-z0-9])?$/;
 export const dnsName = (example: string) =>
-  checked((value) => NAME_PATTERN.test(value) ? undefined
-    : `must be lower case letters, digits and - (no underscores: names become host names), starting with a letter, not ending with -, at most 41 characters; got ${shown(value)}`, example);
+  checked(
+    (value) =>
+      NAME_PATTERN.test(value)
+        ? undefined
+        : `must be lower case letters, digits and - (no underscores: names become host names), starting with a letter, not ending with -, at most 41 characters; got ${shown(value)}`,
+    example,
+  );
 
 /** A PostgreSQL role name as typed in connection settings (Azure's user@server included). */
 export const roleName = (example: string) =>
-  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
-  checked((value) => /^[^\s\u0000-\u001f\u007f]{1,63}$/.test(value) ? undefined
-    : `must be a PostgreSQL role name without spaces or control characters, at most 63 characters, like ${example}; got ${shown(value)}`, example);
+  checked(
+    (value) =>
+      // eslint-disable-next-line no-control-regex -- refusing control characters is the point
+      /^[^\s\u0000-\u001f\u007f]{1,63}$/.test(value)
+        ? undefined
+        : `must be a PostgreSQL role name without spaces or control characters, at most 63 characters, like ${example}; got ${shown(value)}`,
+    example,
+  );
 
 /** One line of text; never shows the value, which may be a misplaced secret. */
 export function textProblem(value: string): string | undefined {
   const at = value.search(CONTROL);
   if (at < 0) return undefined;
   const what = value[at] === "\n" ? "a line break" : value[at] === "\t" ? "a tab" : "a control character";
-  const hint = value.endsWith("\n") && at === value.length - 1 ? " (a YAML block scalar `|` adds one at the end; use `|-` or a plain scalar)" : "";
+  const hint =
+    value.endsWith("\n") && at === value.length - 1
+      ? " (a YAML block scalar `|` adds one at the end; use `|-` or a plain scalar)"
+      : "";
   return `must be one line of text without control characters; it holds ${what} at character ${at + 1}${hint}`;
 }
 
-export const text = (example: string) => checked((value) => {
-  if (value.trim() === "") return "must not be empty";
-  if (value.trim() !== value) return `must not begin or end with spaces; got ${shown(value)}`;
-  return textProblem(value);
-}, example);
+export const text = (example: string) =>
+  checked((value) => {
+    if (value.trim() === "") return "must not be empty";
+    if (value.trim() !== value) return `must not begin or end with spaces; got ${shown(value)}`;
+    return textProblem(value);
+  }, example);
 
 /** A path on this machine: used as given, so nothing in it is expanded. */
 export function pathProblem(value: string): string | undefined {
@@ -195,7 +238,9 @@ export function pathProblem(value: string): string | undefined {
   const problem = textProblem(value);
   if (problem) return problem;
   if (value.trim() !== value) return `must not begin or end with spaces; got ${shown(value)}`;
-  if (value.startsWith("~")) return `starts with ~, which is not expanded here (it would name a directory called '~'); use an absolute path like /var/backups/utilitarian or one relative to the project directory; got ${shown(value)}`;
-  if (value.includes("$")) return `holds $, and variables are not expanded here; write the path out; got ${shown(value)}`;
+  if (value.startsWith("~"))
+    return `starts with ~, which is not expanded here (it would name a directory called '~'); use an absolute path like /var/backups/utilitarian or one relative to the project directory; got ${shown(value)}`;
+  if (value.includes("$"))
+    return `holds $, and variables are not expanded here; write the path out; got ${shown(value)}`;
   return undefined;
 }

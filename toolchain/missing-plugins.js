@@ -13,7 +13,8 @@ const path = require("path");
  * their modules at every version tried (checked 2026-12-04; README, "The engine toolchain").
  */
 const NOT_BUILDABLE = {
-  command: "github.com/pulumi/pulumi-command/provider (the v1.2.1 commit's v0.0.0-20260303235922-7f3eb6f3b77c and every other version tried)",
+  command:
+    "github.com/pulumi/pulumi-command/provider (the v1.2.1 commit's v0.0.0-20260303235922-7f3eb6f3b77c and every other version tried)",
   docker: "github.com/pulumi/pulumi-docker/provider/v5 (the v5.x commits' pseudo-versions, and the version list)",
   postgresql:
     "github.com/pulumi/pulumi-postgresql/provider/v3 and its Terraform provider github.com/cyrilgdn/terraform-provider-postgresql (no version of either)",
@@ -29,7 +30,12 @@ function requiredPlugins(programDir) {
     } catch {
       continue; // not installed, or no package.json export: the program itself will say so
     }
-    if (pkg.pulumi?.resource) out.push({ name: pkg.pulumi.name ?? dependency.replace(/^@pulumi\//, ""), version: pkg.pulumi.version ?? pkg.version, by: `${dependency} ${pkg.version}` });
+    if (pkg.pulumi?.resource)
+      out.push({
+        name: pkg.pulumi.name ?? dependency.replace(/^@pulumi\//, ""),
+        version: pkg.pulumi.version ?? pkg.version,
+        by: `${dependency} ${pkg.version}`,
+      });
   }
   return out;
 }
@@ -40,7 +46,9 @@ function main([programDir, pulumiHome]) {
     return !fs.existsSync(binary);
   });
   for (const { name, version, by } of missing) {
-    const why = NOT_BUILDABLE[name] ? ` toolchain/build.sh cannot build it here: the Go module proxy does not serve ${NOT_BUILDABLE[name]}.` : "";
+    const why = NOT_BUILDABLE[name]
+      ? ` toolchain/build.sh cannot build it here: the Go module proxy does not serve ${NOT_BUILDABLE[name]}.`
+      : "";
     console.error(
       `toolchain: the resource plugin ${name} v${version} (asked for by ${by}) is not installed in ${pulumiHome}/plugins.${why} ` +
         `Install a binary of it with \`toolchain/pulumi plugin install resource ${name} ${version} --file <pulumi-resource-${name}>\`; ` +

@@ -25,7 +25,8 @@ import { startPostgres, type PgCluster } from "../../test/support/postgres";
 /** The repository root: the compiled file runs from a cache directory, so look for scripts/backup.sh. */
 function repoRoot(): string {
   for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
-    if (existsSync(join(dir, "scripts", "backup.sh")) && existsSync(join(dir, "bench", "backup", "generate.sql"))) return dir;
+    if (existsSync(join(dir, "scripts", "backup.sh")) && existsSync(join(dir, "bench", "backup", "generate.sql")))
+      return dir;
   }
   throw new Error(`cannot find the repository (scripts/backup.sh) above ${__dirname}`);
 }
@@ -59,7 +60,20 @@ function parseArgs(argv: string[]): Options {
     }
   }
   const readings = int("readings", 200_000, 1000);
-  const known = ["fc6", "fc1", "fd1", "zstd", "backup", "backup-none", "backup-full", "previous", "pg_restore", "pg_restore-j", "restore", "peaks"];
+  const known = [
+    "fc6",
+    "fc1",
+    "fd1",
+    "zstd",
+    "backup",
+    "backup-none",
+    "backup-full",
+    "previous",
+    "pg_restore",
+    "pg_restore-j",
+    "restore",
+    "peaks",
+  ];
   const skip = (value("skip") ?? "").split(",").filter((s) => s !== "");
   for (const key of skip) if (!known.includes(key)) throw new Error(`--skip ${key}: not one of ${known.join(", ")}`);
   return {
@@ -82,7 +96,9 @@ interface Run {
 function run(command: string, args: string[], env: Record<string, string>, input?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(command, args, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...env } });
+    const child = spawn(command, args, {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...env },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c.length < 1e6 ? c : ""));
@@ -157,58 +173,131 @@ async function main(): Promise<void> {
     const cluster = pg;
     const env = (db = DB) => cluster.env(db);
     const psql = (sql: string, db = DB) => cluster.psql(sql, db);
-    const zstd = await run("bash", ["-c", "command -v zstd"], {}).then(() => true, () => false);
+    const zstd = await run("bash", ["-c", "command -v zstd"], {}).then(
+      () => true,
+      () => false,
+    );
     const pgVersion = await psql("show server_version", "postgres");
 
     say(`PostgreSQL ${pgVersion}; generating ${options.readings} readings for ${options.meters} meters`);
     await psql(`create database ${DB}`, "postgres");
-    const generated = await run("psql", ["-X", "-q", "-v", `meters=${options.meters}`, "-v", `readings=${options.readings}`, "-f", join(ROOT, "bench/backup/generate.sql")], env());
+    const generated = await run(
+      "psql",
+      [
+        "-X",
+        "-q",
+        "-v",
+        `meters=${options.meters}`,
+        "-v",
+        `readings=${options.readings}`,
+        "-f",
+        join(ROOT, "bench/backup/generate.sql"),
+      ],
+      env(),
+    );
     const dbBytes = Number(await psql("select pg_database_size(current_database())"));
-    const [tableBytes, indexBytes, largestIndex] = (await psql(
-      `select sum(pg_table_size(c.oid)) filter (where relkind = 'r'), sum(pg_relation_size(c.oid)) filter (where relkind = 'i'),
+    const [tableBytes, indexBytes, largestIndex] = (
+      await psql(
+        `select sum(pg_table_size(c.oid)) filter (where relkind = 'r'), sum(pg_relation_size(c.oid)) filter (where relkind = 'i'),
               max(pg_relation_size(c.oid)) filter (where relkind = 'i')
          from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public'`,
-    )).split("|").map(Number);
+      )
+    )
+      .split("|")
+      .map(Number);
     const db = { pgVersion, dbBytes, tableBytes, indexBytes, largestIndex };
-    say(`database: ${mb(dbBytes)} (tables ${mb(tableBytes)}, indexes ${mb(indexBytes)}, largest index ${mb(largestIndex)}), generated in ${generated.seconds.toFixed(1)} s`);
+    say(
+      `database: ${mb(dbBytes)} (tables ${mb(tableBytes)}, indexes ${mb(indexBytes)}, largest index ${mb(largestIndex)}), generated in ${generated.seconds.toFixed(1)} s`,
+    );
 
     /** backup.sh into a fresh directory (a second backup in the same second would wait for the next one). */
     const backupSh = async (round: Round, extra: Record<string, string> = {}) => {
       const dir = mkdtempSync(join(round.dir, "backups-"));
       const result = await run(join(ROOT, "scripts/backup.sh"), [], {
-        ...env(), BACKUP_DIR: dir, BACKUP_FROM_VERSION: "1.0.0", BACKUP_TO_VERSION: "1.1.0", ...extra,
+        ...env(),
+        BACKUP_DIR: dir,
+        BACKUP_FROM_VERSION: "1.0.0",
+        BACKUP_TO_VERSION: "1.1.0",
+        ...extra,
       });
       return { run: result, output: dir };
     };
     const restoreSh = (file: string, db: string) =>
-      run(join(ROOT, "scripts/restore.sh"), [], { ...env(db), RESTORE_FILE: file, RESTORE_DB_OWNER: cluster.user, RESTORE_JOBS: J });
+      run(join(ROOT, "scripts/restore.sh"), [], {
+        ...env(db),
+        RESTORE_FILE: file,
+        RESTORE_DB_OWNER: cluster.user,
+        RESTORE_JOBS: J,
+      });
     const dumpIn = (dir: string) => join(dir, readdirSync(dir).find((f) => f.endsWith(".dump")) ?? "no-dump-here.dump");
     const J = String(options.jobs);
-    const timed = async (command: string, args: string[], output: string, dbEnv = env()) => ({ run: await run(command, args, dbEnv), output });
+    const timed = async (command: string, args: string[], output: string, dbEnv = env()) => ({
+      run: await run(command, args, dbEnv),
+      output,
+    });
 
     const allDumps: Candidate[] = [
       { key: "plain", command: "pg_dump -f x.sql", keep: true, go: (r) => timed("pg_dump", ["-f", r.sql], r.sql) },
-      { key: "fc6", command: "pg_dump -Fc -f x.dump (zlib 6, pg_dump's default)", go: (r) => timed("pg_dump", ["-Fc", "-f", join(r.dir, "z6.dump")], join(r.dir, "z6.dump")) },
-      { key: "fc1", command: "pg_dump -Fc -Z1 -f x.dump", keep: true, go: (r) => timed("pg_dump", ["-Fc", "-Z1", "-f", r.custom], r.custom) },
-      { key: "fd1", command: `pg_dump -Fd -j${J} -Z1 -f x.dir`, go: (r) => timed("pg_dump", ["-Fd", `-j${J}`, "-Z1", "-f", join(r.dir, "x.dir")], join(r.dir, "x.dir")) },
-      ...(zstd ? [{
-        key: "zstd", command: "pg_dump -Fc -Z0 | zstd -3 -T2",
-        go: (r: Round) => timed("bash", ["-c", `set -o pipefail; pg_dump -Fc -Z0 | zstd -q -3 -T2 -o ${JSON.stringify(join(r.dir, "x.dump.zst"))}`], join(r.dir, "x.dump.zst")),
-      }] : []),
       {
-        key: "backup", command: "scripts/backup.sh (default: -Z1; every table read back and counted, table of contents, sha256 and schema-only test restore, all while it is written)", keep: true,
+        key: "fc6",
+        command: "pg_dump -Fc -f x.dump (zlib 6, pg_dump's default)",
+        go: (r) => timed("pg_dump", ["-Fc", "-f", join(r.dir, "z6.dump")], join(r.dir, "z6.dump")),
+      },
+      {
+        key: "fc1",
+        command: "pg_dump -Fc -Z1 -f x.dump",
+        keep: true,
+        go: (r) => timed("pg_dump", ["-Fc", "-Z1", "-f", r.custom], r.custom),
+      },
+      {
+        key: "fd1",
+        command: `pg_dump -Fd -j${J} -Z1 -f x.dir`,
+        go: (r) => timed("pg_dump", ["-Fd", `-j${J}`, "-Z1", "-f", join(r.dir, "x.dir")], join(r.dir, "x.dir")),
+      },
+      ...(zstd
+        ? [
+            {
+              key: "zstd",
+              command: "pg_dump -Fc -Z0 | zstd -3 -T2",
+              go: (r: Round) =>
+                timed(
+                  "bash",
+                  [
+                    "-c",
+                    `set -o pipefail; pg_dump -Fc -Z0 | zstd -q -3 -T2 -o ${JSON.stringify(join(r.dir, "x.dump.zst"))}`,
+                  ],
+                  join(r.dir, "x.dump.zst"),
+                ),
+            },
+          ]
+        : []),
+      {
+        key: "backup",
+        command:
+          "scripts/backup.sh (default: -Z1; every table read back and counted, table of contents, sha256 and schema-only test restore, all while it is written)",
+        keep: true,
         go: async (r) => {
           const result = await backupSh(r);
           r.backupFile = dumpIn(result.output);
           return result;
         },
       },
-      { key: "backup-none", command: "scripts/backup.sh with BACKUP_TEST_RESTORE=false", go: (r) => backupSh(r, { BACKUP_TEST_RESTORE: "false" }) },
-      { key: "backup-full", command: `scripts/backup.sh with BACKUP_TEST_RESTORE=true (full test restore, -j${J})`, go: (r) => backupSh(r, { BACKUP_TEST_RESTORE: "true", RESTORE_JOBS: J }) },
+      {
+        key: "backup-none",
+        command: "scripts/backup.sh with BACKUP_TEST_RESTORE=false",
+        go: (r) => backupSh(r, { BACKUP_TEST_RESTORE: "false" }),
+      },
+      {
+        key: "backup-full",
+        command: `scripts/backup.sh with BACKUP_TEST_RESTORE=true (full test restore, -j${J})`,
+        go: (r) => backupSh(r, { BACKUP_TEST_RESTORE: "true", RESTORE_JOBS: J }),
+      },
       // Close to what backup.sh did before: zlib 6 and a full, serial test restore (the read-back
       // alongside the dump is new, and cheap next to the restore).
       {
-        key: "previous", command: "scripts/backup.sh with BACKUP_COMPRESS_LEVEL=6 BACKUP_TEST_RESTORE=true RESTORE_JOBS=1 (the previous default)",
+        key: "previous",
+        command:
+          "scripts/backup.sh with BACKUP_COMPRESS_LEVEL=6 BACKUP_TEST_RESTORE=true RESTORE_JOBS=1 (the previous default)",
         go: (r) => backupSh(r, { BACKUP_COMPRESS_LEVEL: "6", BACKUP_TEST_RESTORE: "true", RESTORE_JOBS: "1" }),
       },
     ];
@@ -224,11 +313,28 @@ async function main(): Promise<void> {
       }
     };
     const allRestores: Candidate[] = [
-      { key: "psql", command: "psql -f x.sql (into an empty database)", go: (r) => intoFresh("r_psql", () => run("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null", "-f", r.sql], env("r_psql"))) },
-      { key: "pg_restore", command: "pg_restore -d db x.dump (the -Z1 archive)", go: (r) => intoFresh("r_pgr", () => run("pg_restore", ["--exit-on-error", "-d", "r_pgr", r.custom], env())) },
-      { key: "pg_restore-j", command: `pg_restore -j${J} -d db x.dump`, go: (r) => intoFresh("r_pgrj", () => run("pg_restore", ["--exit-on-error", `-j${J}`, "-d", "r_pgrj", r.custom], env())) },
       {
-        key: "restore", command: `scripts/restore.sh (checksum, -j${J} restore, row counts, rename) of backup.sh's dump`,
+        key: "psql",
+        command: "psql -f x.sql (into an empty database)",
+        go: (r) =>
+          intoFresh("r_psql", () =>
+            run("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null", "-f", r.sql], env("r_psql")),
+          ),
+      },
+      {
+        key: "pg_restore",
+        command: "pg_restore -d db x.dump (the -Z1 archive)",
+        go: (r) => intoFresh("r_pgr", () => run("pg_restore", ["--exit-on-error", "-d", "r_pgr", r.custom], env())),
+      },
+      {
+        key: "pg_restore-j",
+        command: `pg_restore -j${J} -d db x.dump`,
+        go: (r) =>
+          intoFresh("r_pgrj", () => run("pg_restore", ["--exit-on-error", `-j${J}`, "-d", "r_pgrj", r.custom], env())),
+      },
+      {
+        key: "restore",
+        command: `scripts/restore.sh (checksum, -j${J} restore, row counts, rename) of backup.sh's dump`,
         go: async (r) => {
           try {
             return { run: await restoreSh(r.backupFile, "r_script") };
@@ -239,22 +345,34 @@ async function main(): Promise<void> {
       },
     ];
     // restore.sh restores the default backup's dump: without that candidate it has nothing to read.
-    const restores = allRestores.filter((c) => !options.skip.has(c.key) && (c.key !== "restore" || !options.skip.has("backup")));
+    const restores = allRestores.filter(
+      (c) => !options.skip.has(c.key) && (c.key !== "restore" || !options.skip.has("backup")),
+    );
 
     const results = new Map<string, Measurement[]>();
     const walNow = () => psql("select pg_current_wal_insert_lsn()");
-    const walSince = async (lsn: string) => Number(await psql(`select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '${lsn}')`));
+    const walSince = async (lsn: string) =>
+      Number(await psql(`select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '${lsn}')`));
 
     const measure = async (candidate: Candidate, round: Round) => {
       const lsn = await walNow();
       const { run: result, output } = await candidate.go(round);
       const walBytes = await walSince(lsn);
       const split = /\(dump with read-back ([\d.]+)s, then ([\d.]+)s\)/.exec(result.stdout);
-      const bytes = output === undefined ? undefined : candidate.key.startsWith("backup") || candidate.key === "previous" ? bytesOf(dumpIn(output)) : bytesOf(output);
+      const bytes =
+        output === undefined
+          ? undefined
+          : candidate.key.startsWith("backup") || candidate.key === "previous"
+            ? bytesOf(dumpIn(output))
+            : bytesOf(output);
       if (output !== undefined && !candidate.keep) rmSync(output, { recursive: true, force: true });
       return {
-        seconds: result.seconds, ratio: NaN, walBytes, bytes,
-        dumpSeconds: split ? Number(split[1]) : undefined, verifySeconds: split ? Number(split[2]) : undefined,
+        seconds: result.seconds,
+        ratio: NaN,
+        walBytes,
+        bytes,
+        dumpSeconds: split ? Number(split[1]) : undefined,
+        verifySeconds: split ? Number(split[2]) : undefined,
       };
     };
     const record = (key: string, m: Measurement) => (results.get(key) ?? results.set(key, []).get(key))?.push(m);
@@ -262,11 +380,15 @@ async function main(): Promise<void> {
     for (let roundNo = 0; roundNo < options.rounds; roundNo++) {
       const dir = mkdtempSync(join(work, `round-${roundNo + 1}-`));
       const round: Round = { dir, sql: join(dir, "x.sql"), custom: join(dir, "x.dump"), backupFile: "" };
-      for (const [phase, list, baselineKey] of [["dumps", dumps, "plain"], ["restores", restores, "psql"]] as const) {
+      for (const [phase, list, baselineKey] of [
+        ["dumps", dumps, "plain"],
+        ["restores", restores, "psql"],
+      ] as const) {
         if (phase === "restores") {
           // What the restores read, made untimed when its candidate was skipped.
           if (!existsSync(round.custom)) await run("pg_dump", ["-Fc", "-Z1", "-f", round.custom], env());
-          if (round.backupFile === "" && restores.some((c) => c.key === "restore")) round.backupFile = dumpIn((await backupSh(round)).output);
+          if (round.backupFile === "" && restores.some((c) => c.key === "restore"))
+            round.backupFile = dumpIn((await backupSh(round)).output);
         }
         // The baseline runs before the first candidate and after each one: every candidate is
         // divided by the mean of the two baseline runs around it, so that load from other work
@@ -286,7 +408,9 @@ async function main(): Promise<void> {
           m.ratio = m.seconds / ((before.seconds + after.seconds) / 2);
           record(candidate.key, m);
           record(baseline.key, after);
-          say(`round ${roundNo + 1} ${phase}: ${candidate.key} ${m.seconds.toFixed(2)} s, ${m.ratio.toFixed(2)}x (${baseline.key} ${before.seconds.toFixed(2)} s before, ${after.seconds.toFixed(2)} s after)`);
+          say(
+            `round ${roundNo + 1} ${phase}: ${candidate.key} ${m.seconds.toFixed(2)} s, ${m.ratio.toFixed(2)}x (${baseline.key} ${before.seconds.toFixed(2)} s before, ${after.seconds.toFixed(2)} s after)`,
+          );
           before = after;
         }
       }
@@ -322,21 +446,34 @@ async function main(): Promise<void> {
         return result.run;
       });
       for (const jobs of [...new Set([1, options.jobs])]) {
-        await measurePeak(`scripts/backup.sh with BACKUP_TEST_RESTORE=true RESTORE_JOBS=${jobs}`, async () =>
-          (await backupSh(peakRound, { BACKUP_TEST_RESTORE: "true", RESTORE_JOBS: String(jobs) })).run);
+        await measurePeak(
+          `scripts/backup.sh with BACKUP_TEST_RESTORE=true RESTORE_JOBS=${jobs}`,
+          async () => (await backupSh(peakRound, { BACKUP_TEST_RESTORE: "true", RESTORE_JOBS: String(jobs) })).run,
+        );
       }
       // restore.sh replacing the live database; the replaced one is kept (renamed, no copy), then dropped here.
-      await measurePeak(`scripts/restore.sh RESTORE_JOBS=${J}, replacing the database`, () => restoreSh(defaultBackup, DB));
-      for (const kept of (await psql(`select datname from pg_database where datname like '${DB}_before_restore_%'`, "postgres")).split("\n").filter(Boolean)) {
+      await measurePeak(`scripts/restore.sh RESTORE_JOBS=${J}, replacing the database`, () =>
+        restoreSh(defaultBackup, DB),
+      );
+      for (const kept of (
+        await psql(`select datname from pg_database where datname like '${DB}_before_restore_%'`, "postgres")
+      )
+        .split("\n")
+        .filter(Boolean)) {
         await psql(`drop database "${kept}"`, "postgres");
       }
     }
 
-    const load = `load average ${loadStart.map((l) => l.toFixed(1)).join(" ")} at the start, ${loadavg().map((l) => l.toFixed(1)).join(" ")} at the end, ${cpus().length} cores`;
+    const load = `load average ${loadStart.map((l) => l.toFixed(1)).join(" ")} at the start, ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")} at the end, ${cpus().length} cores`;
     const report = renderReport(options, db, load, dumps, restores, results, peaks);
     process.stdout.write(`\n${report}\n`);
     if (options.json) {
-      writeFileSync(options.json, `${JSON.stringify({ options: { ...options, skip: [...options.skip] }, db, results: Object.fromEntries(results), peaks }, null, 2)}\n`);
+      writeFileSync(
+        options.json,
+        `${JSON.stringify({ options: { ...options, skip: [...options.skip] }, db, results: Object.fromEntries(results), peaks }, null, 2)}\n`,
+      );
     }
   } finally {
     await cleanUp();
@@ -346,7 +483,11 @@ async function main(): Promise<void> {
 function renderReport(
   options: Options,
   db: { pgVersion: string; dbBytes: number; tableBytes: number; indexBytes: number; largestIndex: number },
-  load: string, dumps: Candidate[], restores: Candidate[], results: Map<string, Measurement[]>, peaks: Peak[],
+  load: string,
+  dumps: Candidate[],
+  restores: Candidate[],
+  results: Map<string, Measurement[]>,
+  peaks: Peak[],
 ): string {
   const lines: string[] = [];
   const of = (key: string, pick: (m: Measurement) => number | undefined) =>
@@ -354,33 +495,52 @@ function renderReport(
   /** The median ratio, then the range over the rounds when there are several. */
   const ratio = (key: string): string => {
     const all = (results.get(key) ?? []).map((m) => m.ratio);
-    const range = all.length > 1 && key !== "plain" && key !== "psql" ? ` (${Math.min(...all).toFixed(2)}–${Math.max(...all).toFixed(2)})` : "";
+    const range =
+      all.length > 1 && key !== "plain" && key !== "psql"
+        ? ` (${Math.min(...all).toFixed(2)}–${Math.max(...all).toFixed(2)})`
+        : "";
     return `${of(key, (m) => m.ratio).toFixed(2)}${range}`;
   };
-  lines.push(`${options.readings} readings, ${options.meters} meters; database ${mb(db.dbBytes)} (tables ${mb(db.tableBytes)}, ` +
-    `indexes ${mb(db.indexBytes)}, largest index ${mb(db.largestIndex)}); PostgreSQL ${db.pgVersion}; medians of ${options.rounds} round(s); ${load}`);
+  lines.push(
+    `${options.readings} readings, ${options.meters} meters; database ${mb(db.dbBytes)} (tables ${mb(db.tableBytes)}, ` +
+      `indexes ${mb(db.indexBytes)}, largest index ${mb(db.largestIndex)}); PostgreSQL ${db.pgVersion}; medians of ${options.rounds} round(s); ${load}`,
+  );
   lines.push("");
   const plainBytes = of("plain", (m) => m.bytes);
-  lines.push("| backup | median time | ratio to plain `pg_dump` (the runs just before and after) | size | size ratio | WAL on the server | backup.sh's own split |");
+  lines.push(
+    "| backup | median time | ratio to plain `pg_dump` (the runs just before and after) | size | size ratio | WAL on the server | backup.sh's own split |",
+  );
   lines.push("|---|---|---|---|---|---|---|");
   for (const c of dumps) {
     const bytes = of(c.key, (m) => m.bytes);
     const dump = of(c.key, (m) => m.dumpSeconds);
-    const split = Number.isNaN(dump) ? "" : `dump with read-back ${dump.toFixed(2)} s, then ${of(c.key, (m) => m.verifySeconds).toFixed(2)} s`;
-    lines.push(`| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${ratio(c.key)} | ` +
-      `${mb(bytes)} | ${Number.isNaN(bytes) ? "" : (bytes / plainBytes).toFixed(2)} | ${mb(of(c.key, (m) => m.walBytes))} | ${split} |`);
+    const split = Number.isNaN(dump)
+      ? ""
+      : `dump with read-back ${dump.toFixed(2)} s, then ${of(c.key, (m) => m.verifySeconds).toFixed(2)} s`;
+    lines.push(
+      `| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${ratio(c.key)} | ` +
+        `${mb(bytes)} | ${Number.isNaN(bytes) ? "" : (bytes / plainBytes).toFixed(2)} | ${mb(of(c.key, (m) => m.walBytes))} | ${split} |`,
+    );
   }
   lines.push("");
-  lines.push("| restore | median time | ratio to `psql -f x.sql` (the runs just before and after) | WAL on the server |");
+  lines.push(
+    "| restore | median time | ratio to `psql -f x.sql` (the runs just before and after) | WAL on the server |",
+  );
   lines.push("|---|---|---|---|");
   for (const c of restores) {
-    lines.push(`| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${ratio(c.key)} | ${mb(of(c.key, (m) => m.walBytes))} |`);
+    lines.push(
+      `| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${ratio(c.key)} | ${mb(of(c.key, (m) => m.walBytes))} |`,
+    );
   }
   lines.push("");
-  lines.push("| server disk at the peak (one untimed run each) | extra disk | × database size | the script's estimate | × database size |");
+  lines.push(
+    "| server disk at the peak (one untimed run each) | extra disk | × database size | the script's estimate | × database size |",
+  );
   lines.push("|---|---|---|---|---|");
   for (const p of peaks) {
-    lines.push(`| \`${p.command}\` | ${mb(p.peak)} | ${(p.peak / db.dbBytes).toFixed(2)} | ${mb(p.estimate)} | ${Number.isNaN(p.estimate) ? "" : (p.estimate / db.dbBytes).toFixed(2)} |`);
+    lines.push(
+      `| \`${p.command}\` | ${mb(p.peak)} | ${(p.peak / db.dbBytes).toFixed(2)} | ${mb(p.estimate)} | ${Number.isNaN(p.estimate) ? "" : (p.estimate / db.dbBytes).toFixed(2)} |`,
+    );
   }
   return lines.join("\n");
 }

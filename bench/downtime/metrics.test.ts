@@ -54,7 +54,10 @@ describe("a follower's downtime from Docker's events", () => {
 
 test("the literal runbook's step lines are read, other output skipped", () => {
   const out = "STEP backup 10 20\nUsing default tag\nabc: Pull complete\nSTEP pull 20 35\n";
-  expect(parseSteps(out)).toEqual([{ name: "backup", start: 10, end: 20 }, { name: "pull", start: 20, end: 35 }]);
+  expect(parseSteps(out)).toEqual([
+    { name: "backup", start: 10, end: 20 },
+    { name: "pull", start: 20, end: 35 },
+  ]);
 });
 
 test("median of an odd and an even count", () => {
@@ -77,9 +80,20 @@ describe("the literal runbook's run config, from docker inspect", () => {
       Image: "127.0.0.1:5000/utilitarian-standin/utilitarian:1.0.0",
       Env: ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "SECRET_KEY=s3cr3t value", "ALLOWED_HOSTS=127.0.0.1,api"],
       Cmd: ["gunicorn", "utilitarian.wsgi:application"],
-      Labels: { "io.utilitarian.standin.hash": "abc", "io.utilitarian.version": "1.0.0", "io.utilitarian.stack": "bdt", "io.utilitarian.role": "api" },
+      Labels: {
+        "io.utilitarian.standin.hash": "abc",
+        "io.utilitarian.version": "1.0.0",
+        "io.utilitarian.stack": "bdt",
+        "io.utilitarian.role": "api",
+      },
       StopTimeout: 10,
-      Healthcheck: { Test: ["CMD", "python", "-c", "import x; x.y('http://127.0.0.1:8000/_health/')"], Interval: 15e9, Timeout: 6e9, StartPeriod: 90e9, Retries: 3 },
+      Healthcheck: {
+        Test: ["CMD", "python", "-c", "import x; x.y('http://127.0.0.1:8000/_health/')"],
+        Interval: 15e9,
+        Timeout: 6e9,
+        StartPeriod: 90e9,
+        Retries: 3,
+      },
     },
     HostConfig: {
       RestartPolicy: { Name: "unless-stopped" },
@@ -94,14 +108,40 @@ describe("the literal runbook's run config, from docker inspect", () => {
   test("carries what the container added to its image, with the new version's label", () => {
     expect(runConfigOf(container, image, "1.1.0")).toEqual({
       args: [
-        "--name", "bdt-api", "--restart", "unless-stopped",
-        "--label", "io.utilitarian.role=api", "--label", "io.utilitarian.stack=bdt", "--label", "io.utilitarian.version=1.1.0",
-        "--network", "bdt-net", "--network-alias", "api",
-        "-p", "127.0.0.1:23456:8000/tcp",
-        "--stop-timeout", "10",
-        "--log-driver", "json-file", "--log-opt", "max-file=5", "--log-opt", "max-size=50m",
-        "--health-cmd", "python -c 'import x; x.y('\\''http://127.0.0.1:8000/_health/'\\'')'",
-        "--health-interval", "15s", "--health-timeout", "6s", "--health-start-period", "90s", "--health-retries", "3",
+        "--name",
+        "bdt-api",
+        "--restart",
+        "unless-stopped",
+        "--label",
+        "io.utilitarian.role=api",
+        "--label",
+        "io.utilitarian.stack=bdt",
+        "--label",
+        "io.utilitarian.version=1.1.0",
+        "--network",
+        "bdt-net",
+        "--network-alias",
+        "api",
+        "-p",
+        "127.0.0.1:23456:8000/tcp",
+        "--stop-timeout",
+        "10",
+        "--log-driver",
+        "json-file",
+        "--log-opt",
+        "max-file=5",
+        "--log-opt",
+        "max-size=50m",
+        "--health-cmd",
+        "python -c 'import x; x.y('\\''http://127.0.0.1:8000/_health/'\\'')'",
+        "--health-interval",
+        "15s",
+        "--health-timeout",
+        "6s",
+        "--health-start-period",
+        "90s",
+        "--health-retries",
+        "3",
       ],
       env: ["SECRET_KEY=s3cr3t value", "ALLOWED_HOSTS=127.0.0.1,api"],
       cmd: [],
@@ -114,6 +154,8 @@ describe("the literal runbook's run config, from docker inspect", () => {
   });
 
   test("a container with mounts is refused rather than recreated without them", () => {
-    expect(() => runConfigOf({ ...container, Mounts: [{ Type: "volume" }] }, image, "1.1.0")).toThrow(/bdt-api has mounts/);
+    expect(() => runConfigOf({ ...container, Mounts: [{ Type: "volume" }] }, image, "1.1.0")).toThrow(
+      /bdt-api has mounts/,
+    );
   });
 });

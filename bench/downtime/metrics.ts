@@ -35,7 +35,8 @@ export function longestOutage(samples: Sample[]): Outage | undefined {
   let longest: Outage | undefined;
   let downSince: number | undefined;
   const close = (end: number) => {
-    if (downSince !== undefined && (!longest || end - downSince > longest.ms)) longest = { start: downSince, end, ms: end - downSince };
+    if (downSince !== undefined && (!longest || end - downSince > longest.ms))
+      longest = { start: downSince, end, ms: end - downSince };
     downSince = undefined;
   };
   for (const s of samples) {
@@ -52,7 +53,12 @@ export function firstOkAfter(samples: Sample[], t: number): number | undefined {
 }
 
 /** The first event of `name` with one of `actions` at or after `since`. */
-export function eventAfter(events: ContainerEvent[], name: string, actions: string[], since: number): ContainerEvent | undefined {
+export function eventAfter(
+  events: ContainerEvent[],
+  name: string,
+  actions: string[],
+  since: number,
+): ContainerEvent | undefined {
   return events.find((e) => e.name === name && e.time >= since && actions.includes(e.action));
 }
 
@@ -61,7 +67,11 @@ export function eventAfter(events: ContainerEvent[], name: string, actions: stri
  * at or after `since` until the next `start` of a container of that name (the same container, or
  * its replacement). Absent when it never stopped; `end` undefined when it never started again.
  */
-export function downtimeOf(events: ContainerEvent[], name: string, since: number): { start: number; end?: number; ms?: number } | undefined {
+export function downtimeOf(
+  events: ContainerEvent[],
+  name: string,
+  since: number,
+): { start: number; end?: number; ms?: number } | undefined {
   const stopped = eventAfter(events, name, ["kill", "die"], since);
   if (!stopped) return undefined;
   const started = eventAfter(events, name, ["start"], stopped.time);
@@ -78,7 +88,11 @@ export const duration = (s: Span) => s.end - s.start;
 
 /** The `STEP <name> <start ms> <end ms>` lines runbook-literal.sh prints. */
 export function parseSteps(output: string): Span[] {
-  return [...output.matchAll(/^STEP (\S+) (\d+) (\d+)$/gm)].map((m) => ({ name: m[1], start: Number(m[2]), end: Number(m[3]) }));
+  return [...output.matchAll(/^STEP (\S+) (\d+) (\d+)$/gm)].map((m) => ({
+    name: m[1],
+    start: Number(m[2]),
+    end: Number(m[3]),
+  }));
 }
 
 export function median(values: number[]): number {

@@ -21,17 +21,35 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { EventLog } from "../../test/support/docker-events";
 import { docker, exec, sleep } from "../../test/support/exec";
 import { RealStack } from "../../test/support/real-stack";
-import { PORTS, postReading, prepareStack, removeStack, SECRETS, standinConfig, tempDir } from "../../test/support/standin-stack";
+import {
+  PORTS,
+  postReading,
+  prepareStack,
+  removeStack,
+  SECRETS,
+  standinConfig,
+  tempDir,
+} from "../../test/support/standin-stack";
 import { SECRET_VALUES } from "../../test/unit/support/fixtures";
 import {
-  downtimeOf, duration, eventAfter, firstOkAfter, longestOutage, median, parseSteps, span,
-  type ContainerEvent, type Sample, type Span,
+  downtimeOf,
+  duration,
+  eventAfter,
+  firstOkAfter,
+  longestOutage,
+  median,
+  parseSteps,
+  span,
+  type ContainerEvent,
+  type Sample,
+  type Span,
 } from "./metrics";
 import { writeRunConfig } from "./runconfig";
 
 function required(name: string): string {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: start the benchmark with npm run bench:downtime (bench/downtime/run.sh)`);
+  if (!value)
+    throw new Error(`${name} is not set: start the benchmark with npm run bench:downtime (bench/downtime/run.sh)`);
   return value;
 }
 const REGISTRY = required("DOWNTIME_REGISTRY");
@@ -48,11 +66,15 @@ const TO = "1.1.0";
  */
 const ALL_WAYS = ["project", "literal", "project-writers-running"] as const;
 type Way = (typeof ALL_WAYS)[number];
-const WAYS = required("DOWNTIME_WAYS").split(",").map((w) => {
-  if (!(ALL_WAYS as readonly string[]).includes(w)) throw new Error(`--ways: unknown way '${w}'; the ways are ${ALL_WAYS.join(", ")}`);
-  return w as Way;
-});
-if (!WAYS.includes("project") || !WAYS.includes("literal")) throw new Error("--ways must include project and literal: the ratios compare them");
+const WAYS = required("DOWNTIME_WAYS")
+  .split(",")
+  .map((w) => {
+    if (!(ALL_WAYS as readonly string[]).includes(w))
+      throw new Error(`--ways: unknown way '${w}'; the ways are ${ALL_WAYS.join(", ")}`);
+    return w as Way;
+  });
+if (!WAYS.includes("project") || !WAYS.includes("literal"))
+  throw new Error("--ways must include project and literal: the ratios compare them");
 
 const events = new EventLog();
 
@@ -102,7 +124,8 @@ function probe(intervalMs: number): { stop: () => Promise<Sample[]> } {
       const t = Date.now();
       let ok = false;
       try {
-        ok = (await fetch(`http://127.0.0.1:${PORTS.api}/_health/`, { signal: AbortSignal.timeout(1000) })).status === 200;
+        ok =
+          (await fetch(`http://127.0.0.1:${PORTS.api}/_health/`, { signal: AbortSignal.timeout(1000) })).status === 200;
       } catch {
         ok = false;
       }
@@ -110,7 +133,13 @@ function probe(intervalMs: number): { stop: () => Promise<Sample[]> } {
       await sleep(Math.max(0, intervalMs - (Date.now() - t)));
     }
   })();
-  return { stop: async () => { running = false; await loop; return samples; } };
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return samples;
+    },
+  };
 }
 
 /** The registry's manifest layers of the app image at `version`: digest and compressed size. */
@@ -125,7 +154,13 @@ async function manifestLayers(version: string): Promise<{ digest: string; size: 
 /** The uncompressed layer IDs (diff IDs) of every local image: what a pull finds present. */
 async function localLayers(): Promise<Set<string>> {
   const ids = (await docker(["images", "-q", "--no-trunc"])).split("\n").filter(Boolean);
-  const out = await docker(["image", "inspect", "--format", "{{range .RootFS.Layers}}{{println .}}{{end}}", ...new Set(ids)]);
+  const out = await docker([
+    "image",
+    "inspect",
+    "--format",
+    "{{range .RootFS.Layers}}{{println .}}{{end}}",
+    ...new Set(ids),
+  ]);
   return new Set(out.split("\n").filter(Boolean));
 }
 
@@ -136,8 +171,15 @@ async function localLayers(): Promise<Set<string>> {
  */
 async function pulledBytes(presentBefore: Set<string>): Promise<number> {
   const layers = await manifestLayers(TO);
-  const diffIds = (await docker(["image", "inspect", "--format", "{{range .RootFS.Layers}}{{println .}}{{end}}", `${APP}:${TO}`])).split("\n").filter(Boolean);
-  if (diffIds.length !== layers.length) throw new Error(`${APP}:${TO} has ${diffIds.length} layers locally and ${layers.length} in the registry's manifest`);
+  const diffIds = (
+    await docker(["image", "inspect", "--format", "{{range .RootFS.Layers}}{{println .}}{{end}}", `${APP}:${TO}`])
+  )
+    .split("\n")
+    .filter(Boolean);
+  if (diffIds.length !== layers.length)
+    throw new Error(
+      `${APP}:${TO} has ${diffIds.length} layers locally and ${layers.length} in the registry's manifest`,
+    );
   return layers.filter((_, i) => !presentBefore.has(diffIds[i])).reduce((sum, l) => sum + l.size, 0);
 }
 
@@ -149,8 +191,21 @@ async function forgetTargetImage(): Promise<void> {
 }
 
 async function followers(): Promise<string[]> {
-  const out = await docker(["ps", "-a", "--filter", `label=io.utilitarian.stack=${PREFIX}`, "--format", '{{.Names}} {{.Label "io.utilitarian.role"}}']);
-  return out.split("\n").filter(Boolean).map((l) => l.split(" ")).filter(([, role]) => ["beat", "worker", "processor", "poster"].includes(role)).map(([n]) => n).sort();
+  const out = await docker([
+    "ps",
+    "-a",
+    "--filter",
+    `label=io.utilitarian.stack=${PREFIX}`,
+    "--format",
+    '{{.Names}} {{.Label "io.utilitarian.role"}}',
+  ]);
+  return out
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.split(" "))
+    .filter(([, role]) => ["beat", "worker", "processor", "poster"].includes(role))
+    .map(([n]) => n)
+    .sort();
 }
 
 /** A fresh stack at 1.0.0, installed by the project's `pulumi up`, with a few readings for the migration to transform. */
@@ -179,8 +234,12 @@ async function upgradeByProject(way: Way, stack: RealStack, backups: string): Pr
   stack.configure(config(way, TO, backups));
   const run = await stack.up();
   if (run.code !== 0) throw new Error(`${way}: the upgrade failed:\n${run.stdout}\n${run.stderr}`);
-  const work = run.steps.filter((s) => s.op !== "same" && !s.type.startsWith("pulumi:providers:") && Number.isFinite(s.endedAt));
-  const steps = work.map((s) => ({ name: `${s.op} ${s.name}`, start: s.startedAt, end: s.endedAt })).sort((a, b) => a.start - b.start);
+  const work = run.steps.filter(
+    (s) => s.op !== "same" && !s.type.startsWith("pulumi:providers:") && Number.isFinite(s.endedAt),
+  );
+  const steps = work
+    .map((s) => ({ name: `${s.op} ${s.name}`, start: s.startedAt, end: s.endedAt }))
+    .sort((a, b) => a.start - b.start);
   const pull = work.find((s) => s.type === "docker:index/remoteImage:RemoteImage");
   if (!pull) throw new Error(`${way}: the upgrade replaced no image`);
   return { steps, pull: { name: `${pull.op} ${pull.name}`, start: pull.startedAt, end: pull.endedAt } };
@@ -201,10 +260,15 @@ async function upgradeLiterally(workDir: string): Promise<Upgrade> {
     RUN_CONFIG: runConfig,
     API_HEALTH_URL: `http://127.0.0.1:${PORTS.api}/_health/`,
     BACKUP_FILE: path.join(workDir, "backup.sql"),
-    PGHOST: "127.0.0.1", PGPORT: String(PORTS.postgres), PGUSER: "postgres", PGPASSWORD: SECRET_VALUES.databaseAdminPassword, PGDATABASE: "utilitarian",
+    PGHOST: "127.0.0.1",
+    PGPORT: String(PORTS.postgres),
+    PGUSER: "postgres",
+    PGPASSWORD: SECRET_VALUES.databaseAdminPassword,
+    PGDATABASE: "utilitarian",
   };
   const result = await exec("bash", [path.join(__dirname, "runbook-literal.sh")], { env });
-  if (result.code !== 0) throw new Error(`runbook-literal.sh failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+  if (result.code !== 0)
+    throw new Error(`runbook-literal.sh failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
   const steps = parseSteps(result.stdout);
   const pull = span(steps, "pull");
   return { steps, pull };
@@ -258,13 +322,20 @@ async function runOnce(way: Way, round: number): Promise<Run> {
       pullMs: duration(upgrade.pull),
       pulledBytes: await pulledBytes(presentBefore),
       backupMs: duration(stepNamed(`create-replacement ${PREFIX}-backup`, "backup")),
-      apiDowntimeParts: { stopMs: oldDie.time - oldStop.time, stoppedToNewStartMs: newStart.time - oldDie.time, bootMs: firstOk - newStart.time },
+      apiDowntimeParts: {
+        stopMs: oldDie.time - oldStop.time,
+        stoppedToNewStartMs: newStart.time - oldDie.time,
+        bootMs: firstOk - newStart.time,
+      },
       apiUntilMigratedMs: Math.max(migrate.end, outage.end) - outage.start,
       timeline: {
         steps: steps.map((s) => `${since(s.start)}-${since(s.end)}s ${s.name}`),
         events: [
-          `${since(outage.start)}s probe: API down`, `${since(outage.end)}s probe: API up`,
-          ...seen.filter((e) => ["kill", "die", "start", "destroy"].includes(e.action)).map((e) => `${since(e.time)}s ${e.action} ${e.name}`),
+          `${since(outage.start)}s probe: API down`,
+          `${since(outage.end)}s probe: API up`,
+          ...seen
+            .filter((e) => ["kill", "die", "start", "destroy"].includes(e.action))
+            .map((e) => `${since(e.time)}s ${e.action} ${e.name}`),
         ].sort((a, b) => parseFloat(a) - parseFloat(b)),
       },
     };
@@ -349,27 +420,38 @@ afterAll(async () => {
 test(`downtime of the ${FROM} -> ${TO} upgrade: the project's up against the runbook taken literally`, async () => {
   const runs: Run[] = [];
   const images = await imageFacts();
-  console.log(`app image: ${(images.appImageBytes / 1e6).toFixed(0)} MB unpacked, ${(images.appImageCompressedBytes / 1e6).toFixed(0)} MB compressed; ${TO}'s own layers ${(images.layersNewIn110Bytes / 1e6).toFixed(0)} MB`);
+  console.log(
+    `app image: ${(images.appImageBytes / 1e6).toFixed(0)} MB unpacked, ${(images.appImageCompressedBytes / 1e6).toFixed(0)} MB compressed; ${TO}'s own layers ${(images.layersNewIn110Bytes / 1e6).toFixed(0)} MB`,
+  );
   for (let round = 1; round <= ROUNDS; round++) {
     // The order rotates from round to round: a drift in the machine's load favours no way.
     const order = WAYS.map((_, i) => WAYS[(i + round - 1) % WAYS.length]);
     for (const way of order) {
       const run = await runOnce(way, round);
       runs.push(run);
-      console.log(`round ${round} ${way}: API down ${s(run.apiDowntimeMs)} s (stop ${s(run.apiDowntimeParts.stopMs)}, to new start ${s(run.apiDowntimeParts.stoppedToNewStartMs)}, boot ${s(run.apiBootMs)}), `
-        + `followers down up to ${s(run.maxFollowerDowntimeMs)} s, window ${s(run.windowMs)} s (all running at ${s(run.windowToLastStartMs)}), floor ${s(run.floorMs)} s (migrate ${s(run.migrateMs)}), `
-        + `pull ${s(run.pullMs)} s (${(run.pulledBytes / 1e6).toFixed(0)} MB), backup ${s(run.backupMs)} s`);
+      console.log(
+        `round ${round} ${way}: API down ${s(run.apiDowntimeMs)} s (stop ${s(run.apiDowntimeParts.stopMs)}, to new start ${s(run.apiDowntimeParts.stoppedToNewStartMs)}, boot ${s(run.apiBootMs)}), ` +
+          `followers down up to ${s(run.maxFollowerDowntimeMs)} s, window ${s(run.windowMs)} s (all running at ${s(run.windowToLastStartMs)}), floor ${s(run.floorMs)} s (migrate ${s(run.migrateMs)}), ` +
+          `pull ${s(run.pullMs)} s (${(run.pulledBytes / 1e6).toFixed(0)} MB), backup ${s(run.backupMs)} s`,
+      );
     }
   }
   const summary = summarise(runs);
-  const report = { command: `npm run bench:downtime -- --rounds ${ROUNDS} --payload-mb ${PAYLOAD_MB} --ways ${WAYS.join(",")}`, images, summary, runs };
+  const report = {
+    command: `npm run bench:downtime -- --rounds ${ROUNDS} --payload-mb ${PAYLOAD_MB} --ways ${WAYS.join(",")}`,
+    images,
+    summary,
+    runs,
+  };
   fs.writeFileSync(JSON_OUT, JSON.stringify(report, null, 2));
   console.log(JSON.stringify({ images, ...summary }, null, 2));
-  for (const run of runs.filter((r) => r.round === 1)) console.log(`timeline, round 1, ${run.way}:\n  ${[...run.timeline.steps, ...run.timeline.events].join("\n  ")}`);
+  for (const run of runs.filter((r) => r.round === 1))
+    console.log(`timeline, round 1, ${run.way}:\n  ${[...run.timeline.steps, ...run.timeline.events].join("\n  ")}`);
 
   // Each upgrade really downloaded the new version's own layer, and really took the API down.
   for (const run of runs) {
-    if (PAYLOAD_MB > 0) expect(run.pulledBytes, `${run.way} round ${run.round}`).toBeGreaterThan(PAYLOAD_MB * 1024 * 1024 * 0.95);
+    if (PAYLOAD_MB > 0)
+      expect(run.pulledBytes, `${run.way} round ${run.round}`).toBeGreaterThan(PAYLOAD_MB * 1024 * 1024 * 0.95);
     expect(run.apiDowntimeMs, `${run.way} round ${run.round}`).toBeGreaterThan(0);
   }
 });

@@ -64,7 +64,8 @@ export function runConfigOf(container: ContainerInspect, image: ImageInspect, ve
   for (const [network, settings] of Object.entries(container.NetworkSettings.Networks)) {
     args.push("--network", network);
     // Docker adds the container's short ID (and, on newer engines, its name) itself.
-    for (const alias of settings.Aliases ?? []) if (alias !== shortId && alias !== name) args.push("--network-alias", alias);
+    for (const alias of settings.Aliases ?? [])
+      if (alias !== shortId && alias !== name) args.push("--network-alias", alias);
   }
   for (const [port, bindings] of Object.entries(container.HostConfig.PortBindings ?? {})) {
     for (const b of bindings) args.push("-p", `${b.HostIp ? `${b.HostIp}:` : ""}${b.HostPort}:${port}`);
@@ -85,9 +86,10 @@ export function runConfigOf(container: ContainerInspect, image: ImageInspect, ve
   }
   const imageEnv = new Set(image.Config.Env ?? []);
   const env = (container.Config.Env ?? []).filter((e) => !imageEnv.has(e));
-  for (const e of env) if (e.includes("\n")) throw new Error(`${name}: an environment value spans lines; an env file cannot carry it`);
+  for (const e of env)
+    if (e.includes("\n")) throw new Error(`${name}: an environment value spans lines; an env file cannot carry it`);
   const ownCmd = JSON.stringify(container.Config.Cmd) !== JSON.stringify(image.Config.Cmd);
-  return { args, env, cmd: ownCmd ? container.Config.Cmd ?? [] : [] };
+  return { args, env, cmd: ownCmd ? (container.Config.Cmd ?? []) : [] };
 }
 
 /** Writes the run config of each named container into `dir` (created 0700). */

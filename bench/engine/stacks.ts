@@ -21,7 +21,10 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-async function timed(run: () => Promise<{ code: number; stdout: string; stderr: string }>, what: string): Promise<number> {
+async function timed(
+  run: () => Promise<{ code: number; stdout: string; stderr: string }>,
+  what: string,
+): Promise<number> {
   const started = process.hrtime.bigint();
   const result = await run();
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -34,14 +37,25 @@ async function installed(name: string, prefix: string, workers: number): Promise
   const stack = new RealStack(name, SECRETS);
   await stack.init();
   // At most 32 workers a group (the schema's limit): groups of 25, as bench/scale does.
-  const groups = workers <= 32 ? [{ name: "default", count: workers }] : Array.from({ length: Math.ceil(workers / 25) }, (_, i) => ({ name: `g${i}`, count: Math.min(25, workers - 25 * i) }));
+  const groups =
+    workers <= 32
+      ? [{ name: "default", count: workers }]
+      : Array.from({ length: Math.ceil(workers / 25) }, (_, i) => ({
+          name: `g${i}`,
+          count: Math.min(25, workers - 25 * i),
+        }));
   stack.configure(standinConfig("1.0.0", tempDir(`bench-${name}`), { prefix, workers: groups }));
   const started = Date.now();
   let up = await stack.up([], { timeoutMs: 30 * 60_000 });
   // On 2 cores, 100 workers starting at once starve RabbitMQ's handshakes: some time out, Docker
   // restarts them, and verify fails on the restart. A re-run resumes at verify, as the failure guide says.
   if (up.code !== 0) {
-    console.log(`installing ${name}: the first up failed (${up.steps.filter((s) => s.failed).map((s) => s.name).join(", ")}); running it again`);
+    console.log(
+      `installing ${name}: the first up failed (${up.steps
+        .filter((s) => s.failed)
+        .map((s) => s.name)
+        .join(", ")}); running it again`,
+    );
     up = await stack.up([], { timeoutMs: 30 * 60_000 });
   }
   if (up.code !== 0) throw new Error(`installing ${name} failed:\n${up.stdout.slice(-5000)}\n${up.stderr}`);
@@ -58,8 +72,14 @@ async function main(): Promise<void> {
   const add = (key: string, ms: number) => (times[key] ??= []).push(ms);
   try {
     for (let round = 0; round < rounds; round++) {
-      add("floor preview", await timed(() => runPulumi(floor, ["preview", "--expect-no-changes", "--stack", "bench"]), "floor preview"));
-      add("floor up", await timed(() => runPulumi(floor, ["up", "--yes", "--expect-no-changes", "--stack", "bench"]), "floor up"));
+      add(
+        "floor preview",
+        await timed(() => runPulumi(floor, ["preview", "--expect-no-changes", "--stack", "bench"]), "floor preview"),
+      );
+      add(
+        "floor up",
+        await timed(() => runPulumi(floor, ["up", "--yes", "--expect-no-changes", "--stack", "bench"]), "floor up"),
+      );
       for (const [name, stack] of Object.entries(stacks)) {
         add(`${name} preview`, await timed(() => stack.run(["preview", "--expect-no-changes"]), `${name} preview`));
         add(`${name} up`, await timed(() => stack.run(["up", "--yes", "--expect-no-changes"]), `${name} up`));
@@ -73,13 +93,19 @@ async function main(): Promise<void> {
   }
   const result: Record<string, unknown> = {
     engine: "pulumi 3.250.0 (toolchain/pulumi), stand-in docker/postgresql/command plugins",
-    cores: os.cpus().length, loadAverage: os.loadavg().map((l) => Number(l.toFixed(1))), rounds,
+    cores: os.cpus().length,
+    loadAverage: os.loadavg().map((l) => Number(l.toFixed(1))),
+    rounds,
   };
   for (const command of ["preview", "up"]) {
     const f = median(times[`floor ${command}`]);
     for (const name of Object.keys(stacks)) {
       const m = median(times[`${name} ${command}`]);
-      result[`${name} ${command}`] = { medianMs: Math.round(m), floorMs: Math.round(f), ratio: Number((m / f).toFixed(2)) };
+      result[`${name} ${command}`] = {
+        medianMs: Math.round(m),
+        floorMs: Math.round(f),
+        ratio: Number((m / f).toFixed(2)),
+      };
     }
   }
   const out = path.resolve(__dirname, "../../test/.work/bench-engine-stacks.json");

@@ -11,7 +11,12 @@
 import * as fs from "fs";
 import * as path from "path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { loadReport, upgradeUnderLoad, type UpgradeLoadOutcome, type UpgradeLoadPlan } from "../../test/support/load-upgrade";
+import {
+  loadReport,
+  upgradeUnderLoad,
+  type UpgradeLoadOutcome,
+  type UpgradeLoadPlan,
+} from "../../test/support/load-upgrade";
 import { RealStack } from "../../test/support/real-stack";
 import { prepareStack, removeStack, SECRETS, standinConfig, tempDir } from "../../test/support/standin-stack";
 
@@ -27,7 +32,11 @@ const backups = tempDir("load-bench-backups");
 const plan: UpgradeLoadPlan = {
   prefix: PREFIX,
   steady: { meterPrefix: "BL-S-", ratePerSecond: 10_000 / (15 * 60) },
-  burst: { meterPrefix: "BL-B-", ratePerSecond: Number(required("LOAD_BENCH_BURST_RATE")), seconds: Number(required("LOAD_BENCH_BURST_SECONDS")) },
+  burst: {
+    meterPrefix: "BL-B-",
+    ratePerSecond: Number(required("LOAD_BENCH_BURST_RATE")),
+    seconds: Number(required("LOAD_BENCH_BURST_SECONDS")),
+  },
   drainTimeoutMs: 60 * MINUTES,
   stack: new RealStack("bench-load", SECRETS),
   config: (version: string) => standinConfig(version, backups, { prefix: PREFIX }),
@@ -50,16 +59,22 @@ test(`1.0.0 -> 1.1.0 with the steady rate and ${plan.burst.ratePerSecond} msg/s 
   plan.stack.configure(plan.config("1.0.0"));
   const install = await plan.stack.up();
   if (install.code !== 0) throw new Error(`install failed:\n${install.stdout}\n${install.stderr}`);
-  console.log(`bench:load: 1.0.0 installed in ${Math.round((Date.now() - startedAt) / 1000)} s; the scenario starts (load average ${fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")})`);
+  console.log(
+    `bench:load: 1.0.0 installed in ${Math.round((Date.now() - startedAt) / 1000)} s; the scenario starts (load average ${fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")})`,
+  );
   outcome = await upgradeUnderLoad(plan);
   const r = loadReport(plan, outcome);
   const summary = {
-    ...r, plan: { steady: plan.steady, burst: plan.burst }, benchSeconds: Math.round((Date.now() - startedAt) / 1000),
+    ...r,
+    plan: { steady: plan.steady, burst: plan.burst },
+    benchSeconds: Math.round((Date.now() - startedAt) / 1000),
     loadAverageAtEnd: fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
   };
   fs.mkdirSync(path.dirname(JSON_OUT), { recursive: true });
   fs.writeFileSync(JSON_OUT, JSON.stringify(summary, null, 2));
-  console.log(JSON.stringify({ ...summary, depthSeries: `${summary.depthSeries.length} samples in ${JSON_OUT}` }, null, 2));
+  console.log(
+    JSON.stringify({ ...summary, depthSeries: `${summary.depthSeries.length} samples in ${JSON_OUT}` }, null, 2),
+  );
 
   expect(outcome.sampler.exitCode, `the queue sampler failed: ${outcome.sampler.stderr}`).toBe(0);
   expect(r.loss.missing).toEqual({ steady: 0, burst: 0 });

@@ -16,9 +16,15 @@
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 
-const workers = (n: number) => (n <= 32 ? [{ name: "default", count: n }] : Array.from({ length: Math.ceil(n / 25) }, (_, i) => ({ name: `g${i}`, count: Math.min(25, n - 25 * i) })));
+const workers = (n: number) =>
+  n <= 32
+    ? [{ name: "default", count: n }]
+    : Array.from({ length: Math.ceil(n / 25) }, (_, i) => ({ name: `g${i}`, count: Math.min(25, n - 25 * i) }));
 
-interface Args { rounds: number; sizes: number[] }
+interface Args {
+  rounds: number;
+  sizes: number[];
+}
 
 function parseArgs(argv: string[]): Args & { one?: { mode: "mocks" | "runtime"; size: number } } {
   const args: Args & { one?: { mode: "mocks" | "runtime"; size: number } } = { rounds: 3, sizes: [1, 10, 100] };
@@ -47,14 +53,20 @@ async function measureOne(mode: "mocks" | "runtime", size: number): Promise<void
     let last = 0;
     let lastCpu = { user: 0, system: 0 };
     const original = mocks.newResource.bind(mocks);
-    mocks.newResource = (a) => { last = performance.now(); lastCpu = process.cpuUsage(startCpu); return original(a); };
+    mocks.newResource = (a) => {
+      last = performance.now();
+      lastCpu = process.cpuUsage(startCpu);
+      return original(a);
+    };
     // CPU time as well as wall time: on a shared machine the process's own CPU time varies far less.
     const startCpu = process.cpuUsage();
     const start = performance.now();
     new UtilitarianDeployment("u", { ...settings, secrets, prefix: "u" });
     await mocks.idle(200);
     const cpuMs = (lastCpu.user + lastCpu.system) / 1000;
-    console.log(JSON.stringify({ mode, size, registrations: mocks.registrations.length, toLastMs: last - start, cpuMs }));
+    console.log(
+      JSON.stringify({ mode, size, registrations: mocks.registrations.length, toLastMs: last - start, cpuMs }),
+    );
     return;
   }
   const { configFromValues, modelEngine, runProgram } = await import("../../test/harness");
@@ -66,11 +78,28 @@ async function measureOne(mode: "mocks" | "runtime", size: number): Promise<void
   const { config, secretKeys } = configFromValues({ ...EDGE_VERSIONS, version: "1.0.0", ...values }, SECRET_VALUES);
   const start = performance.now();
   const run = await runProgram({
-    programDir: packageRoot(), stack: "dev", config, secretKeys, preview: false,
-    engine: { register: (r) => { times.push(performance.now()); return model.register(r); } },
+    programDir: packageRoot(),
+    stack: "dev",
+    config,
+    secretKeys,
+    preview: false,
+    engine: {
+      register: (r) => {
+        times.push(performance.now());
+        return model.register(r);
+      },
+    },
   });
   if (!run.succeeded) throw new Error(`the program failed: ${run.stderr.slice(-1000)}`);
-  console.log(JSON.stringify({ mode, size, registrations: run.registrations.length, wallMs: performance.now() - start, firstToLastMs: Math.max(...times) - Math.min(...times) }));
+  console.log(
+    JSON.stringify({
+      mode,
+      size,
+      registrations: run.registrations.length,
+      wallMs: performance.now() - start,
+      firstToLastMs: Math.max(...times) - Math.min(...times),
+    }),
+  );
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -83,7 +112,11 @@ async function main(): Promise<void> {
     const order = round % 2 === 0 ? args.sizes : [...args.sizes].reverse();
     for (const mode of ["mocks", "runtime"] as const) {
       for (const size of order) {
-        const out = execFileSync(process.execPath, [__filename, "--one", `${mode}:${size}`], { cwd: path.resolve(__dirname, "../../../../.."), encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+        const out = execFileSync(process.execPath, [__filename, "--one", `${mode}:${size}`], {
+          cwd: path.resolve(__dirname, "../../../../.."),
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "inherit"],
+        });
         const line = JSON.parse(out.trim().split("\n").at(-1)!);
         results.push({ round, ...line });
         console.error(`round ${round + 1}: ${mode} ${size} workers: ${JSON.stringify(line)}`);
@@ -91,17 +124,29 @@ async function main(): Promise<void> {
     }
   }
   const metric = (r: Record<string, any>) => (r.mode === "mocks" ? r.toLastMs : r.firstToLastMs);
-  console.log(`\n| workers | registrations | mocks: to last registration (ms) | ratio to 1 worker | runtime: first to last registration (ms) | ratio to 1 worker | runtime: whole run (s) |`);
+  console.log(
+    `\n| workers | registrations | mocks: to last registration (ms) | ratio to 1 worker | runtime: first to last registration (ms) | ratio to 1 worker | runtime: whole run (s) |`,
+  );
   console.log("|---|---|---|---|---|---|---|");
   for (const size of args.sizes) {
     const cells = (mode: string) => {
       const rs = results.filter((r) => r.mode === mode && r.size === size);
-      const ratios = rs.map((r) => metric(r) / metric(results.find((x) => x.mode === mode && x.size === args.sizes[0] && x.round === r.round)!));
-      return { ms: median(rs.map(metric)), ratio: median(ratios), regs: rs[0].registrations, wall: median(rs.map((r) => r.wallMs ?? 0)) };
+      const ratios = rs.map(
+        (r) =>
+          metric(r) / metric(results.find((x) => x.mode === mode && x.size === args.sizes[0] && x.round === r.round)!),
+      );
+      return {
+        ms: median(rs.map(metric)),
+        ratio: median(ratios),
+        regs: rs[0].registrations,
+        wall: median(rs.map((r) => r.wallMs ?? 0)),
+      };
     };
     const m = cells("mocks");
     const r = cells("runtime");
-    console.log(`| ${size} | ${m.regs} | ${m.ms.toFixed(0)} | ${m.ratio.toFixed(2)} | ${r.ms.toFixed(0)} | ${r.ratio.toFixed(2)} | ${(r.wall / 1000).toFixed(1)} |`);
+    console.log(
+      `| ${size} | ${m.regs} | ${m.ms.toFixed(0)} | ${m.ratio.toFixed(2)} | ${r.ms.toFixed(0)} | ${r.ratio.toFixed(2)} | ${(r.wall / 1000).toFixed(1)} |`,
+    );
   }
 }
 

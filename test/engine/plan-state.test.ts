@@ -20,12 +20,19 @@ beforeAll(async () => {
   await toolchainDir();
   // Built into a checkout of its own: the shared dist/ may be in use, and ./.pulumi is its own.
   checkout = fs.mkdtempSync(path.join(os.tmpdir(), "utilitarian-plan-state-"));
-  for (const file of ["package.json", "Pulumi.yaml"]) fs.copyFileSync(path.join(PROJECT_DIR, file), path.join(checkout, file));
+  for (const file of ["package.json", "Pulumi.yaml"])
+    fs.copyFileSync(path.join(PROJECT_DIR, file), path.join(checkout, file));
   fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(checkout, "node_modules"));
-  execFileSync("npx", ["tsc", "-p", "tsconfig.build.json", "--outDir", path.join(checkout, "dist")], { cwd: PROJECT_DIR, stdio: "pipe" });
+  execFileSync("npx", ["tsc", "-p", "tsconfig.build.json", "--outDir", path.join(checkout, "dist")], {
+    cwd: PROJECT_DIR,
+    stdio: "pipe",
+  });
   stacks = fs.mkdtempSync(path.join(os.tmpdir(), "utilitarian-plan-stacks-"));
   const dev = fs.readFileSync(path.join(PROJECT_DIR, "stacks/Pulumi.dev.yaml"), "utf8");
-  fs.writeFileSync(path.join(stacks, "Pulumi.dev.yaml"), dev.replace("utilitarian:version: 1.0.0", "utilitarian:version: 1.1.0"));
+  fs.writeFileSync(
+    path.join(stacks, "Pulumi.dev.yaml"),
+    dev.replace("utilitarian:version: 1.0.0", "utilitarian:version: 1.1.0"),
+  );
 }, 30 * MINUTE);
 
 /**
@@ -42,12 +49,23 @@ function exported(version: string) {
     deployment: {
       resources: [
         { urn: stack, custom: false, type: "pulumi:pulumi:Stack" },
-        { urn: component, custom: false, type: "utilitarian:index:UtilitarianDeployment", outputs: { version }, parent: stack },
+        {
+          urn: component,
+          custom: false,
+          type: "utilitarian:index:UtilitarianDeployment",
+          outputs: { version },
+          parent: stack,
+        },
         { urn: provider, custom: true, id: providerId, type: "pulumi:providers:pulumi-nodejs" },
         {
           urn: "urn:pulumi:dev::utilitarian::utilitarian:index:UtilitarianDeployment$pulumi-nodejs:dynamic/utilitarian-schema-guard:Resource::utilitarian-dev-schema-guard",
-          custom: true, id: "schema-guard", type: "pulumi-nodejs:dynamic/utilitarian-schema-guard:Resource",
-          inputs: { version }, outputs: { previousVersion: "none", version }, parent: component, provider: `${provider}::${providerId}`,
+          custom: true,
+          id: "schema-guard",
+          type: "pulumi-nodejs:dynamic/utilitarian-schema-guard:Resource",
+          inputs: { version },
+          outputs: { previousVersion: "none", version },
+          parent: component,
+          provider: `${provider}::${providerId}`,
         },
       ],
     },
@@ -62,10 +80,18 @@ async function importState(ws: Workspace, version: string, env: NodeJS.ProcessEn
 }
 
 /** The stack's files in a backend directory, without the blob library's `.attrs` beside each. */
-const stateFiles = (backend: string) => fs.readdirSync(path.join(backend, ".pulumi/stacks/utilitarian")).filter((f) => !f.endsWith(".attrs")).sort();
+const stateFiles = (backend: string) =>
+  fs
+    .readdirSync(path.join(backend, ".pulumi/stacks/utilitarian"))
+    .filter((f) => !f.endsWith(".attrs"))
+    .sort();
 
 function plan(env: NodeJS.ProcessEnv) {
-  const r = spawnSync("node", [path.join(checkout, "dist/cli/plan.js"), "--stack", "dev", "--stacks-dir", stacks], { cwd: checkout, encoding: "utf8", env: { ...env, PGPASSWORD: "" } });
+  const r = spawnSync("node", [path.join(checkout, "dist/cli/plan.js"), "--stack", "dev", "--stacks-dir", stacks], {
+    cwd: checkout,
+    encoding: "utf8",
+    env: { ...env, PGPASSWORD: "" },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -91,7 +117,9 @@ describe("npm run plan and the engine's state", () => {
     const zstd = plan(ws.env);
     expect(zstd.code, zstd.stderr).toBe(0);
     expect(zstd.stdout).toMatch(/^Maintenance: Utilitarian <the running version> -> 1\.1\.0/);
-    expect(zstd.stderr).toMatch(/note: .*dev\.json\.zst is zstd-compressed \(PULUMI_DIY_BACKEND_ZSTD\), which this command does not read; `--from <version>` names the running version/);
+    expect(zstd.stderr).toMatch(
+      /note: .*dev\.json\.zst is zstd-compressed \(PULUMI_DIY_BACKEND_ZSTD\), which this command does not read; `--from <version>` names the running version/,
+    );
   });
 
   test("./.pulumi, where scripts/dev-up.sh keeps the state (file://$PWD/.pulumi), read without PULUMI_BACKEND_URL", async () => {

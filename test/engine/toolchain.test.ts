@@ -45,26 +45,38 @@ describe("the toolchain", () => {
     fs.writeFileSync(path.join(copy, "package.json"), JSON.stringify(manifest));
     fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(copy, "node_modules"));
     const cache = fs.mkdtempSync(path.join(os.tmpdir(), "utilitarian-cache-"));
-    const result = await exec("bash", [path.join(copy, "toolchain/build.sh")], { env: { ...process.env, UTILITARIAN_TOOLCHAIN_CACHE: cache } });
+    const result = await exec("bash", [path.join(copy, "toolchain/build.sh")], {
+      env: { ...process.env, UTILITARIAN_TOOLCHAIN_CACHE: cache },
+    });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`requires pkg/v3 v${PINNED_CLI_VERSION} but package.json pins pulumi 3.249.0`);
     expect(result.stderr).toContain("go get github.com/pulumi/pulumi/pkg/v3@v3.249.0");
     expect(fs.readdirSync(cache)).toEqual([]);
   });
 
-  test("a module that cannot be downloaded is named, with what to check, and nothing is installed", async () => {
-    // An empty module cache and no proxy: the first module the CLI needs cannot be had.
-    const cache = fs.mkdtempSync(path.join(os.tmpdir(), "utilitarian-cache-"));
-    const modules = fs.mkdtempSync(path.join(os.tmpdir(), "utilitarian-gomod-"));
-    const env = { ...process.env, UTILITARIAN_TOOLCHAIN_CACHE: cache, GOMODCACHE: modules, GOPROXY: "off", GOFLAGS: "" };
-    const result = await exec("bash", [path.join(PROJECT_DIR, "toolchain/build.sh")], { env, timeoutMs: 2 * MINUTE });
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/go: [^\s@]+@v[0-9][^\s:]*: module lookup disabled by GOPROXY=off/);
-    expect(result.stderr).toContain("a module of toolchain/cli/go.mod could not be downloaded");
-    expect(result.stderr).toContain("go env GOPROXY");
-    expect(fs.readdirSync(cache)).toEqual([]);
-    fs.rmSync(modules, { recursive: true, force: true, maxRetries: 3 });
-  }, 2 * MINUTE);
+  test(
+    "a module that cannot be downloaded is named, with what to check, and nothing is installed",
+    async () => {
+      // An empty module cache and no proxy: the first module the CLI needs cannot be had.
+      const cache = fs.mkdtempSync(path.join(os.tmpdir(), "utilitarian-cache-"));
+      const modules = fs.mkdtempSync(path.join(os.tmpdir(), "utilitarian-gomod-"));
+      const env = {
+        ...process.env,
+        UTILITARIAN_TOOLCHAIN_CACHE: cache,
+        GOMODCACHE: modules,
+        GOPROXY: "off",
+        GOFLAGS: "",
+      };
+      const result = await exec("bash", [path.join(PROJECT_DIR, "toolchain/build.sh")], { env, timeoutMs: 2 * MINUTE });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/go: [^\s@]+@v[0-9][^\s:]*: module lookup disabled by GOPROXY=off/);
+      expect(result.stderr).toContain("a module of toolchain/cli/go.mod could not be downloaded");
+      expect(result.stderr).toContain("go env GOPROXY");
+      expect(fs.readdirSync(cache)).toEqual([]);
+      fs.rmSync(modules, { recursive: true, force: true, maxRetries: 3 });
+    },
+    2 * MINUTE,
+  );
 
   test("a build killed half way leaves no binary installed", async () => {
     // A go command that answers the version, "downloads", then is killed while it writes the binary.
@@ -86,7 +98,9 @@ describe("the toolchain", () => {
       ].join("\n"),
       { mode: 0o755 },
     );
-    const result = await exec("bash", [path.join(PROJECT_DIR, "toolchain/build.sh")], { env: { ...process.env, UTILITARIAN_TOOLCHAIN_CACHE: cache, GO: fakeGo } });
+    const result = await exec("bash", [path.join(PROJECT_DIR, "toolchain/build.sh")], {
+      env: { ...process.env, UTILITARIAN_TOOLCHAIN_CACHE: cache, GO: fakeGo },
+    });
     expect(result.code).not.toBe(0);
     // Only the killed build's scratch directory, which the next build removes once it is old.
     const left = fs.readdirSync(cache);

@@ -12,7 +12,14 @@ export function modelEngine(): Required<EngineHook> {
   const model = new RecordingMocks();
   return {
     register: async (r: HarnessRegistration): Promise<HookAnswer> => {
-      const { id, state } = await model.newResource({ type: r.type, name: r.name, inputs: r.inputs, provider: r.provider, custom: r.custom, id: "" });
+      const { id, state } = await model.newResource({
+        type: r.type,
+        name: r.name,
+        inputs: r.inputs,
+        provider: r.provider,
+        custom: r.custom,
+        id: "",
+      });
       return { id: id ?? "", outputs: state };
     },
   };

@@ -48,11 +48,19 @@ export class DynamicResources {
     const { preview, priorState } = this.ctx;
     const prior = priorState.get(name);
 
-    const checked = await this.call<provproto.CheckResponse>(host, name, "check", new provproto.CheckRequest()
-      .setUrn(urn).setName(name).setType(type)
-      .setOlds(struct(forProvider(prior?.inputs ?? {})))
-      .setNews(struct(forProvider(news)))
-      .setRandomseed(crypto.randomBytes(32)), failureSummary);
+    const checked = await this.call<provproto.CheckResponse>(
+      host,
+      name,
+      "check",
+      new provproto.CheckRequest()
+        .setUrn(urn)
+        .setName(name)
+        .setType(type)
+        .setOlds(struct(forProvider(prior?.inputs ?? {})))
+        .setNews(struct(forProvider(news)))
+        .setRandomseed(crypto.randomBytes(32)),
+      failureSummary,
+    );
     const failures = checked.getFailuresList();
     if (failures.length > 0) {
       // step_generator.go issueCheckFailures (diag codes 2002/2003); the resource is invalid: bail.
@@ -68,32 +76,63 @@ export class DynamicResources {
 
     const create = async (): Promise<StepResult> => {
       if (preview) return { id: "", inputs, outputs: inputs };
-      const res = await this.call<provproto.CreateResponse>(host, name, "create", new provproto.CreateRequest()
-        .setUrn(urn).setName(name).setType(type).setProperties(struct(forProvider(inputs))).setPreview(false));
+      const res = await this.call<provproto.CreateResponse>(
+        host,
+        name,
+        "create",
+        new provproto.CreateRequest()
+          .setUrn(urn)
+          .setName(name)
+          .setType(type)
+          .setProperties(struct(forProvider(inputs)))
+          .setPreview(false),
+      );
       return { id: res.getId(), inputs, outputs: annotateSecrets(objectOf(res.getProperties()), inputs) };
     };
     if (!prior) return create();
 
     const id = prior.id ?? `${name}-id`;
-    const diff = await this.call<provproto.DiffResponse>(host, name, "diff", new provproto.DiffRequest()
-      .setId(id).setUrn(urn).setName(name).setType(type)
-      .setOlds(struct(forProvider(prior.outputs)))
-      .setNews(struct(forProvider(inputs)))
-      .setOldInputs(struct(forProvider(prior.inputs)))
-      .setIgnorechangesList(registration.ignoreChanges), diffSummary);
+    const diff = await this.call<provproto.DiffResponse>(
+      host,
+      name,
+      "diff",
+      new provproto.DiffRequest()
+        .setId(id)
+        .setUrn(urn)
+        .setName(name)
+        .setType(type)
+        .setOlds(struct(forProvider(prior.outputs)))
+        .setNews(struct(forProvider(inputs)))
+        .setOldInputs(struct(forProvider(prior.inputs)))
+        .setIgnorechangesList(registration.ignoreChanges),
+      diffSummary,
+    );
     // diffResource: an unknown answer becomes a comparison of the old and new inputs.
-    const changes = diff.getChanges() !== DIFF_UNKNOWN ? diff.getChanges() : sameValue(forProvider(prior.inputs), forProvider(inputs)) ? DIFF_NONE : DIFF_SOME;
+    const changes =
+      diff.getChanges() !== DIFF_UNKNOWN
+        ? diff.getChanges()
+        : sameValue(forProvider(prior.inputs), forProvider(inputs))
+          ? DIFF_NONE
+          : DIFF_SOME;
     // A replacement creates the new resource now; the old one would be deleted at the end (not carried out here).
     if (diff.getReplacesList().length > 0) return create();
     if (changes === DIFF_NONE) return { id, inputs, outputs: prior.outputs };
     if (preview) return { id, inputs, outputs: inputs };
-    const res = await this.call<provproto.UpdateResponse>(host, name, "update", new provproto.UpdateRequest()
-      .setId(id).setUrn(urn).setName(name).setType(type)
-      .setOlds(struct(forProvider(prior.outputs)))
-      .setNews(struct(forProvider(inputs)))
-      .setOldInputs(struct(forProvider(prior.inputs)))
-      .setIgnorechangesList(registration.ignoreChanges)
-      .setPreview(false));
+    const res = await this.call<provproto.UpdateResponse>(
+      host,
+      name,
+      "update",
+      new provproto.UpdateRequest()
+        .setId(id)
+        .setUrn(urn)
+        .setName(name)
+        .setType(type)
+        .setOlds(struct(forProvider(prior.outputs)))
+        .setNews(struct(forProvider(inputs)))
+        .setOldInputs(struct(forProvider(prior.inputs)))
+        .setIgnorechangesList(registration.ignoreChanges)
+        .setPreview(false),
+    );
     return { id, inputs, outputs: annotateSecrets(objectOf(res.getProperties()), inputs) };
   }
 
@@ -102,7 +141,8 @@ export class DynamicResources {
     const host = await this.host?.catch(() => undefined);
     if (!host) return;
     await host.stop();
-    for (const line of host.stderr.split("\n").filter((l) => l.trim() !== "")) this.ctx.diagnostics.push({ severity: "info#err", message: line });
+    for (const line of host.stderr.split("\n").filter((l) => l.trim() !== ""))
+      this.ctx.diagnostics.push({ severity: "info#err", message: line });
   }
 
   /**
@@ -120,31 +160,86 @@ export class DynamicResources {
       const type = `pulumi:providers:${DYNAMIC_PACKAGE}`;
       const urn = `urn:pulumi:${stack}::${project.name}::${type}::${name}`;
       const pluginDir = path.dirname(require.resolve("@pulumi/pulumi/package.json", { paths: [project.programDir] }));
-      await this.call(host, name, "handshake", new provproto.ProviderHandshakeRequest()
-        .setEngineAddress(engineAddress).setRootDirectory(pluginDir).setProgramDirectory(pluginDir)
-        .setConfigureWithUrn(true).setSupportsViews(true).setSupportsRefreshBeforeUpdate(true).setInvokeWithPreview(true), undefined, true);
-      await this.call<plugproto.PluginInfo>(host, name, "getPluginInfo", new emptyproto.Empty(), (info) => `version ${info.getVersion()}`);
-      await this.call(host, name, "checkConfig", new provproto.CheckRequest().setUrn(urn).setName(name).setType(type)
-        .setOlds(struct({})).setNews(struct({})), undefined, true);
+      await this.call(
+        host,
+        name,
+        "handshake",
+        new provproto.ProviderHandshakeRequest()
+          .setEngineAddress(engineAddress)
+          .setRootDirectory(pluginDir)
+          .setProgramDirectory(pluginDir)
+          .setConfigureWithUrn(true)
+          .setSupportsViews(true)
+          .setSupportsRefreshBeforeUpdate(true)
+          .setInvokeWithPreview(true),
+        undefined,
+        true,
+      );
+      await this.call<plugproto.PluginInfo>(
+        host,
+        name,
+        "getPluginInfo",
+        new emptyproto.Empty(),
+        (info) => `version ${info.getVersion()}`,
+      );
+      await this.call(
+        host,
+        name,
+        "checkConfig",
+        new provproto.CheckRequest().setUrn(urn).setName(name).setType(type).setOlds(struct({})).setNews(struct({})),
+        undefined,
+        true,
+      );
       const hadProvider = [...priorState.values()].some((s) => typeof s.inputs.__provider === "string");
       if (hadProvider) {
-        await this.call(host, name, "diffConfig", new provproto.DiffRequest().setId(UNKNOWN).setUrn(urn).setName(name).setType(type)
-          .setOlds(struct({})).setNews(struct({})).setOldInputs(struct({})), undefined, true);
+        await this.call(
+          host,
+          name,
+          "diffConfig",
+          new provproto.DiffRequest()
+            .setId(UNKNOWN)
+            .setUrn(urn)
+            .setName(name)
+            .setType(type)
+            .setOlds(struct({}))
+            .setNews(struct({}))
+            .setOldInputs(struct({})),
+          undefined,
+          true,
+        );
       }
       // registry.go Create: a new provider's ID is unknown in a preview and a fresh UUID in an update.
       const id = preview && !hadProvider ? UNKNOWN : crypto.randomUUID();
-      await this.call<provproto.ConfigureResponse>(host, name, "configure", new provproto.ConfigureRequest()
-        .setUrn(urn).setName(name).setType(type).setId(id)
-        .setAcceptsecrets(true).setAcceptresources(true).setSendsOldInputs(true).setSendsOldInputsToDelete(true).setArgs(struct({})),
-      (res) => `acceptSecrets=${res.getAcceptsecrets()} supportsPreview=${res.getSupportspreview()}`);
+      await this.call<provproto.ConfigureResponse>(
+        host,
+        name,
+        "configure",
+        new provproto.ConfigureRequest()
+          .setUrn(urn)
+          .setName(name)
+          .setType(type)
+          .setId(id)
+          .setAcceptsecrets(true)
+          .setAcceptresources(true)
+          .setSendsOldInputs(true)
+          .setSendsOldInputsToDelete(true)
+          .setArgs(struct({})),
+        (res) => `acceptSecrets=${res.getAcceptsecrets()} supportsPreview=${res.getSupportspreview()}`,
+      );
       return host;
     })();
     return this.host;
   }
 
   /** Calls the host and records the call; an error fails the deployment as the engine reports it (the RPC's message). */
-  private async call<Res>(host: DynamicProviderHost, name: string, method: string, request: unknown,
-    summarize?: (res: Res) => string, unimplementedOk = false): Promise<Res> {
+  private async call<Res>(
+    host: DynamicProviderHost,
+    name: string,
+    method: string,
+    request: unknown,
+    summarize?: (res: Res) => string,
+    unimplementedOk = false,
+  ): Promise<Res> {
     const call: DynamicCall = { name, method: method[0].toUpperCase() + method.slice(1) };
     this.ctx.calls.push(call);
     try {
@@ -166,7 +261,8 @@ export class DynamicResources {
 }
 
 /** Struct.fromJavaScript refuses `undefined`; the engine never sends it either. */
-export const struct = (value: Record<string, any>) => structproto.Struct.fromJavaScript(JSON.parse(JSON.stringify(value)));
+export const struct = (value: Record<string, any>) =>
+  structproto.Struct.fromJavaScript(JSON.parse(JSON.stringify(value)));
 
 const objectOf = (s: structproto.Struct | undefined) => (s?.toJavaScript() ?? {}) as Record<string, any>;
 
@@ -176,7 +272,11 @@ function failureSummary(res: provproto.CheckResponse): string {
 }
 
 function diffSummary(res: provproto.DiffResponse): string {
-  const names: Record<number, string> = { [DIFF_UNKNOWN]: "DIFF_UNKNOWN", [DIFF_NONE]: "DIFF_NONE", [DIFF_SOME]: "DIFF_SOME" };
+  const names: Record<number, string> = {
+    [DIFF_UNKNOWN]: "DIFF_UNKNOWN",
+    [DIFF_NONE]: "DIFF_NONE",
+    [DIFF_SOME]: "DIFF_SOME",
+  };
   const replaces = res.getReplacesList();
   return names[res.getChanges()] + (replaces.length ? ` replaces: ${replaces.join(", ")}` : "");
 }

@@ -26,9 +26,14 @@ export interface ProjectInfo {
 
 export function readProject(rootDir: string): ProjectInfo {
   const file = path.join(rootDir, "Pulumi.yaml");
-  const project = yaml.load(fs.readFileSync(file, "utf8")) as { name: string; main?: string; runtime: string | { name: string; options?: Record<string, unknown> } };
+  const project = yaml.load(fs.readFileSync(file, "utf8")) as {
+    name: string;
+    main?: string;
+    runtime: string | { name: string; options?: Record<string, unknown> };
+  };
   const runtime = typeof project.runtime === "string" ? { name: project.runtime, options: {} } : project.runtime;
-  if (runtime.name !== "nodejs") throw new Error(`${file}: runtime ${runtime.name} is not nodejs; the harness runs Node.js programs only`);
+  if (runtime.name !== "nodejs")
+    throw new Error(`${file}: runtime ${runtime.name} is not nodejs; the harness runs Node.js programs only`);
   // getPwdMain: `main` relative to the root; a directory becomes the pwd with entry ".", a file its directory and base name.
   let programDir = rootDir;
   let entryPoint = ".";
@@ -41,13 +46,22 @@ export function readProject(rootDir: string): ProjectInfo {
 }
 
 /** main.go parseOptions: `typescript` defaults to true; `tsconfig` and `nodeargs` are optional strings. */
-export function nodeOptions(options: Record<string, unknown>): { typescript: boolean; tsconfig?: string; nodeargs?: string } {
+export function nodeOptions(options: Record<string, unknown>): {
+  typescript: boolean;
+  tsconfig?: string;
+  nodeargs?: string;
+} {
   const typescript = options.typescript ?? true;
   if (typeof typescript !== "boolean") throw new Error("typescript option must be a boolean");
   for (const key of ["tsconfig", "nodeargs"] as const) {
-    if (options[key] !== undefined && typeof options[key] !== "string") throw new Error(`${key} option must be a string`);
+    if (options[key] !== undefined && typeof options[key] !== "string")
+      throw new Error(`${key} option must be a string`);
   }
-  return { typescript, tsconfig: options.tsconfig as string | undefined, nodeargs: options.nodeargs as string | undefined };
+  return {
+    typescript,
+    tsconfig: options.tsconfig as string | undefined,
+    nodeargs: options.nodeargs as string | undefined,
+  };
 }
 
 /**
@@ -121,7 +135,12 @@ export function programLaunch(req: ProgramLaunchRequest): Launch {
   if (options.typescript) env.PULUMI_NODEJS_TYPESCRIPT = "true";
   if (options.tsconfig) env.PULUMI_NODEJS_TSCONFIG_PATH = options.tsconfig;
   // nodeargs go before the run path (shlex.Split in main.go).
-  return { command: process.execPath, args: [...splitArgs(options.nodeargs ?? ""), ...args], env, cwd: project.programDir };
+  return {
+    command: process.execPath,
+    args: [...splitArgs(options.nodeargs ?? ""), ...args],
+    env,
+    cwd: project.programDir,
+  };
 }
 
 /**
@@ -154,7 +173,8 @@ export interface DynamicProviderLaunchRequest {
 export function dynamicProviderLaunch(req: DynamicProviderLaunchRequest): Launch {
   const script = require.resolve("@pulumi/pulumi/cmd/dynamic-provider", { paths: [req.project.programDir] });
   const env = inheritedEnvironment();
-  for (const [key, value] of Object.entries(req.project.runtimeOptions)) env[`PULUMI_RUNTIME_${key.toUpperCase()}`] = String(value);
+  for (const [key, value] of Object.entries(req.project.runtimeOptions))
+    env[`PULUMI_RUNTIME_${key.toUpperCase()}`] = String(value);
   env.PULUMI_NODEJS_PROJECT = req.project.name;
   env.PULUMI_PROJECT = req.project.name;
   const own: Record<string, string> = {};

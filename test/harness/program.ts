@@ -48,7 +48,8 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
       secretKeys: [...(options.secretKeys ?? [])].sort(),
     });
     const exit = await runChild(launch, options.timeoutMs ?? 120_000);
-    if (exit.timedOut) engine.fail(`test harness: the program did not exit within ${options.timeoutMs ?? 120_000} ms and was killed`);
+    if (exit.timedOut)
+      engine.fail(`test harness: the program did not exit within ${options.timeoutMs ?? 120_000} ms and was killed`);
     await engine.stop();
     const succeeded = exit.code === 0 && !engine.failed && !engine.diagnostics.some((d) => d.severity === "error");
     return {
@@ -73,7 +74,11 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
  * longer declares are deleted at the end of a successful run (the harness does not call their
  * providers' Delete) and kept when the run failed.
  */
-function stateAfterUpdate(prior: Map<string, ResourceState>, completed: Map<string, ResourceState>, succeeded: boolean): Map<string, ResourceState> {
+function stateAfterUpdate(
+  prior: Map<string, ResourceState>,
+  completed: Map<string, ResourceState>,
+  succeeded: boolean,
+): Map<string, ResourceState> {
   const state = new Map(succeeded ? [] : prior);
   for (const [name, resource] of completed) state.set(name, resource);
   return state;
@@ -89,7 +94,11 @@ interface ChildExit {
 /** main.go execRuntime: the program's stdout and stderr are the CLI's; here they are kept. */
 function runChild(launch: Launch, timeoutMs: number): Promise<ChildExit> {
   return new Promise((resolve, reject) => {
-    const child = spawn(launch.command, launch.args, { cwd: launch.cwd, env: launch.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(launch.command, launch.args, {
+      cwd: launch.cwd,
+      env: launch.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     let timedOut = false;

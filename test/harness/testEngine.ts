@@ -97,11 +97,16 @@ export class TestEngine {
     this.failed = true;
   }
 
-  private async serve(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): Promise<string> {
+  private async serve(
+    service: grpc.ServiceDefinition,
+    implementation: grpc.UntypedServiceImplementation,
+  ): Promise<string> {
     const server = new grpc.Server({ "grpc.max_receive_message_length": 400 * 1024 * 1024 });
     server.addService(service, implementation);
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
     this.servers.push(server);
     return `127.0.0.1:${port}`;
@@ -116,7 +121,8 @@ export class TestEngine {
     const running = work().then(
       (result) => callback(null, result),
       (err: unknown) => {
-        if (err instanceof MonitorError) return callback({ code: err.code, details: err.message } as grpc.ServiceError, null);
+        if (err instanceof MonitorError)
+          return callback({ code: err.code, details: err.message } as grpc.ServiceError, null);
         const message = err instanceof Error ? err.message : String(err);
         this.fail(`test engine: ${message}`);
         callback({ code: grpc.status.UNKNOWN, details: message } as grpc.ServiceError, null);
@@ -138,23 +144,43 @@ export class TestEngine {
         throw this.unexpected(what);
       });
     return {
-      supportsFeature: (call: grpc.ServerUnaryCall<resproto.SupportsFeatureRequest, unknown>, callback: grpc.sendUnaryData<resproto.SupportsFeatureResponse>) =>
-        callback(null, new resproto.SupportsFeatureResponse().setHassupport({ ...FEATURES, ...this.options.features }[call.request.getId()] ?? false)),
-      registerResource: (call: grpc.ServerUnaryCall<resproto.RegisterResourceRequest, unknown>, callback: grpc.sendUnaryData<resproto.RegisterResourceResponse>) =>
-        this.answer(callback, () => this.registerResource(call.request)),
-      registerResourceOutputs: (call: grpc.ServerUnaryCall<resproto.RegisterResourceOutputsRequest, unknown>, callback: grpc.sendUnaryData<emptyproto.Empty>) =>
-        this.answer(callback, async () => this.registerResourceOutputs(call.request)),
+      supportsFeature: (
+        call: grpc.ServerUnaryCall<resproto.SupportsFeatureRequest, unknown>,
+        callback: grpc.sendUnaryData<resproto.SupportsFeatureResponse>,
+      ) =>
+        callback(
+          null,
+          new resproto.SupportsFeatureResponse().setHassupport(
+            { ...FEATURES, ...this.options.features }[call.request.getId()] ?? false,
+          ),
+        ),
+      registerResource: (
+        call: grpc.ServerUnaryCall<resproto.RegisterResourceRequest, unknown>,
+        callback: grpc.sendUnaryData<resproto.RegisterResourceResponse>,
+      ) => this.answer(callback, () => this.registerResource(call.request)),
+      registerResourceOutputs: (
+        call: grpc.ServerUnaryCall<resproto.RegisterResourceOutputsRequest, unknown>,
+        callback: grpc.sendUnaryData<emptyproto.Empty>,
+      ) => this.answer(callback, async () => this.registerResourceOutputs(call.request)),
       // The engine answers once every step has finished (deletes included); not tracked itself, or it would wait for itself.
       signalAndWaitForShutdown: (_call: unknown, callback: grpc.sendUnaryData<emptyproto.Empty>) =>
         void this.settled().then(() =>
           this.failed
-            ? callback({ code: grpc.status.UNAVAILABLE, details: "resource monitor shut down" } as grpc.ServiceError, null)
-            : callback(null, new emptyproto.Empty())),
-      invoke: (call: grpc.ServerUnaryCall<resproto.ResourceInvokeRequest, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-        unexpected(`Invoke(${call.request.getTok()})`)(call, callback),
+            ? callback(
+                { code: grpc.status.UNAVAILABLE, details: "resource monitor shut down" } as grpc.ServiceError,
+                null,
+              )
+            : callback(null, new emptyproto.Empty()),
+        ),
+      invoke: (
+        call: grpc.ServerUnaryCall<resproto.ResourceInvokeRequest, unknown>,
+        callback: grpc.sendUnaryData<unknown>,
+      ) => unexpected(`Invoke(${call.request.getTok()})`)(call, callback),
       call: unexpected("Call"),
-      readResource: (call: grpc.ServerUnaryCall<resproto.ReadResourceRequest, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-        unexpected(`ReadResource(${call.request.getType()} ${call.request.getName()})`)(call, callback),
+      readResource: (
+        call: grpc.ServerUnaryCall<resproto.ReadResourceRequest, unknown>,
+        callback: grpc.sendUnaryData<unknown>,
+      ) => unexpected(`ReadResource(${call.request.getType()} ${call.request.getName()})`)(call, callback),
       getDeploymentInfo: unexpected("GetDeploymentInfo"),
       registerStackTransform: unexpected("RegisterStackTransform"),
       registerStackInvokeTransform: unexpected("RegisterStackInvokeTransform"),
@@ -167,25 +193,51 @@ export class TestEngine {
   private engineService(): grpc.UntypedServiceImplementation {
     const severities = ["debug", "info", "warning", "error"];
     return {
-      log: (call: grpc.ServerUnaryCall<engproto.LogRequest, unknown>, callback: grpc.sendUnaryData<emptyproto.Empty>) => {
+      log: (
+        call: grpc.ServerUnaryCall<engproto.LogRequest, unknown>,
+        callback: grpc.sendUnaryData<emptyproto.Empty>,
+      ) => {
         const severity = severities[call.request.getSeverity()] ?? "info";
         // The CLI shows debug messages only with --debug.
-        if (severity !== "debug") this.diagnostics.push({ severity, message: call.request.getMessage(), urn: call.request.getUrn() || undefined });
+        if (severity !== "debug")
+          this.diagnostics.push({
+            severity,
+            message: call.request.getMessage(),
+            urn: call.request.getUrn() || undefined,
+          });
         callback(null, new emptyproto.Empty());
       },
       getRootResource: (_call: unknown, callback: grpc.sendUnaryData<engproto.GetRootResourceResponse>) =>
         callback(null, new engproto.GetRootResourceResponse().setUrn(this.rootUrn)),
-      setRootResource: (call: grpc.ServerUnaryCall<engproto.SetRootResourceRequest, unknown>, callback: grpc.sendUnaryData<engproto.SetRootResourceResponse>) => {
+      setRootResource: (
+        call: grpc.ServerUnaryCall<engproto.SetRootResourceRequest, unknown>,
+        callback: grpc.sendUnaryData<engproto.SetRootResourceResponse>,
+      ) => {
         this.rootUrn = call.request.getUrn();
         callback(null, new engproto.SetRootResourceResponse());
       },
-      requirePulumiVersion: (call: grpc.ServerUnaryCall<engproto.RequirePulumiVersionRequest, unknown>, callback: grpc.sendUnaryData<engproto.RequirePulumiVersionResponse>) => {
+      requirePulumiVersion: (
+        call: grpc.ServerUnaryCall<engproto.RequirePulumiVersionRequest, unknown>,
+        callback: grpc.sendUnaryData<engproto.RequirePulumiVersionResponse>,
+      ) => {
         const range = call.request.getPulumiVersionRange();
         if (semver.satisfies(ENGINE_VERSION, range)) return callback(null, new engproto.RequirePulumiVersionResponse());
-        callback({ code: grpc.status.INVALID_ARGUMENT, details: `Pulumi CLI version ${ENGINE_VERSION} does not satisfy the version range "${range}"` } as grpc.ServiceError, null);
+        callback(
+          {
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `Pulumi CLI version ${ENGINE_VERSION} does not satisfy the version range "${range}"`,
+          } as grpc.ServiceError,
+          null,
+        );
       },
       startDebugging: (_call: unknown, callback: grpc.sendUnaryData<unknown>) =>
-        callback({ code: grpc.status.UNIMPLEMENTED, details: "unexpected StartDebugging: the test engine attaches no debugger" } as grpc.ServiceError, null),
+        callback(
+          {
+            code: grpc.status.UNIMPLEMENTED,
+            details: "unexpected StartDebugging: the test engine attaches no debugger",
+          } as grpc.ServiceError,
+          null,
+        ),
     };
   }
 
@@ -233,10 +285,7 @@ export class TestEngine {
     const result = await this.step(registration, wireInputs);
     if (this.failed) throw shutDown("waiting on step's done channel");
     this.completed.set(name, result);
-    return new resproto.RegisterResourceResponse()
-      .setUrn(urn)
-      .setId(result.id)
-      .setObject(struct(result.outputs));
+    return new resproto.RegisterResourceResponse().setUrn(urn).setId(result.id).setObject(struct(result.outputs));
   }
 
   private registerResourceOutputs(req: resproto.RegisterResourceOutputsRequest): emptyproto.Empty {
@@ -276,8 +325,15 @@ export class TestEngine {
   private dynamicResources(): DynamicResources {
     const { project, stack, preview, config, priorState } = this.options;
     this.dynamic ??= new DynamicResources({
-      project, stack, preview, config, priorState, engineAddress: this.engineAddress,
-      calls: this.dynamicCalls, diagnostics: this.diagnostics, fail: (message, urn) => this.fail(message, urn),
+      project,
+      stack,
+      preview,
+      config,
+      priorState,
+      engineAddress: this.engineAddress,
+      calls: this.dynamicCalls,
+      diagnostics: this.diagnostics,
+      fail: (message, urn) => this.fail(message, urn),
     });
     return this.dynamic;
   }

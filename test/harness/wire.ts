@@ -16,7 +16,12 @@ const isObject = (v: unknown): v is Record<string, any> => typeof v === "object"
 export const isSecret = (v: unknown): boolean => isObject(v) && v[SIG] === SECRET;
 
 /** Values deserializeProperties would turn into live SDK objects (in this process); records keep their wire form. */
-const KEPT_AS_WIRE = new Set([rpc.specialResourceSig, rpc.specialOutputValueSig, rpc.specialAssetSig, rpc.specialArchiveSig]);
+const KEPT_AS_WIRE = new Set([
+  rpc.specialResourceSig,
+  rpc.specialOutputValueSig,
+  rpc.specialAssetSig,
+  rpc.specialArchiveSig,
+]);
 const PLACEHOLDER = "\u0000harness-wire-value:";
 
 /**
@@ -30,7 +35,10 @@ export function deserialize(struct: structproto.Struct | undefined): Record<stri
   if (!struct) return {};
   const kept: unknown[] = [];
   const hidden = mapWire(struct.toJavaScript(), (special) => `${PLACEHOLDER}${kept.push(special) - 1}`);
-  const deserialized = rpc.deserializeProperties(structproto.Struct.fromJavaScript(hidden as Record<string, any>), /* keepUnknowns */ true);
+  const deserialized = rpc.deserializeProperties(
+    structproto.Struct.fromJavaScript(hidden as Record<string, any>),
+    /* keepUnknowns */ true,
+  );
   return restore(unknownsToWire(deserialized), kept) as Record<string, any>;
 }
 
@@ -91,6 +99,11 @@ export function sameValue(a: unknown, b: unknown): boolean {
 
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
-  if (isObject(value)) return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys(value[k])]));
+  if (isObject(value))
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys(value[k])]),
+    );
   return value;
 }

@@ -23,7 +23,13 @@ import { unsupported, type Context, type Props, type ResourceType } from "./type
  * shows the engine's side of it on the real CLI.
  */
 export function commandResources(ctx: Context): Record<string, ResourceType> {
-  async function run(urn: string, text: string, c: Props, previous: Props | undefined, signal: AbortSignal): Promise<Props> {
+  async function run(
+    urn: string,
+    text: string,
+    c: Props,
+    previous: Props | undefined,
+    signal: AbortSignal,
+  ): Promise<Props> {
     const env: NodeJS.ProcessEnv = { ...process.env, ...(c.environment ?? {}) };
     if (previous && c.addPreviousOutputInEnv !== false) {
       env.PULUMI_COMMAND_STDOUT = previous.stdout ?? "";
@@ -46,8 +52,14 @@ export function commandResources(ctx: Context): Record<string, ResourceType> {
         for (const line of parts) logs.push(ctx.log(urn, line));
       };
     };
-    child.stdout.on("data", lines((s) => (stdout += s)));
-    child.stderr.on("data", lines((s) => (stderr += s)));
+    child.stdout.on(
+      "data",
+      lines((s) => (stdout += s)),
+    );
+    child.stderr.on(
+      "data",
+      lines((s) => (stderr += s)),
+    );
     const [code, killedBy] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
       child.on("error", reject);
       child.on("close", (exitCode, sig) => resolve([exitCode, sig]));
@@ -62,7 +74,17 @@ export function commandResources(ctx: Context): Record<string, ResourceType> {
   return {
     "command:local:Command": {
       facts: factsOf("command:local:Command"),
-      check: (inputs) => unsupported(inputs, ["create", "update", "delete", "interpreter", "environment", "triggers", "addPreviousOutputInEnv", "dir"]),
+      check: (inputs) =>
+        unsupported(inputs, [
+          "create",
+          "update",
+          "delete",
+          "interpreter",
+          "environment",
+          "triggers",
+          "addPreviousOutputInEnv",
+          "dir",
+        ]),
       async create(urn, c, signal) {
         const outs = c.create ? await run(urn, c.create, c, undefined, signal) : { stdout: "", stderr: "" };
         return { id: `${urn.split("::").pop()}${Math.random().toString(36).slice(2, 10)}`, outs };

@@ -11,11 +11,19 @@ import type { Props } from "./types";
  *   `deleteBeforeReplace: "whenReplacing"` in the facts; go-provider never sets it.
  * The engine adds what `replaceOnChanges` asks for from `changed` (step_generator.go applyReplaceOnChanges).
  */
-export function diffInputs(facts: ProviderFacts, olds: Props, news: Props): { changed: string[]; replaces: string[]; deleteBeforeReplace: boolean } {
+export function diffInputs(
+  facts: ProviderFacts,
+  olds: Props,
+  news: Props,
+): { changed: string[]; replaces: string[]; deleteBeforeReplace: boolean } {
   const keys = [...new Set([...Object.keys(olds), ...Object.keys(news)])].filter((k) => !k.startsWith("__")).sort();
   const changed = keys.filter((k) => canonical(olds[k]) !== canonical(news[k]));
   const replaces = changed.filter((k) => providerReplaces(facts, k));
-  return { changed, replaces, deleteBeforeReplace: replaces.length > 0 && facts.deleteBeforeReplace === "whenReplacing" };
+  return {
+    changed,
+    replaces,
+    deleteBeforeReplace: replaces.length > 0 && facts.deleteBeforeReplace === "whenReplacing",
+  };
 }
 
 /** JSON with sorted object keys; absent, null and empty collections alike (Terraform reads them as unset). */
@@ -24,7 +32,10 @@ function canonical(v: unknown): string {
     if (x === null || x === undefined) return undefined;
     if (Array.isArray(x)) return x.length ? x.map(norm) : undefined;
     if (typeof x === "object") {
-      const entries = Object.entries(x as Props).map(([k, y]) => [k, norm(y)] as const).filter(([, y]) => y !== undefined).sort(([a], [b]) => a.localeCompare(b));
+      const entries = Object.entries(x as Props)
+        .map(([k, y]) => [k, norm(y)] as const)
+        .filter(([, y]) => y !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b));
       return entries.length ? Object.fromEntries(entries) : undefined;
     }
     return x;

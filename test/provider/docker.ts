@@ -13,13 +13,34 @@ export function dockerResources(ctx: Context): Record<string, ResourceType> {
   const docker = async (args: string[], allowFailure = false): Promise<string> => {
     const host = ctx.config().host;
     const result = await exec("docker", args, { env: host ? { ...process.env, DOCKER_HOST: host } : process.env });
-    if (result.code !== 0 && !allowFailure) throw new Error(`docker ${args[0]} ${args[1] ?? ""}: ${result.stderr.trim()}`);
+    if (result.code !== 0 && !allowFailure)
+      throw new Error(`docker ${args[0]} ${args[1] ?? ""}: ${result.stderr.trim()}`);
     return result.code === 0 ? result.stdout.trim() : "";
   };
-  const exists = async (kind: string, id: string) => (await docker([kind, "inspect", "--format", "{{.Id}}", id], true)) !== "";
+  const exists = async (kind: string, id: string) =>
+    (await docker([kind, "inspect", "--format", "{{.Id}}", id], true)) !== "";
 
-  const CONTAINER_PROPERTIES = ["name", "image", "envs", "labels", "command", "hostname", "networkMode", "networksAdvanced", "ports", "volumes",
-    "healthcheck", "restart", "mustRun", "wait", "waitTimeout", "destroyGraceSeconds", "stopTimeout", "logDriver", "logOpts"];
+  const CONTAINER_PROPERTIES = [
+    "name",
+    "image",
+    "envs",
+    "labels",
+    "command",
+    "hostname",
+    "networkMode",
+    "networksAdvanced",
+    "ports",
+    "volumes",
+    "healthcheck",
+    "restart",
+    "mustRun",
+    "wait",
+    "waitTimeout",
+    "destroyGraceSeconds",
+    "stopTimeout",
+    "logDriver",
+    "logOpts",
+  ];
 
   /** After a start: the health wait when `wait` is set (errContainerFailedToBeInHealthyState otherwise). */
   async function waitHealthy(c: Props, signal: AbortSignal): Promise<void> {
@@ -47,7 +68,8 @@ export function dockerResources(ctx: Context): Record<string, ResourceType> {
         args.push("--network", n.name);
         for (const a of n.aliases ?? []) args.push("--network-alias", a);
       }
-      for (const p of c.ports ?? []) args.push("-p", `${p.ip ? `${p.ip}:` : ""}${p.external ?? ""}:${p.internal}/${p.protocol ?? "tcp"}`);
+      for (const p of c.ports ?? [])
+        args.push("-p", `${p.ip ? `${p.ip}:` : ""}${p.external ?? ""}:${p.internal}/${p.protocol ?? "tcp"}`);
       for (const v of c.volumes ?? []) args.push("-v", `${v.volumeName ?? v.hostPath}:${v.containerPath}`);
       if (c.hostname) args.push("--hostname", c.hostname);
       if (c.stopTimeout !== undefined) args.push("--stop-timeout", String(c.stopTimeout));
@@ -86,7 +108,9 @@ export function dockerResources(ctx: Context): Record<string, ResourceType> {
       return read && { props: { ...props, mustRun: read.inputs.mustRun }, inputs: read.inputs };
     },
     async update(_urn, id, olds, news, signal) {
-      const changed = Object.keys({ ...olds, ...news }).filter((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
+      const changed = Object.keys({ ...olds, ...news }).filter(
+        (k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]),
+      );
       const update = dockerContainerUpdate(olds, news, changed);
       if (update.applied.includes("restart")) await docker(["update", "--restart", news.restart ?? "no", id]);
       if (update.starts) {
@@ -107,7 +131,9 @@ export function dockerResources(ctx: Context): Record<string, ResourceType> {
     "docker:index/network:Network": {
       facts: factsOf("docker:index/network:Network"),
       check: (inputs) => unsupported(inputs, ["name", "driver"]),
-      create: async (_urn, n) => ({ id: await docker(["network", "create", "--driver", n.driver ?? "bridge", n.name]) }),
+      create: async (_urn, n) => ({
+        id: await docker(["network", "create", "--driver", n.driver ?? "bridge", n.name]),
+      }),
       read: async (id, props, inputs) => ((await exists("network", id)) ? { props, inputs } : undefined),
       delete: async (_urn, id) => void (await docker(["network", "rm", id])),
     },
@@ -128,11 +154,16 @@ export function dockerResources(ctx: Context): Record<string, ResourceType> {
           await docker(["pull", image.name]);
           imageId = await docker(["image", "inspect", "--format", "{{.Id}}", image.name]);
         }
-        const repoDigest = (await docker(["image", "inspect", "--format", "{{if .RepoDigests}}{{index .RepoDigests 0}}{{end}}", image.name], true));
+        const repoDigest = await docker(
+          ["image", "inspect", "--format", "{{if .RepoDigests}}{{index .RepoDigests 0}}{{end}}", image.name],
+          true,
+        );
         return { id: `${imageId}${image.name}`, outs: { imageId, repoDigest } };
       },
       async read(_id, props, inputs) {
-        return (await docker(["image", "inspect", "--format", "{{.Id}}", props.name], true)) ? { props, inputs } : undefined;
+        return (await docker(["image", "inspect", "--format", "{{.Id}}", props.name], true))
+          ? { props, inputs }
+          : undefined;
       },
       async delete(_urn, _id, props) {
         if (!props.keepLocally) await docker(["rmi", props.name], true);

@@ -47,14 +47,15 @@ let config: Props = {};
 
 const ctx: Context = {
   config: () => config,
-  log: (urn, message) => new Promise((resolve) => {
-    if (!engine) return resolve();
-    const req = new engproto.LogRequest();
-    req.setSeverity(engproto.LogSeverity.INFO);
-    req.setUrn(urn);
-    req.setMessage(message);
-    engine.log(req, () => resolve());
-  }),
+  log: (urn, message) =>
+    new Promise((resolve) => {
+      if (!engine) return resolve();
+      const req = new engproto.LogRequest();
+      req.setSeverity(engproto.LogSeverity.INFO);
+      req.setUrn(urn);
+      req.setMessage(message);
+      engine.log(req, () => resolve());
+    }),
 };
 const types = PACKAGES[pkg](ctx);
 
@@ -65,7 +66,10 @@ const typeOf = (urn: string) => urn.split("::")[2]?.split("$").pop() ?? "";
 function resourceType(urn: string): ResourceType {
   const type = typeOf(urn);
   const found = types[type];
-  if (!found) throw Object.assign(new Error(`the stand-in ${pkg} provider does not implement ${type}`), { code: grpc.status.UNIMPLEMENTED });
+  if (!found)
+    throw Object.assign(new Error(`the stand-in ${pkg} provider does not implement ${type}`), {
+      code: grpc.status.UNIMPLEMENTED,
+    });
   return found;
 }
 
@@ -93,22 +97,24 @@ function unary<Req, Res>(handler: Handler<Req, Res>): grpc.handleUnaryCall<Req, 
   return (call, callback) => {
     const abort = new AbortController();
     inFlight.add(abort);
-    handler(call.request, abort.signal).then(
-      (res) => callback(null, res),
-      (e: Error & { code?: number }) => {
-        if (e instanceof InitError) {
-          // The engine reads a partial failure from the status details (plugin/provider_plugin.go
-          // resourceStateAndError: pulumirpc.ErrorResourceInitFailed with id, properties, reasons).
-          const detail = new provproto.ErrorResourceInitFailed();
-          detail.setId(e.id);
-          detail.setProperties(toStruct(e.props));
-          detail.setReasonsList([e.message]);
-          callback(statusWithDetail(e.message, detail), null);
-          return;
-        }
-        callback({ code: e.code ?? grpc.status.UNKNOWN, details: e.message }, null);
-      },
-    ).finally(() => inFlight.delete(abort));
+    handler(call.request, abort.signal)
+      .then(
+        (res) => callback(null, res),
+        (e: Error & { code?: number }) => {
+          if (e instanceof InitError) {
+            // The engine reads a partial failure from the status details (plugin/provider_plugin.go
+            // resourceStateAndError: pulumirpc.ErrorResourceInitFailed with id, properties, reasons).
+            const detail = new provproto.ErrorResourceInitFailed();
+            detail.setId(e.id);
+            detail.setProperties(toStruct(e.props));
+            detail.setReasonsList([e.message]);
+            callback(statusWithDetail(e.message, detail), null);
+            return;
+          }
+          callback({ code: e.code ?? grpc.status.UNKNOWN, details: e.message }, null);
+        },
+      )
+      .finally(() => inFlight.delete(abort));
   };
 }
 
@@ -138,7 +144,9 @@ const service: Partial<provrpc.IResourceProviderServer> = {
   diffConfig: unary(async (req: provproto.DiffRequest) => {
     const changed = diffInputs({ replaceKeys: [] }, priorInputs(req), toJs(req.getNews())).changed;
     return new provproto.DiffResponse()
-      .setChanges(changed.length ? provproto.DiffResponse.DiffChanges.DIFF_SOME : provproto.DiffResponse.DiffChanges.DIFF_NONE)
+      .setChanges(
+        changed.length ? provproto.DiffResponse.DiffChanges.DIFF_SOME : provproto.DiffResponse.DiffChanges.DIFF_NONE,
+      )
       .setDiffsList(changed);
   }),
   configure: unary(async (req: provproto.ConfigureRequest) => {
@@ -149,7 +157,11 @@ const service: Partial<provrpc.IResourceProviderServer> = {
     }
     // Secrets arrive as plain values (acceptSecrets false): the engine marks as secret every output
     // whose input was (plugin/provider_plugin.go annotateSecrets), so nothing secret is stored plain.
-    return new provproto.ConfigureResponse().setAcceptsecrets(false).setSupportspreview(false).setAcceptresources(false).setAcceptoutputs(false);
+    return new provproto.ConfigureResponse()
+      .setAcceptsecrets(false)
+      .setSupportspreview(false)
+      .setAcceptresources(false)
+      .setAcceptoutputs(false);
   }),
   check: unary(async (req: provproto.CheckRequest) => {
     const type = resourceType(req.getUrn());
@@ -163,7 +175,9 @@ const service: Partial<provrpc.IResourceProviderServer> = {
     const type = resourceType(req.getUrn());
     const { changed, replaces, deleteBeforeReplace } = diffInputs(type.facts, priorInputs(req), toJs(req.getNews()));
     return new provproto.DiffResponse()
-      .setChanges(changed.length ? provproto.DiffResponse.DiffChanges.DIFF_SOME : provproto.DiffResponse.DiffChanges.DIFF_NONE)
+      .setChanges(
+        changed.length ? provproto.DiffResponse.DiffChanges.DIFF_SOME : provproto.DiffResponse.DiffChanges.DIFF_NONE,
+      )
       .setDiffsList(changed)
       .setReplacesList(replaces)
       .setDeletebeforereplace(deleteBeforeReplace);
@@ -210,7 +224,9 @@ function priorInputs(req: provproto.DiffRequest): Props {
   const oldInputs = toJs(req.getOldInputs());
   const news = toJs(req.getNews());
   const keys = new Set([...Object.keys(oldInputs), ...Object.keys(news)]);
-  return Object.fromEntries([...keys].filter((k) => k in olds || k in oldInputs).map((k) => [k, k in olds ? olds[k] : oldInputs[k]]));
+  return Object.fromEntries(
+    [...keys].filter((k) => k in olds || k in oldInputs).map((k) => [k, k in olds ? olds[k] : oldInputs[k]]),
+  );
 }
 
 function tryJson(v: string): unknown {
@@ -225,9 +241,15 @@ const server = new grpc.Server();
 const unimplemented: grpc.UntypedServiceImplementation = {};
 for (const name of Object.keys(provrpc.ResourceProviderService)) {
   unimplemented[name] = (_call: unknown, callback: grpc.sendUnaryData<unknown>) =>
-    callback({ code: grpc.status.UNIMPLEMENTED, details: `the stand-in ${pkg} provider does not implement ${name}` }, null);
+    callback(
+      { code: grpc.status.UNIMPLEMENTED, details: `the stand-in ${pkg} provider does not implement ${name}` },
+      null,
+    );
 }
-server.addService(provrpc.ResourceProviderService, { ...unimplemented, ...service } as grpc.UntypedServiceImplementation);
+server.addService(provrpc.ResourceProviderService, {
+  ...unimplemented,
+  ...service,
+} as grpc.UntypedServiceImplementation);
 server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => {
   if (err) {
     process.stderr.write(`${err.message}\n`);

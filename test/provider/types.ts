@@ -29,7 +29,11 @@ export interface ResourceType {
  * initialisation errors and the run fails (provider-facts.ts (c)).
  */
 export class InitError extends Error {
-  constructor(readonly id: string, readonly props: Props, message: string) {
+  constructor(
+    readonly id: string,
+    readonly props: Props,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -38,5 +42,8 @@ export class InitError extends Error {
 export function unsupported(inputs: Props, supported: readonly string[]): { property: string; reason: string }[] {
   return Object.keys(inputs)
     .filter((k) => !supported.includes(k) && !k.startsWith("__"))
-    .map((property) => ({ property, reason: `the stand-in provider does not implement ${property}; add it to test/provider before the component uses it` }));
+    .map((property) => ({
+      property,
+      reason: `the stand-in provider does not implement ${property}; add it to test/provider before the component uses it`,
+    }));
 }

@@ -17,32 +17,51 @@ function badConfig(label: string): [Record<string, unknown>, string] {
 }
 
 const errorsOf = (run: { diagnostics: { severity: string; message: string }[] }) =>
-  redact(run.diagnostics.filter((d) => d.severity === "error").map((d) => d.message).join("\n"));
+  redact(
+    run.diagnostics
+      .filter((d) => d.severity === "error")
+      .map((d) => d.message)
+      .join("\n"),
+  );
 
 describe("malformed config under the real runtime", () => {
-  test("every problem is reported at once, the program exits non-zero, no custom resource is registered", async () => {
-    const [portValues, portMessage] = badConfig("port out of range");
-    const [workerValues, workerMessage] = badConfig("worker concurrency 0");
-    const { config, secretKeys } = configFromValues({ ...EDGE_VERSIONS, version: "latest", ...portValues, ...workerValues }, SECRET_VALUES);
-    const run = await runProgram({ programDir: PROJECT_DIR, stack: "dev", config, secretKeys, preview: true });
-    // 32: cmd/run logged the error itself; the language host adds nothing (main.go execRuntime).
-    expect(run.exitCode).toBe(32);
-    expect(errorsOf(run)).toContain(badConfig("version 'latest'")[1]);
-    expect(errorsOf(run)).toContain(portMessage);
-    expect(errorsOf(run)).toContain(workerMessage);
-    expect(run.registrations.filter((r) => r.custom).map((r) => r.name)).toEqual([]);
-    expect(showsASecret(run)).toBe(false);
-  }, RUN_TIMEOUT_MS);
+  test(
+    "every problem is reported at once, the program exits non-zero, no custom resource is registered",
+    async () => {
+      const [portValues, portMessage] = badConfig("port out of range");
+      const [workerValues, workerMessage] = badConfig("worker concurrency 0");
+      const { config, secretKeys } = configFromValues(
+        { ...EDGE_VERSIONS, version: "latest", ...portValues, ...workerValues },
+        SECRET_VALUES,
+      );
+      const run = await runProgram({ programDir: PROJECT_DIR, stack: "dev", config, secretKeys, preview: true });
+      // 32: cmd/run logged the error itself; the language host adds nothing (main.go execRuntime).
+      expect(run.exitCode).toBe(32);
+      expect(errorsOf(run)).toContain(badConfig("version 'latest'")[1]);
+      expect(errorsOf(run)).toContain(portMessage);
+      expect(errorsOf(run)).toContain(workerMessage);
+      expect(run.registrations.filter((r) => r.custom).map((r) => r.name)).toEqual([]);
+      expect(showsASecret(run)).toBe(false);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  test("a secret the CLI does not list in PULUMI_CONFIG_SECRET_KEYS is refused as stored in plain text, without echoing it", async () => {
-    const { config, secretKeys } = configFromValues({ ...EDGE_VERSIONS, version: "1.0.0" }, SECRET_VALUES);
-    const run = await runProgram({
-      programDir: PROJECT_DIR, stack: "dev", config, preview: true,
-      secretKeys: secretKeys.filter((key) => key !== "utilitarian:databasePassword"),
-    });
-    expect(run.exitCode).not.toBe(0);
-    expect(errorsOf(run)).toContain("`utilitarian:databasePassword` is stored in plain text");
-    expect(run.registrations.filter((r) => r.custom)).toHaveLength(0);
-    expect(showsASecret(run)).toBe(false);
-  }, RUN_TIMEOUT_MS);
+  test(
+    "a secret the CLI does not list in PULUMI_CONFIG_SECRET_KEYS is refused as stored in plain text, without echoing it",
+    async () => {
+      const { config, secretKeys } = configFromValues({ ...EDGE_VERSIONS, version: "1.0.0" }, SECRET_VALUES);
+      const run = await runProgram({
+        programDir: PROJECT_DIR,
+        stack: "dev",
+        config,
+        preview: true,
+        secretKeys: secretKeys.filter((key) => key !== "utilitarian:databasePassword"),
+      });
+      expect(run.exitCode).not.toBe(0);
+      expect(errorsOf(run)).toContain("`utilitarian:databasePassword` is stored in plain text");
+      expect(run.registrations.filter((r) => r.custom)).toHaveLength(0);
+      expect(showsASecret(run)).toBe(false);
+    },
+    RUN_TIMEOUT_MS,
+  );
 });

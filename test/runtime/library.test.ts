@@ -53,10 +53,21 @@ export const { apiUrl, containers, version } = outputs;
 `;
 
 /** The same program with an arg of the wrong type: ts-node, as pulumi runs it, must refuse it. */
-const MISTYPED_PROGRAM = CONSUMER_PROGRAM.replace(`version: "1.0.0",\n    processor`, `version: "1.0.0",\n    api: { port: "8000" },\n    processor`);
+const MISTYPED_PROGRAM = CONSUMER_PROGRAM.replace(
+  `version: "1.0.0",\n    processor`,
+  `version: "1.0.0",\n    api: { port: "8000" },\n    processor`,
+);
 
 const TSCONFIG = {
-  compilerOptions: { strict: true, target: "es2022", module: "commonjs", moduleResolution: "node", esModuleInterop: true, skipLibCheck: true, types: ["node"] },
+  compilerOptions: {
+    strict: true,
+    target: "es2022",
+    module: "commonjs",
+    moduleResolution: "node",
+    esModuleInterop: true,
+    skipLibCheck: true,
+    types: ["node"],
+  },
   files: ["index.ts"],
 };
 
@@ -89,13 +100,23 @@ const installed = () => (installing ??= install());
 async function install(): Promise<Installed> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "utilitarian-library-"));
   const source = path.join(work, "source");
-  const listed = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: PROJECT_DIR, encoding: "utf8" })
-    .split("\0").filter((f) => f !== "" && !f.startsWith("test/") && fs.existsSync(path.join(PROJECT_DIR, f)));
+  const listed = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
+    cwd: PROJECT_DIR,
+    encoding: "utf8",
+  })
+    .split("\0")
+    .filter((f) => f !== "" && !f.startsWith("test/") && fs.existsSync(path.join(PROJECT_DIR, f)));
   for (const file of listed) fs.cpSync(path.join(PROJECT_DIR, file), path.join(source, file));
   fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(source, "node_modules"), "dir");
 
   let started = Date.now();
-  const packed = JSON.parse(execFileSync("npm", ["pack", "--json", "--pack-destination", work], { cwd: source, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }))[0];
+  const packed = JSON.parse(
+    execFileSync("npm", ["pack", "--json", "--pack-destination", work], {
+      cwd: source,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  )[0];
   const packMs = Date.now() - started;
   const tarball = path.join(work, packed.filename);
 
@@ -105,7 +126,9 @@ async function install(): Promise<Installed> {
   fs.mkdirSync(installedAt, { recursive: true });
   execFileSync("tar", ["-xzf", tarball, "-C", installedAt, "--strip-components=1"]);
   const manifest = JSON.parse(fs.readFileSync(path.join(installedAt, "package.json"), "utf8"));
-  const pulumiVersion = JSON.parse(fs.readFileSync(path.join(PROJECT_DIR, "node_modules/@pulumi/pulumi/package.json"), "utf8")).version;
+  const pulumiVersion = JSON.parse(
+    fs.readFileSync(path.join(PROJECT_DIR, "node_modules/@pulumi/pulumi/package.json"), "utf8"),
+  ).version;
   for (const dependency of [...Object.keys(manifest.dependencies), "@pulumi/pulumi", "typescript", "@types/node"]) {
     const link = path.join(consumer, "node_modules", dependency);
     if (fs.existsSync(link)) continue;
@@ -118,32 +141,65 @@ async function install(): Promise<Installed> {
   const mistyped = path.join(work, "mistyped");
   writeProgram(mistyped, MISTYPED_PROGRAM, { tarball: path.relative(mistyped, tarball), pulumiVersion });
   fs.symlinkSync(path.join(consumer, "node_modules"), path.join(mistyped, "node_modules"), "dir");
-  return { work, consumer, mistyped, files: packed.files.map((f: { path: string }) => f.path), manifest, timings: { packMs, installMs } };
+  return {
+    work,
+    consumer,
+    mistyped,
+    files: packed.files.map((f: { path: string }) => f.path),
+    manifest,
+    timings: { packMs, installMs },
+  };
 }
 
 function writeProgram(dir: string, program: string, deps: { tarball: string; pulumiVersion: string }): void {
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), `name: ${PROJECT}\ndescription: Another team's program using the packed utilitarian-deploy.\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n`);
-  fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({
-    name: PROJECT, private: true, main: "index.ts",
-    dependencies: { "utilitarian-deploy": `file:${deps.tarball}`, "@pulumi/pulumi": deps.pulumiVersion },
-  }, null, 2));
+  fs.writeFileSync(
+    path.join(dir, "Pulumi.yaml"),
+    `name: ${PROJECT}\ndescription: Another team's program using the packed utilitarian-deploy.\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n`,
+  );
+  fs.writeFileSync(
+    path.join(dir, "package.json"),
+    JSON.stringify(
+      {
+        name: PROJECT,
+        private: true,
+        main: "index.ts",
+        dependencies: { "utilitarian-deploy": `file:${deps.tarball}`, "@pulumi/pulumi": deps.pulumiVersion },
+      },
+      null,
+      2,
+    ),
+  );
   fs.writeFileSync(path.join(dir, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2));
   fs.writeFileSync(path.join(dir, "index.ts"), program);
 }
 
 afterAll(() => {
   // Only what install() made; awaited so that a half-made install is removed too.
-  return installing?.then((i) => fs.rmSync(i.work, { recursive: true, force: true }), () => undefined);
+  return installing?.then(
+    (i) => fs.rmSync(i.work, { recursive: true, force: true }),
+    () => undefined,
+  );
 });
 
 /** Runs the consumer program; its secrets are its own stack config, as `pulumi config set --secret` leaves them. */
-async function runConsumer(options: { preview: boolean; mode?: string; dir?: "consumer" | "mistyped"; engine?: ReturnType<typeof unknownOutputsEngine> }): Promise<ProgramRun> {
+async function runConsumer(options: {
+  preview: boolean;
+  mode?: string;
+  dir?: "consumer" | "mistyped";
+  engine?: ReturnType<typeof unknownOutputsEngine>;
+}): Promise<ProgramRun> {
   const i = await installed();
-  const config: Record<string, string> = Object.fromEntries(Object.entries(SECRET_VALUES).map(([k, v]) => [`${PROJECT}:${k}`, v]));
+  const config: Record<string, string> = Object.fromEntries(
+    Object.entries(SECRET_VALUES).map(([k, v]) => [`${PROJECT}:${k}`, v]),
+  );
   if (options.mode) config[`${PROJECT}:mode`] = options.mode;
   return runProgram({
-    programDir: i[options.dir ?? "consumer"], stack: "dev", config, preview: options.preview, engine: options.engine,
+    programDir: i[options.dir ?? "consumer"],
+    stack: "dev",
+    config,
+    preview: options.preview,
+    engine: options.engine,
     secretKeys: Object.keys(SECRET_VALUES).map((k) => `${PROJECT}:${k}`),
   });
 }
@@ -165,90 +221,197 @@ async function succeeded(run: Promise<ProgramRun>): Promise<ProgramRun> {
 
 /** A registration with the consumer's names (its stack's, its component's) and script paths turned into the stack program's. */
 function comparable(r: HarnessRegistration, from: { stack: string; name: string; scripts: string }) {
-  const swap = (text: string) => text.split(from.scripts).join("scripts/").split(from.stack).join(STACK_RESOURCE).split(from.name).join(STACK_PROGRAM_NAME);
+  const swap = (text: string) =>
+    text
+      .split(from.scripts)
+      .join("scripts/")
+      .split(from.stack)
+      .join(STACK_RESOURCE)
+      .split(from.name)
+      .join(STACK_PROGRAM_NAME);
   const names = (list: string[]) => list.map(swap).sort();
-  return JSON.parse(swap(JSON.stringify({
-    type: r.type, name: r.name, parent: r.parent, custom: r.custom, provider: providerName(r.provider), inputs: plain(r.inputs),
-    dependencies: names(r.dependencies), propertyDependencies: Object.fromEntries(Object.entries(r.propertyDependencies).map(([k, v]) => [k, names(v)])),
-    protect: r.protect, retainOnDelete: r.retainOnDelete, replaceOnChanges: r.replaceOnChanges, deleteBeforeReplace: r.deleteBeforeReplace,
-  })));
+  return JSON.parse(
+    swap(
+      JSON.stringify({
+        type: r.type,
+        name: r.name,
+        parent: r.parent,
+        custom: r.custom,
+        provider: providerName(r.provider),
+        inputs: plain(r.inputs),
+        dependencies: names(r.dependencies),
+        propertyDependencies: Object.fromEntries(Object.entries(r.propertyDependencies).map(([k, v]) => [k, names(v)])),
+        protect: r.protect,
+        retainOnDelete: r.retainOnDelete,
+        replaceOnChanges: r.replaceOnChanges,
+        deleteBeforeReplace: r.deleteBeforeReplace,
+      }),
+    ),
+  );
 }
 
 const SCRIPTS_IN_PACKAGE = "node_modules/utilitarian-deploy/scripts/";
 
 describe("the packed package", () => {
-  test("holds the built library, its types, every step script and the README; no tests, sources or stack program", async () => {
-    const { files, manifest, timings } = await installed();
-    console.info(`npm pack (prepack build included): ${timings.packMs} ms; install laid out: ${timings.installMs} ms`);
-    const scripts = fs.readdirSync(path.join(PROJECT_DIR, "scripts")).map((s) => `scripts/${s}`);
-    expect(files).toEqual(expect.arrayContaining(["package.json", "README.md", "dist/lib.js", "dist/lib.d.ts", "dist/components/deployment.js", ...scripts]));
-    expect(files.filter((f) => f.startsWith("test/") || (f.endsWith(".ts") && !f.endsWith(".d.ts")) || f.startsWith("dist/index."))).toEqual([]);
-    expect(manifest).toMatchObject({ main: "dist/lib.js", types: "dist/lib.d.ts", exports: { ".": { types: "./dist/lib.d.ts", default: "./dist/lib.js" } } });
-    expect(Object.keys(manifest.dependencies).sort()).toEqual(["@pulumi/command", "@pulumi/docker", "@pulumi/postgresql", "@pulumi/pulumi", "zod"]);
-  }, SETUP_TIMEOUT_MS);
+  test(
+    "holds the built library, its types, every step script and the README; no tests, sources or stack program",
+    async () => {
+      const { files, manifest, timings } = await installed();
+      console.info(
+        `npm pack (prepack build included): ${timings.packMs} ms; install laid out: ${timings.installMs} ms`,
+      );
+      const scripts = fs.readdirSync(path.join(PROJECT_DIR, "scripts")).map((s) => `scripts/${s}`);
+      expect(files).toEqual(
+        expect.arrayContaining([
+          "package.json",
+          "README.md",
+          "dist/lib.js",
+          "dist/lib.d.ts",
+          "dist/components/deployment.js",
+          ...scripts,
+        ]),
+      );
+      expect(
+        files.filter(
+          (f) => f.startsWith("test/") || (f.endsWith(".ts") && !f.endsWith(".d.ts")) || f.startsWith("dist/index."),
+        ),
+      ).toEqual([]);
+      expect(manifest).toMatchObject({
+        main: "dist/lib.js",
+        types: "dist/lib.d.ts",
+        exports: { ".": { types: "./dist/lib.d.ts", default: "./dist/lib.js" } },
+      });
+      expect(Object.keys(manifest.dependencies).sort()).toEqual([
+        "@pulumi/command",
+        "@pulumi/docker",
+        "@pulumi/postgresql",
+        "@pulumi/pulumi",
+        "zod",
+      ]);
+    },
+    SETUP_TIMEOUT_MS,
+  );
 
-  test("require() loads it without an engine and deploys nothing; only its entry point is exported", async () => {
-    const { consumer } = await installed();
-    const node = (code: string) => spawnSync(process.execPath, ["-e", code], { cwd: consumer, encoding: "utf8" });
-    const loaded = node(`const lib = require("utilitarian-deploy"); console.log(JSON.stringify(Object.keys(lib).sort()))`);
-    expect(loaded.stderr).toBe("");
-    expect(JSON.parse(loaded.stdout)).toEqual(expect.arrayContaining(["ArgsError", "UtilitarianDeployment", "planDeployment", "renderMaintenance", "settingsSchema"]));
-    expect(node(`require("utilitarian-deploy/dist/components/deployment.js")`).stderr).toContain("ERR_PACKAGE_PATH_NOT_EXPORTED");
-  }, SETUP_TIMEOUT_MS);
+  test(
+    "require() loads it without an engine and deploys nothing; only its entry point is exported",
+    async () => {
+      const { consumer } = await installed();
+      const node = (code: string) => spawnSync(process.execPath, ["-e", code], { cwd: consumer, encoding: "utf8" });
+      const loaded = node(
+        `const lib = require("utilitarian-deploy"); console.log(JSON.stringify(Object.keys(lib).sort()))`,
+      );
+      expect(loaded.stderr).toBe("");
+      expect(JSON.parse(loaded.stdout)).toEqual(
+        expect.arrayContaining([
+          "ArgsError",
+          "UtilitarianDeployment",
+          "planDeployment",
+          "renderMaintenance",
+          "settingsSchema",
+        ]),
+      );
+      expect(node(`require("utilitarian-deploy/dist/components/deployment.js")`).stderr).toContain(
+        "ERR_PACKAGE_PATH_NOT_EXPORTED",
+      );
+    },
+    SETUP_TIMEOUT_MS,
+  );
 
-  test("imported by a program under the runtime, it registers nothing: only the program's stack", async () => {
-    const run = await succeeded(runConsumer({ preview: true, mode: "import-only" }));
-    expect(run.registrations.map((r) => `${r.type} ${r.name}`)).toEqual([`pulumi:pulumi:Stack ${PROJECT}-dev`]);
-    expect(run.outputs.exported).toEqual(expect.arrayContaining(["UtilitarianDeployment", "settingsSchema"]));
-  }, RUN_TIMEOUT_MS);
+  test(
+    "imported by a program under the runtime, it registers nothing: only the program's stack",
+    async () => {
+      const run = await succeeded(runConsumer({ preview: true, mode: "import-only" }));
+      expect(run.registrations.map((r) => `${r.type} ${r.name}`)).toEqual([`pulumi:pulumi:Stack ${PROJECT}-dev`]);
+      expect(run.outputs.exported).toEqual(expect.arrayContaining(["UtilitarianDeployment", "settingsSchema"]));
+    },
+    RUN_TIMEOUT_MS,
+  );
 });
 
 describe("another team's program with minimal args, under the runtime harness", () => {
-  test("preview: it registers exactly what the project's own program registers for the same settings", async () => {
-    const [consumer, own] = [await succeeded(consumerPreview()), await succeeded(stackProgramPreview())];
-    const resources = (run: ProgramRun, from: { stack: string; name: string; scripts: string }) =>
-      run.registrations.filter((r) => r.type !== "pulumi:pulumi:Stack").map((r) => comparable(r, from)).sort((a, b) => a.name.localeCompare(b.name));
-    const mine = resources(consumer, { stack: `${PROJECT}-dev`, name: NAME, scripts: SCRIPTS_IN_PACKAGE });
-    expect(mine.length).toBeGreaterThan(20);
-    expect(mine).toEqual(resources(own, { stack: STACK_RESOURCE, name: STACK_PROGRAM_NAME, scripts: "scripts/" }));
-  }, RUN_TIMEOUT_MS);
+  test(
+    "preview: it registers exactly what the project's own program registers for the same settings",
+    async () => {
+      const [consumer, own] = [await succeeded(consumerPreview()), await succeeded(stackProgramPreview())];
+      const resources = (run: ProgramRun, from: { stack: string; name: string; scripts: string }) =>
+        run.registrations
+          .filter((r) => r.type !== "pulumi:pulumi:Stack")
+          .map((r) => comparable(r, from))
+          .sort((a, b) => a.name.localeCompare(b.name));
+      const mine = resources(consumer, { stack: `${PROJECT}-dev`, name: NAME, scripts: SCRIPTS_IN_PACKAGE });
+      expect(mine.length).toBeGreaterThan(20);
+      expect(mine).toEqual(resources(own, { stack: STACK_RESOURCE, name: STACK_PROGRAM_NAME, scripts: "scripts/" }));
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  test("the step Commands run the installed package's scripts, by paths relative to the program's directory", async () => {
-    const run = await succeeded(consumerPreview());
-    const { consumer } = await installed();
-    const commands = run.registrations.filter((r) => r.type === "command:local:Command");
-    expect(commands.map((c) => c.name).sort()).toEqual([`${NAME}-backup`, `${NAME}-migrate`, `${NAME}-static`, `${NAME}-verify`]);
-    for (const c of commands) {
-      const scripts = [...String(c.inputs.create).matchAll(/'([^']+)'/g)].map((m) => m[1]);
-      expect(scripts.length, c.name).toBeGreaterThan(0);
-      for (const script of scripts) {
-        expect(script.startsWith(SCRIPTS_IN_PACKAGE), script).toBe(true);
-        expect(fs.existsSync(path.join(consumer, script)), script).toBe(true);
+  test(
+    "the step Commands run the installed package's scripts, by paths relative to the program's directory",
+    async () => {
+      const run = await succeeded(consumerPreview());
+      const { consumer } = await installed();
+      const commands = run.registrations.filter((r) => r.type === "command:local:Command");
+      expect(commands.map((c) => c.name).sort()).toEqual([
+        `${NAME}-backup`,
+        `${NAME}-migrate`,
+        `${NAME}-static`,
+        `${NAME}-verify`,
+      ]);
+      for (const c of commands) {
+        const scripts = [...String(c.inputs.create).matchAll(/'([^']+)'/g)].map((m) => m[1]);
+        expect(scripts.length, c.name).toBeGreaterThan(0);
+        for (const script of scripts) {
+          expect(script.startsWith(SCRIPTS_IN_PACKAGE), script).toBe(true);
+          expect(fs.existsSync(path.join(consumer, script)), script).toBe(true);
+        }
       }
-    }
-    expect(run.registrations.find((r) => r.name === `${NAME}-backup`)?.inputs.create).toBe(`bash '${SCRIPTS_IN_PACKAGE}writers-stopped.sh' '${SCRIPTS_IN_PACKAGE}backup.sh'`);
-  }, RUN_TIMEOUT_MS);
+      expect(run.registrations.find((r) => r.name === `${NAME}-backup`)?.inputs.create).toBe(
+        `bash '${SCRIPTS_IN_PACKAGE}writers-stopped.sh' '${SCRIPTS_IN_PACKAGE}backup.sh'`,
+      );
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  test("no input holds an absolute path of the program's or the project's directory", async () => {
-    const run = await succeeded(consumerPreview());
-    const { work } = await installed();
-    const inputs = JSON.stringify(run.registrations.map((r) => plain(r.inputs)));
-    for (const dir of [work, fs.realpathSync(work), PROJECT_DIR]) expect(inputs).not.toContain(dir);
-  }, RUN_TIMEOUT_MS);
+  test(
+    "no input holds an absolute path of the program's or the project's directory",
+    async () => {
+      const run = await succeeded(consumerPreview());
+      const { work } = await installed();
+      const inputs = JSON.stringify(run.registrations.map((r) => plain(r.inputs)));
+      for (const dir of [work, fs.realpathSync(work), PROJECT_DIR]) expect(inputs).not.toContain(dir);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  test("up: the schema guard from the installed package is checked and created by the real dynamic provider host; outputs reach the stack", async () => {
-    const run = await succeeded(consumerUp());
-    expect(callsFor(run, `${NAME}-schema-guard`)).toEqual(["Check: ok", "Create"]);
-    expect(run.state.get(`${NAME}-schema-guard`)).toMatchObject({ outputs: { version: "1.0.0", previousVersion: "none" } });
-    expect(run.outputs).toMatchObject({ apiUrl: "http://127.0.0.1:8000", version: "1.0.0", containers: { api: `${NAME}-api`, "udp-server": `${NAME}-udp-server` } });
-    expect(isSecret(run.registrations.find((r) => r.name === `${NAME}-backup`)!.inputs.environment)).toBe(true);
-    expect(showsASecret(run)).toBe(false);
-  }, RUN_TIMEOUT_MS);
+  test(
+    "up: the schema guard from the installed package is checked and created by the real dynamic provider host; outputs reach the stack",
+    async () => {
+      const run = await succeeded(consumerUp());
+      expect(callsFor(run, `${NAME}-schema-guard`)).toEqual(["Check: ok", "Create"]);
+      expect(run.state.get(`${NAME}-schema-guard`)).toMatchObject({
+        outputs: { version: "1.0.0", previousVersion: "none" },
+      });
+      expect(run.outputs).toMatchObject({
+        apiUrl: "http://127.0.0.1:8000",
+        version: "1.0.0",
+        containers: { api: `${NAME}-api`, "udp-server": `${NAME}-udp-server` },
+      });
+      expect(isSecret(run.registrations.find((r) => r.name === `${NAME}-backup`)!.inputs.environment)).toBe(true);
+      expect(showsASecret(run)).toBe(false);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  test("the program is type-checked against the package's types: a mistyped arg fails the run, naming it", async () => {
-    const run = await runConsumer({ preview: true, dir: "mistyped" });
-    expect(run.succeeded).toBe(false);
-    expect(run.registrations.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
-    expect(explain(run)).toMatch(/index\.ts\(\d+,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/);
-  }, RUN_TIMEOUT_MS);
+  test(
+    "the program is type-checked against the package's types: a mistyped arg fails the run, naming it",
+    async () => {
+      const run = await runConsumer({ preview: true, dir: "mistyped" });
+      expect(run.succeeded).toBe(false);
+      expect(run.registrations.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
+      expect(explain(run)).toMatch(
+        /index\.ts\(\d+,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/,
+      );
+    },
+    RUN_TIMEOUT_MS,
+  );
 });

@@ -9,19 +9,28 @@ import { explain, RUN_TIMEOUT_MS, runDev } from "./support";
 const FOLLOWERS = ["beat", "worker-default-1", "processor", "poster"].map((k) => `utilitarian-dev-${k}`);
 
 describe("an engine without replaceWith", () => {
-  test("the program runs, the followers carry no replaceWith, and their ForceNew edges on the API remain", async () => {
-    const run = await runDev({ version: "1.1.0" }, { preview: false, features: { replaceWith: false } });
-    expect(run.succeeded, explain(run)).toBe(true);
-    for (const name of FOLLOWERS) {
-      const r = run.registrations.find((x) => x.name === name)!;
-      expect(r.replaceWith, name).toEqual([]);
-      expect(r.propertyDependencies.labels, name).toContain("utilitarian-dev-api");
-    }
-  }, RUN_TIMEOUT_MS);
+  test(
+    "the program runs, the followers carry no replaceWith, and their ForceNew edges on the API remain",
+    async () => {
+      const run = await runDev({ version: "1.1.0" }, { preview: false, features: { replaceWith: false } });
+      expect(run.succeeded, explain(run)).toBe(true);
+      for (const name of FOLLOWERS) {
+        const r = run.registrations.find((x) => x.name === name)!;
+        expect(r.replaceWith, name).toEqual([]);
+        expect(r.propertyDependencies.labels, name).toContain("utilitarian-dev-api");
+      }
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  test("with it, the followers are replaced with the API", async () => {
-    const run = await runDev({ version: "1.1.0" }, { preview: false });
-    expect(run.succeeded, explain(run)).toBe(true);
-    for (const name of FOLLOWERS) expect(run.registrations.find((x) => x.name === name)!.replaceWith, name).toEqual(["utilitarian-dev-api"]);
-  }, RUN_TIMEOUT_MS);
+  test(
+    "with it, the followers are replaced with the API",
+    async () => {
+      const run = await runDev({ version: "1.1.0" }, { preview: false });
+      expect(run.succeeded, explain(run)).toBe(true);
+      for (const name of FOLLOWERS)
+        expect(run.registrations.find((x) => x.name === name)!.replaceWith, name).toEqual(["utilitarian-dev-api"]);
+    },
+    RUN_TIMEOUT_MS,
+  );
 });

@@ -13,7 +13,10 @@ export const RUN_TIMEOUT_MS = 120_000;
  * Runs index.ts on stack `dev` with the dev-like test config of test/unit/support/fixtures.ts
  * (`loaded()`: edge services and the app at 1.0.0, every secret set) plus `values`.
  */
-export function runDev(values: Record<string, unknown>, options: Omit<RunOptions, "programDir" | "stack" | "config" | "secretKeys">): Promise<ProgramRun> {
+export function runDev(
+  values: Record<string, unknown>,
+  options: Omit<RunOptions, "programDir" | "stack" | "config" | "secretKeys">,
+): Promise<ProgramRun> {
   const { config, secretKeys } = configFromValues({ ...EDGE_VERSIONS, version: "1.0.0", ...values }, SECRET_VALUES);
   return runProgram({ programDir: PROJECT_DIR, stack: "dev", config, secretKeys, ...options });
 }
@@ -36,7 +39,10 @@ export function callsFor(run: ProgramRun, name: string): string[] {
 
 /** `type name` of every custom resource, sorted. */
 export function customResources(run: ProgramRun): string[] {
-  return run.registrations.filter((r) => r.custom).map((r) => `${r.type} ${r.name}`).sort();
+  return run.registrations
+    .filter((r) => r.custom)
+    .map((r) => `${r.type} ${r.name}`)
+    .sort();
 }
 
 /** True when any fixture secret appears in what a run shows a user (diagnostics, output, calls). */

@@ -35,7 +35,9 @@ export async function dockerDaemon(): Promise<DockerDaemon> {
   const found = await exec("pgrep", ["-x", "dockerd"]);
   const pids = found.stdout.split("\n").filter(Boolean).map(Number);
   if (pids.length !== 1) {
-    throw new Error(`expected one local dockerd process, found ${pids.length}; this test restarts the daemon and needs it on this machine (test/fixtures/docker-engine.sh starts one)`);
+    throw new Error(
+      `expected one local dockerd process, found ${pids.length}; this test restarts the daemon and needs it on this machine (test/fixtures/docker-engine.sh starts one)`,
+    );
   }
   const pid = pids[0];
   const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
@@ -54,10 +56,15 @@ export async function restartWouldLoseReadings(daemon: DockerDaemon): Promise<st
   const liveRestore = (await exec("docker", ["info", "--format", "{{.LiveRestoreEnabled}}"])).stdout.trim();
   const config = existsSync("/etc/docker/daemon.json") ? readFileSync("/etc/docker/daemon.json", "utf8") : "";
   const noProxy = daemon.argv.includes("--userland-proxy=false") || /"userland-proxy"\s*:\s*false/.test(config);
-  const missing = [...(liveRestore === "true" ? [] : ["--live-restore"]), ...(noProxy ? [] : ["--userland-proxy=false"])];
+  const missing = [
+    ...(liveRestore === "true" ? [] : ["--live-restore"]),
+    ...(noProxy ? [] : ["--userland-proxy=false"]),
+  ];
   if (missing.length === 0) return undefined;
-  return `the Docker daemon runs without ${missing.join(" and ")}: a restart would stop the containers or the proxy that carries ` +
-    `the UDP server's connection to RabbitMQ (see test/support/docker-daemon.ts). Start dockerd with --live-restore --userland-proxy=false (test/fixtures/docker-engine.sh, run by npm test, does so when it can).`;
+  return (
+    `the Docker daemon runs without ${missing.join(" and ")}: a restart would stop the containers or the proxy that carries ` +
+    `the UDP server's connection to RabbitMQ (see test/support/docker-daemon.ts). Start dockerd with --live-restore --userland-proxy=false (test/fixtures/docker-engine.sh, run by npm test, does so when it can).`
+  );
 }
 
 export interface DaemonRestart {
@@ -80,8 +87,15 @@ export async function restartDockerDaemon(daemon: DockerDaemon): Promise<DaemonR
   const child = spawn(daemon.argv[0], daemon.argv.slice(1), { detached: true, stdio: ["ignore", out, out] });
   child.unref();
   if (typeof out === "number") closeSync(out);
-  const answers = await waitFor(async () => (await exec("docker", ["version", "--format", "{{.Server.Version}}"])).code === 0, 60_000, 200);
-  if (!answers) throw new Error(`dockerd did not answer within 60 s of its restart${daemon.logFile ? `; see ${daemon.logFile}` : ""}`);
+  const answers = await waitFor(
+    async () => (await exec("docker", ["version", "--format", "{{.Server.Version}}"])).code === 0,
+    60_000,
+    200,
+  );
+  if (!answers)
+    throw new Error(
+      `dockerd did not answer within 60 s of its restart${daemon.logFile ? `; see ${daemon.logFile}` : ""}`,
+    );
   const answeredAt = Date.now();
   // Let the daemon restore its containers' state before anything asks it about them.
   await sleep(1000);

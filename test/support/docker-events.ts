@@ -13,7 +13,15 @@ export class EventLog {
   readonly events: { time: number; action: string; name: string; service?: string }[] = [];
 
   async start(prefix: string): Promise<void> {
-    this.child = spawn("docker", ["events", "--filter", "type=container", "--filter", `label=io.utilitarian.stack=${prefix}`, "--format", "{{json .}}"]);
+    this.child = spawn("docker", [
+      "events",
+      "--filter",
+      "type=container",
+      "--filter",
+      `label=io.utilitarian.stack=${prefix}`,
+      "--format",
+      "{{json .}}",
+    ]);
     this.child.stdout!.on("data", (d) => {
       this.buffer += d;
       let nl: number;
@@ -22,7 +30,12 @@ export class EventLog {
         this.buffer = this.buffer.slice(nl + 1);
         try {
           const e = JSON.parse(line);
-          this.events.push({ time: Math.floor(e.timeNano / 1e6), action: e.Action ?? e.status, name: e.Actor?.Attributes?.name, service: e.Actor?.Attributes?.["io.utilitarian.service"] });
+          this.events.push({
+            time: Math.floor(e.timeNano / 1e6),
+            action: e.Action ?? e.status,
+            name: e.Actor?.Attributes?.name,
+            service: e.Actor?.Attributes?.["io.utilitarian.service"],
+          });
         } catch {
           // partial line: ignored
         }

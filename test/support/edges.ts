@@ -20,15 +20,27 @@ export const edgeName = (e: Edge) => {
 };
 
 export function withoutEdge(edge: Edge): (program: Declared[]) => Declared[] {
-  return (program) => program.map((r) => {
-    if (r.name !== edge.from) return r;
-    const properties = edge.property ? [edge.property].flat() : Object.keys(r.propertyDependencies);
-    const propertyDependencies = Object.fromEntries(Object.entries(r.propertyDependencies)
-      .map(([p, deps]) => [p, properties.includes(p) ? deps.filter((d) => d !== edge.to) : deps]));
-    const stillHeld = !edge.property ? false : Object.values(propertyDependencies).some((deps) => deps.includes(edge.to));
-    const replaceWith = edge.replaceWith ? (r.replaceWith ?? []).filter((d) => d !== edge.to) : r.replaceWith;
-    return { ...r, propertyDependencies, replaceWith, dependencies: stillHeld ? r.dependencies : r.dependencies.filter((d) => d !== edge.to) };
-  });
+  return (program) =>
+    program.map((r) => {
+      if (r.name !== edge.from) return r;
+      const properties = edge.property ? [edge.property].flat() : Object.keys(r.propertyDependencies);
+      const propertyDependencies = Object.fromEntries(
+        Object.entries(r.propertyDependencies).map(([p, deps]) => [
+          p,
+          properties.includes(p) ? deps.filter((d) => d !== edge.to) : deps,
+        ]),
+      );
+      const stillHeld = !edge.property
+        ? false
+        : Object.values(propertyDependencies).some((deps) => deps.includes(edge.to));
+      const replaceWith = edge.replaceWith ? (r.replaceWith ?? []).filter((d) => d !== edge.to) : r.replaceWith;
+      return {
+        ...r,
+        propertyDependencies,
+        replaceWith,
+        dependencies: stillHeld ? r.dependencies : r.dependencies.filter((d) => d !== edge.to),
+      };
+    });
 }
 
 /** Edges the runbook's order rests on: removing any one must break a check. */
@@ -48,4 +60,3 @@ export const MATTERS: Edge[] = [
   { from: "u-restore", to: "u-backup" },
   { from: "u-schema-guard", to: "u-restore" },
 ];
-

@@ -3,8 +3,25 @@
  * scheduling (deployment_executor.go, step_executor.go) and the snapshot (backend/snapshot.go, step.go),
  * stepped one step at a time. engine.ts drives it.
  */
-import { dependenciesOf, dependencyOrder, dependsOnAny, picker, transitiveDependencies, waitsFor, type Ready } from "./engine-graph";
-import { PartialCreate, plain, providerName, type Declared, type RunOptions, type RunResult, type StateEntry, type Step } from "./engine-types";
+import {
+  dependenciesOf,
+  dependencyOrder,
+  dependsOnAny,
+  picker,
+  transitiveDependencies,
+  waitsFor,
+  type Ready,
+} from "./engine-graph";
+import {
+  PartialCreate,
+  plain,
+  providerName,
+  type Declared,
+  type RunOptions,
+  type RunResult,
+  type StateEntry,
+  type Step,
+} from "./engine-types";
 import { CONTAINER, factsOf, providerReplaces } from "./provider-facts";
 
 function changedProperties(before: Record<string, any>, after: Record<string, any>): string[] {
@@ -115,7 +132,11 @@ export class Deployment {
   private deleteLevels?: Step[][];
   private readonly pick: (work: Work[]) => number;
 
-  constructor(state: Map<string, StateEntry>, next: Declared[], private readonly options: RunOptions) {
+  constructor(
+    state: Map<string, StateEntry>,
+    next: Declared[],
+    private readonly options: RunOptions,
+  ) {
     this.snapshot = new Map([...state].map(([k, v]) => [k, { ...v }]));
     this.olds = dependencyOrder([...this.snapshot.values()]);
     for (const e of this.olds) if (!e.delete) this.live.set(e.name, e);
@@ -132,7 +153,13 @@ export class Deployment {
     const schedule = options.schedule ?? "earliest";
     this.pick =
       typeof schedule === "object" && "choose" in schedule
-        ? (work) => schedule.choose(work.map((w) => ({ name: w.name, next: w.chain ? { op: w.chain.steps[0].op, name: w.chain.steps[0].name } : undefined })))
+        ? (work) =>
+            schedule.choose(
+              work.map((w) => ({
+                name: w.name,
+                next: w.chain ? { op: w.chain.steps[0].op, name: w.chain.steps[0].name } : undefined,
+              })),
+            )
         : picker<Work>(schedule);
     this.release();
   }
@@ -156,7 +183,8 @@ export class Deployment {
   complete(step: Step, error?: Error): void {
     const chain = this.current!;
     this.current = undefined;
-    const partial = error instanceof PartialCreate && (step.op === "create" || step.op === "replace") ? error : undefined;
+    const partial =
+      error instanceof PartialCreate && (step.op === "create" || step.op === "replace") ? error : undefined;
     if (error && !partial) {
       if (error instanceof ModelFailure && !chain.registration) {
         // step_executor.go cancelDueToError: a protected delete does not cancel the other deletes.
@@ -173,7 +201,12 @@ export class Deployment {
       return;
     }
     if (chain.steps.length > 1) {
-      this.work.push({ tick: ++this.tick, seq: chain.seq, name: chain.name, chain: { ...chain, steps: chain.steps.slice(1) } });
+      this.work.push({
+        tick: ++this.tick,
+        seq: chain.seq,
+        name: chain.name,
+        chain: { ...chain, steps: chain.steps.slice(1) },
+      });
     } else if (chain.registration) {
       this.finished.add(chain.name);
       this.release();
@@ -183,9 +216,11 @@ export class Deployment {
   /** step.go DeleteStep.Apply: `if !s.replacing && s.old.Protect { return ..., deleteProtectedError{...} }`. */
   refuseProtectedDelete(step: Step): void {
     if (step.op === "delete" && step.old?.protect) {
-      throw new ModelFailure(`resource "${step.name}" cannot be deleted because it is protected. To unprotect the resource, ` +
-        "either remove the `protect` flag from the resource in your Pulumi program and run `pulumi up`, or use the command " +
-        `\`pulumi state unprotect\``);
+      throw new ModelFailure(
+        `resource "${step.name}" cannot be deleted because it is protected. To unprotect the resource, ` +
+          "either remove the `protect` flag from the resource in your Pulumi program and run `pulumi up`, or use the command " +
+          `\`pulumi state unprotect\``,
+      );
     }
   }
 
@@ -219,7 +254,12 @@ export class Deployment {
       this.failed = { step, error: e };
       return;
     }
-    this.work.push({ tick: ++this.tick, seq: r.seq, name: r.name, chain: { name: r.name, seq: r.seq, steps, registration: true } });
+    this.work.push({
+      tick: ++this.tick,
+      seq: r.seq,
+      name: r.name,
+      chain: { name: r.name, seq: r.seq, steps, registration: true },
+    });
   }
 
   /** step_generator.go continueStepsFromImport (cases 1, 3, 4) and continueStepsFromDiff. */
@@ -240,17 +280,32 @@ export class Deployment {
       if (diff.replaceKeys.length > 0 || diff.triggerReplace || old.pendingReplacement) {
         // "unable to replace resource ... as it is currently marked for protection" (continueStepsFromDiff)
         if (r.protect && old.protect) {
-          throw new ModelFailure(`unable to replace resource "${r.name}"\nas it is currently marked for protection. To unprotect the ` +
-            "resource, remove the `protect` flag from the resource in your Pulumi program and run `pulumi up`");
+          throw new ModelFailure(
+            `unable to replace resource "${r.name}"\nas it is currently marked for protection. To unprotect the ` +
+              "resource, remove the `protect` flag from the resource in your Pulumi program and run `pulumi up`",
+          );
         }
         this.replaced.add(r.name);
         const deleteBeforeReplace = r.deleteBeforeReplace ?? diff.providerDeleteBeforeReplace;
-        const replace: Step = { ...base, op: "replace", old, changed: diff.changed, replaceKeys: diff.replaceKeys, deleteBeforeReplace };
+        const replace: Step = {
+          ...base,
+          op: "replace",
+          old,
+          changed: diff.changed,
+          replaceKeys: diff.replaceKeys,
+          deleteBeforeReplace,
+        };
         if (!deleteBeforeReplace) {
           // Create-before-delete: the old copy is deleted at the end of the run (GenerateDeletes).
           const oldName = plain(old.inputs).name;
-          if (r.type === CONTAINER && !old.pendingReplacement && oldName !== undefined && oldName === plain(r.inputs).name) {
-            replace.fixedNameConflict = `create-before-delete of a fixed-name container: ${r.name} is replaced ` +
+          if (
+            r.type === CONTAINER &&
+            !old.pendingReplacement &&
+            oldName !== undefined &&
+            oldName === plain(r.inputs).name
+          ) {
+            replace.fixedNameConflict =
+              `create-before-delete of a fixed-name container: ${r.name} is replaced ` +
               `(${diff.replaceKeys.join(", ")}) while the old container named '${oldName}' still exists; Docker refuses ` +
               `the create (Conflict. The container name "/${oldName}" is already in use). Set deleteBeforeReplace: true.`;
           }
@@ -269,8 +324,11 @@ export class Deployment {
   private diff(r: Declared, old: StateEntry) {
     const changed = changedProperties(old.inputs, r.inputs);
     // shouldTriggerReplace: nulls mean "no trigger"; otherwise any difference replaces.
-    const triggerReplace = r.replacementTrigger !== undefined && r.replacementTrigger !== null &&
-      old.replacementTrigger !== undefined && old.replacementTrigger !== null &&
+    const triggerReplace =
+      r.replacementTrigger !== undefined &&
+      r.replacementTrigger !== null &&
+      old.replacementTrigger !== undefined &&
+      old.replacementTrigger !== null &&
       JSON.stringify(plain(r.replacementTrigger)) !== JSON.stringify(plain(old.replacementTrigger));
     let replaceKeys: string[] = [];
     let providerDeleteBeforeReplace = false;
@@ -283,14 +341,17 @@ export class Deployment {
       replaceKeys = ["provider"]; // providerChanged: the new provider's ID differs
     } else if (r.custom !== false) {
       replaceKeys = changed.filter((p) => providerReplaces(facts, p));
-      providerDeleteBeforeReplace = facts.deleteBeforeReplace === "always" ||
+      providerDeleteBeforeReplace =
+        facts.deleteBeforeReplace === "always" ||
         (facts.deleteBeforeReplace === "whenReplacing" && replaceKeys.length > 0);
     }
     // applyReplaceOnChanges: changed keys under a replaceOnChanges path become replace keys; init errors
     // replace only where a replaceOnChanges path holds "#initerror" (e.g. "*"). DeleteBeforeReplace is kept.
     const onChanges = r.replaceOnChanges ?? [];
-    for (const p of changed) if (!replaceKeys.includes(p) && onChanges.some((path) => pathContains(path, p))) replaceKeys.push(p);
-    if (old.initErrors?.length && onChanges.some((path) => pathContains(path, "#initerror"))) replaceKeys.push("#initerror");
+    for (const p of changed)
+      if (!replaceKeys.includes(p) && onChanges.some((path) => pathContains(path, p))) replaceKeys.push(p);
+    if (old.initErrors?.length && onChanges.some((path) => pathContains(path, "#initerror")))
+      replaceKeys.push("#initerror");
     return { changed, replaceKeys, triggerReplace, providerDeleteBeforeReplace };
   }
 
@@ -298,26 +359,37 @@ export class Deployment {
   private deletesAhead(r: Declared, old: StateEntry): Step[] {
     const replacedWith = this.olds.filter((e) => (e.replaceWith ?? []).includes(r.name));
     const schedule = this.options.schedule;
-    const ordered = typeof schedule === "object" && "choose" in schedule && schedule.mapOrder
-      ? schedule.mapOrder(replacedWith.map((e) => e.name)).map((name) => replacedWith.find((e) => e.name === name)!)
-      : replacedWith;
+    const ordered =
+      typeof schedule === "object" && "choose" in schedule && schedule.mapOrder
+        ? schedule.mapOrder(replacedWith.map((e) => e.name)).map((name) => replacedWith.find((e) => e.name === name)!)
+        : replacedWith;
     const toReplace = [...this.dependentReplacements(old), ...ordered];
     const steps: Step[] = [];
     for (const dependent of toReplace.reverse()) {
       if (this.pendingDeletes.has(dependent)) continue; // "already deleted this resource due to some other DBR"
       if (dependent.protect && !dependent.delete) {
-        throw new ModelFailure(`unable to replace resource "${dependent.name}" as part of replacing "${r.name}" as it is ` +
-          "currently marked for protection.");
+        throw new ModelFailure(
+          `unable to replace resource "${dependent.name}" as part of replacing "${r.name}" as it is ` +
+            "currently marked for protection.",
+        );
       }
       // A dependent an earlier run already deleted (pending replacement) is deleted again: the engine
       // does not look at the flag here, so the provider gets an ID that is gone.
-      steps.push({ op: dependent.delete ? "delete" : "delete-replaced", name: dependent.name, type: dependent.type, because: r.name,
-        deleteBeforeReplace: true, old: dependent, ...(dependent.pendingReplacement ? { alreadyDeleted: true } : {}) });
+      steps.push({
+        op: dependent.delete ? "delete" : "delete-replaced",
+        name: dependent.name,
+        type: dependent.type,
+        because: r.name,
+        deleteBeforeReplace: true,
+        old: dependent,
+        ...(dependent.pendingReplacement ? { alreadyDeleted: true } : {}),
+      });
       this.deleted.add(dependent.name);
       this.pendingDeletes.add(dependent);
     }
     // "If the resource is already pending replacement we don't need to emit any step."
-    if (!old.pendingReplacement) steps.push({ op: "delete-replaced", name: r.name, type: r.type, deleteBeforeReplace: true, old });
+    if (!old.pendingReplacement)
+      steps.push({ op: "delete-replaced", name: r.name, type: r.type, deleteBeforeReplace: true, old });
     return steps;
   }
 
@@ -346,9 +418,13 @@ export class Deployment {
   private requiresReplacement(d: StateEntry, replaceSet: Set<string>): boolean {
     if (d.custom === false) return false;
     if (d.provider && replaceSet.has(providerName(d.provider)!)) return true;
-    const unknown = Object.keys(d.inputs).filter((p) => (d.propertyDependencies[p] ?? []).some((x) => replaceSet.has(x)));
+    const unknown = Object.keys(d.inputs).filter((p) =>
+      (d.propertyDependencies[p] ?? []).some((x) => replaceSet.has(x)),
+    );
     const facts = factsOf(d.type, this.options.providers);
-    return unknown.some((p) => providerReplaces(facts, p) || (d.replaceOnChanges ?? []).some((path) => pathContains(path, p)));
+    return unknown.some(
+      (p) => providerReplaces(facts, p) || (d.replaceOnChanges ?? []).some((path) => pathContains(path, p)),
+    );
   }
 
   /**
@@ -368,7 +444,12 @@ export class Deployment {
       const skipped = transitiveDependencies(this.erroredDeletes, this.olds);
       const tick = ++this.tick;
       for (const step of level.filter((s) => !skipped.has(s.old!))) {
-        this.work.push({ tick, seq: step.old!.seq, name: step.name, chain: { name: step.name, seq: step.old!.seq, steps: [step], registration: false } });
+        this.work.push({
+          tick,
+          seq: step.old!.seq,
+          name: step.name,
+          chain: { name: step.name, seq: step.old!.seq, steps: [step], registration: false },
+        });
       }
     }
     return true;
@@ -380,7 +461,12 @@ export class Deployment {
       const base = { name: e.name, type: e.type, old: e };
       if (e.delete) {
         if (this.pendingDeletes.has(e)) continue;
-        steps.push({ ...base, op: "delete-replaced", deleteBeforeReplace: false, ...(e.pendingReplacement ? { alreadyDeleted: true } : {}) });
+        steps.push({
+          ...base,
+          op: "delete-replaced",
+          deleteBeforeReplace: false,
+          ...(e.pendingReplacement ? { alreadyDeleted: true } : {}),
+        });
       } else if (!this.generated.has(e.name)) {
         steps.push(e.pendingReplacement ? { ...base, op: "remove-pending-replace" } : { ...base, op: "delete" });
       }
@@ -401,4 +487,3 @@ export class Deployment {
     return levels.reverse();
   }
 }
-

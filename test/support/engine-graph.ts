@@ -3,12 +3,23 @@ import { providerName, type Declared, type Schedule, type StateEntry } from "./e
 
 /** What a registration waits for before the SDK sends it: dependencies, parent, provider. */
 export function waitsFor(r: Declared): string[] {
-  return [...new Set([...r.dependencies, ...(r.parent ? [r.parent] : []), ...(r.provider ? [providerName(r.provider)!] : [])])];
+  return [
+    ...new Set([
+      ...r.dependencies,
+      ...(r.parent ? [r.parent] : []),
+      ...(r.provider ? [providerName(r.provider)!] : []),
+    ]),
+  ];
 }
 
 /** State.GetAllDependencies without the parent (DependingOn with includeChildren=false). */
 function edgesOf(e: Declared): string[] {
-  return [...e.dependencies, ...Object.values(e.propertyDependencies).flat(), ...(e.replaceWith ?? []), ...(e.provider ? [providerName(e.provider)!] : [])];
+  return [
+    ...e.dependencies,
+    ...Object.values(e.propertyDependencies).flat(),
+    ...(e.replaceWith ?? []),
+    ...(e.provider ? [providerName(e.provider)!] : []),
+  ];
 }
 
 /** Whether `e` depends (DependingOn's edges) on one of `names`. */
@@ -85,7 +96,8 @@ export interface Ready {
 /** The chooser of a schedule: given the ready work, the index of the work that goes next. */
 export function picker<W extends Ready>(schedule: Exclude<Schedule, { choose: unknown }>): (work: W[]) => number {
   const order = (a: Ready, b: Ready) => a.tick - b.tick || a.seq - b.seq;
-  const extreme = (sign: 1 | -1) => (work: W[]) => work.reduce((best, w, i) => (sign * order(w, work[best]) < 0 ? i : best), 0);
+  const extreme = (sign: 1 | -1) => (work: W[]) =>
+    work.reduce((best, w, i) => (sign * order(w, work[best]) < 0 ? i : best), 0);
   if (schedule === "earliest") return extreme(1);
   if (schedule === "reversed") return extreme(-1);
   if ("last" in schedule) {
@@ -99,4 +111,3 @@ export function picker<W extends Ready>(schedule: Exclude<Schedule, { choose: un
   const next = random(schedule.seed);
   return (work) => Math.floor(next() * work.length);
 }
-

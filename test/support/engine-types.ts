@@ -162,4 +162,3 @@ export function providerName(ref: string | undefined): string | undefined {
   const parts = ref.split("::");
   return parts.length >= 5 ? parts[3] : ref;
 }
-

@@ -25,7 +25,15 @@
  * views, hooks and previews are not modelled (see test/unit/lifecycle.test.ts for the ported tests).
  */
 import { Deployment, pendingDeleteKey, recordInSnapshot } from "./engine-deployment";
-import { PartialCreate, type Declared, type RunOptions, type RunResult, type Schedule, type StateEntry, type Step } from "./engine-types";
+import {
+  PartialCreate,
+  type Declared,
+  type RunOptions,
+  type RunResult,
+  type Schedule,
+  type StateEntry,
+  type Step,
+} from "./engine-types";
 
 export { CONTAINER } from "./provider-facts";
 export * from "./engine-types";
@@ -60,7 +68,11 @@ export interface Cancellation {
  * deployment_executor.go Execute leaves its loop on the cancelled context and never reaches
  * performPostSteps, so no delete after the program runs either.
  */
-export async function runUp(state: Map<string, StateEntry>, next: Declared[], options: RunOptions & Cancellation = {}): Promise<RunResult & { cancelled: boolean }> {
+export async function runUp(
+  state: Map<string, StateEntry>,
+  next: Declared[],
+  options: RunOptions & Cancellation = {},
+): Promise<RunResult & { cancelled: boolean }> {
   const run = new Deployment(refreshed(state, options.refresh), next, options);
   const execute = options.execute ?? modelExecutor;
   const cancelled = () => options.cancelled?.() ?? false;
@@ -81,7 +93,11 @@ export async function runUp(state: Map<string, StateEntry>, next: Declared[], op
  * The steps of a run in which every provider call succeeds (a fixed-name conflict is only flagged);
  * the engine's own refusals (protection) still stop it.
  */
-export function planSteps(previous: Declared[] | Map<string, StateEntry>, next: Declared[], schedule?: Schedule): Step[] {
+export function planSteps(
+  previous: Declared[] | Map<string, StateEntry>,
+  next: Declared[],
+  schedule?: Schedule,
+): Step[] {
   const run = new Deployment(previous instanceof Map ? previous : stateOf(previous), next, { schedule });
   for (let step = run.next(); step; step = run.next()) {
     let error: Error | undefined;
@@ -121,7 +137,8 @@ function refreshed(state: Map<string, StateEntry>, refresh: RunOptions["refresh"
   if (!refresh) return state;
   const out = new Map<string, StateEntry>();
   for (const [key, e] of state) {
-    const read = e.custom === false || e.delete || e.pendingReplacement || e.type.startsWith("pulumi:providers:") ? e : refresh(e);
+    const read =
+      e.custom === false || e.delete || e.pendingReplacement || e.type.startsWith("pulumi:providers:") ? e : refresh(e);
     if (read) out.set(key, read);
   }
   return out;

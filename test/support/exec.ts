@@ -7,9 +7,17 @@ export interface ExecResult {
 }
 
 /** Runs a program without a shell; never throws on a non-zero exit. */
-export function exec(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; cwd?: string } = {}): Promise<ExecResult> {
+export function exec(
+  file: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; cwd?: string } = {},
+): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(file, args, {
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -27,7 +35,10 @@ export function exec(file: string, args: string[], options: { env?: NodeJS.Proce
 }
 
 /** `docker ...`; throws with the command's stderr on failure unless `allowFailure`. */
-export async function docker(args: string[], options: { allowFailure?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export async function docker(
+  args: string[],
+  options: { allowFailure?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   const result = await exec("docker", args, { env: options.env });
   if (result.code !== 0 && !options.allowFailure) {
     throw new Error(`docker ${args.slice(0, 3).join(" ")} ... failed (${result.code}): ${result.stderr.trim()}`);

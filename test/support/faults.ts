@@ -11,7 +11,15 @@ import { SECRET_VALUES } from "../unit/support/fixtures";
 import { docker, exec, sleep } from "./exec";
 import { UDP_SERVER_PORT } from "../../config/schema";
 import { freeLoopbackPort, requireHostUdpPortFree } from "./ports";
-import { PORTS, prepareStack, removeStack, requireEngineAndImages, sql, standinConfig, udpStream } from "./standin-stack";
+import {
+  PORTS,
+  prepareStack,
+  removeStack,
+  requireEngineAndImages,
+  sql,
+  standinConfig,
+  udpStream,
+} from "./standin-stack";
 
 /** Container, network and volume prefix of the fault tests' stack (never the shared stand-in stack's). */
 export const FAULT_PREFIX = "flt";
@@ -72,13 +80,51 @@ export async function buildFaultImages(): Promise<void> {
   const tag = (from: string, to: string) => docker(["tag", from, `${FAULT_REPO}:${to}`]);
   await tag(`${STANDIN}:1.0.0`, "1.0.0");
   await tag(`${STANDIN}:1.1.0`, "1.1.0");
-  await build("1.3.0", `${STANDIN}:1.2.0`, { [`${MIGRATIONS}/0005_fault_slow.py`]: slowMigration("0005", "0004_check_negative_values", "readings_fault_a", SLOW_MIGRATION_SECONDS) });
-  await build("1.3.1", `${FAULT_REPO}:1.3.0`, SLOW_COLLECTSTATIC, `RUN echo 'INSTALLED_APPS.insert(0, "faultslow")' >> /app/utilitarian/settings.py`);
-  await build("1.4.0", `${FAULT_REPO}:1.3.0`, { [`${MIGRATIONS}/0006_fault_slow.py`]: slowMigration("0006", "0005_fault_slow", "readings_fault_b", SLOW_MIGRATION_SECONDS) });
-  await build("1.5.0", `${FAULT_REPO}:1.4.0`, {}, `CMD ["sh", "-c", "echo 'broken release: exits at once' >&2; exit 1"]`);
+  await build("1.3.0", `${STANDIN}:1.2.0`, {
+    [`${MIGRATIONS}/0005_fault_slow.py`]: slowMigration(
+      "0005",
+      "0004_check_negative_values",
+      "readings_fault_a",
+      SLOW_MIGRATION_SECONDS,
+    ),
+  });
+  await build(
+    "1.3.1",
+    `${FAULT_REPO}:1.3.0`,
+    SLOW_COLLECTSTATIC,
+    `RUN echo 'INSTALLED_APPS.insert(0, "faultslow")' >> /app/utilitarian/settings.py`,
+  );
+  await build("1.4.0", `${FAULT_REPO}:1.3.0`, {
+    [`${MIGRATIONS}/0006_fault_slow.py`]: slowMigration(
+      "0006",
+      "0005_fault_slow",
+      "readings_fault_b",
+      SLOW_MIGRATION_SECONDS,
+    ),
+  });
+  await build(
+    "1.5.0",
+    `${FAULT_REPO}:1.4.0`,
+    {},
+    `CMD ["sh", "-c", "echo 'broken release: exits at once' >&2; exit 1"]`,
+  );
   for (const version of ["1.5.1", "1.6.0", "1.7.0"]) await tag(`${FAULT_REPO}:1.4.0`, version);
-  await build("1.8.0", `${FAULT_REPO}:1.4.0`, { [`${MIGRATIONS}/0007_fault_slow.py`]: slowMigration("0007", "0006_fault_slow", "readings_fault_c", SLOW_MIGRATION_SECONDS) });
-  await build("1.9.0", `${FAULT_REPO}:1.8.0`, { [`${MIGRATIONS}/0008_fault_slow.py`]: slowMigration("0008", "0007_fault_slow", "readings_fault_d", SLOW_MIGRATION_SECONDS) });
+  await build("1.8.0", `${FAULT_REPO}:1.4.0`, {
+    [`${MIGRATIONS}/0007_fault_slow.py`]: slowMigration(
+      "0007",
+      "0006_fault_slow",
+      "readings_fault_c",
+      SLOW_MIGRATION_SECONDS,
+    ),
+  });
+  await build("1.9.0", `${FAULT_REPO}:1.8.0`, {
+    [`${MIGRATIONS}/0008_fault_slow.py`]: slowMigration(
+      "0008",
+      "0007_fault_slow",
+      "readings_fault_d",
+      SLOW_MIGRATION_SECONDS,
+    ),
+  });
   await tag(`${FAULT_REPO}:1.9.0`, "2.0.0");
 }
 
@@ -122,7 +168,11 @@ export async function removeFaultStack(): Promise<void> {
 }
 
 /** Stack config of the fault stack at `version` (API image from FAULT_REPO). */
-export function faultConfig(version: string, backupDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function faultConfig(
+  version: string,
+  backupDir: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   if (!amqpLoopbackPort) throw new Error("no ports chosen yet: call prepareFaultStack() in beforeAll");
   const base = standinConfig(version, backupDir);
   return {
@@ -150,11 +200,18 @@ export interface Delivery {
 
 /** Meter name (upper case) -> rows carrying it, for the meters of `prefix`. */
 export async function rowsPerMeter(prefix: string): Promise<Map<string, number>> {
-  const out = await sql(`select upper(meter), count(*) from readings_meterreading where upper(meter) like upper('${prefix}') || '%' group by 1`);
-  return new Map(out.split("\n").filter(Boolean).map((line) => {
-    const [meter, count] = line.split("|");
-    return [meter, Number(count)];
-  }));
+  const out = await sql(
+    `select upper(meter), count(*) from readings_meterreading where upper(meter) like upper('${prefix}') || '%' group by 1`,
+  );
+  return new Map(
+    out
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => {
+        const [meter, count] = line.split("|");
+        return [meter, Number(count)];
+      }),
+  );
 }
 
 /** Messages 0..sent-1 of `prefix` against the stored `rows`: which are missing, which stored twice. */
@@ -205,17 +262,36 @@ export function readingStream(prefix: string, intervalMs = 100): ReadingStream {
 
 /** Whether any session of the stack's database runs a query containing `text`. */
 export async function queryRunning(text: string): Promise<boolean> {
-  const out = await sql(`select count(*) from pg_stat_activity where state = 'active' and query like '%${text}%' and pid <> pg_backend_pid()`);
+  const out = await sql(
+    `select count(*) from pg_stat_activity where state = 'active' and query like '%${text}%' and pid <> pg_backend_pid()`,
+  );
   return Number(out) > 0;
 }
 
 /** A session that holds an ACCESS EXCLUSIVE lock on `table` (a long ALTER, a VACUUM FULL) until released. */
 export async function holdLock(table: string): Promise<{ release: () => Promise<void> }> {
-  const env = { ...process.env, PGHOST: "127.0.0.1", PGPORT: String(PORTS.postgres), PGUSER: "postgres", PGPASSWORD: SECRET_VALUES.databaseAdminPassword, PGDATABASE: "utilitarian", PGAPPNAME: "fault-lock-holder" };
-  const holder: ChildProcess = spawn("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1"], { env, stdio: ["pipe", "ignore", "ignore"] });
+  const env = {
+    ...process.env,
+    PGHOST: "127.0.0.1",
+    PGPORT: String(PORTS.postgres),
+    PGUSER: "postgres",
+    PGPASSWORD: SECRET_VALUES.databaseAdminPassword,
+    PGDATABASE: "utilitarian",
+    PGAPPNAME: "fault-lock-holder",
+  };
+  const holder: ChildProcess = spawn("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1"], {
+    env,
+    stdio: ["pipe", "ignore", "ignore"],
+  });
   holder.stdin!.write(`begin;\nlock table ${table} in access exclusive mode;\nselect pg_sleep(600);\n`);
   const deadline = Date.now() + 30_000;
-  while (Number(await sql("select count(*) from pg_locks l join pg_stat_activity a using (pid) where a.application_name = 'fault-lock-holder' and l.mode = 'AccessExclusiveLock' and l.granted")) === 0) {
+  while (
+    Number(
+      await sql(
+        "select count(*) from pg_locks l join pg_stat_activity a using (pid) where a.application_name = 'fault-lock-holder' and l.mode = 'AccessExclusiveLock' and l.granted",
+      ),
+    ) === 0
+  ) {
     if (Date.now() > deadline) throw new Error(`could not lock ${table}`);
     await sleep(100);
   }
@@ -229,7 +305,13 @@ export async function holdLock(table: string): Promise<{ release: () => Promise<
 
 /** Whether a session of the given application waits for a lock. */
 export async function waitsForLock(application: string): Promise<boolean> {
-  return Number(await sql(`select count(*) from pg_stat_activity where application_name = '${application}' and wait_event_type = 'Lock'`)) > 0;
+  return (
+    Number(
+      await sql(
+        `select count(*) from pg_stat_activity where application_name = '${application}' and wait_event_type = 'Lock'`,
+      ),
+    ) > 0
+  );
 }
 
 /** Files in `dir` (none when it does not exist). */

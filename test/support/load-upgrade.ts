@@ -8,7 +8,15 @@
  */
 import type { EngineStep, RealStack } from "./real-stack";
 import { sleep } from "./exec";
-import { peakDepths, sampleQueues, startLoad, udpCounters, udpServerBacklog, type LoadRecord, type QueueSample } from "./load";
+import {
+  peakDepths,
+  sampleQueues,
+  startLoad,
+  udpCounters,
+  udpServerBacklog,
+  type LoadRecord,
+  type QueueSample,
+} from "./load";
 import { PORTS, sql } from "./standin-stack";
 
 const MINUTES = 60_000;
@@ -52,11 +60,18 @@ const meterFilter = (plan: UpgradeLoadPlan) =>
 
 /** Stored rows per meter id of the load's meters. */
 async function rowsPerMeter(plan: UpgradeLoadPlan): Promise<Map<string, number>> {
-  const out = await sql(`select upper(meter), count(*) from readings_meterreading where ${meterFilter(plan)} group by 1`);
-  return new Map(out.split("\n").filter(Boolean).map((line) => {
-    const [meter, count] = line.split("|");
-    return [meter, Number(count)];
-  }));
+  const out = await sql(
+    `select upper(meter), count(*) from readings_meterreading where ${meterFilter(plan)} group by 1`,
+  );
+  return new Map(
+    out
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => {
+        const [meter, count] = line.split("|");
+        return [meter, Number(count)];
+      }),
+  );
 }
 
 async function storedCount(plan: UpgradeLoadPlan): Promise<number> {
@@ -72,7 +87,11 @@ const SETTLED_MS = 30_000;
  * for SETTLED_MS (messages were lost: nothing is left to deliver them), so a loss fails the test
  * in seconds, with its figures, rather than at the timeout.
  */
-async function waitForDrain(plan: UpgradeLoadPlan, sampler: ReturnType<typeof sampleQueues>, expected: number): Promise<{ at: number; complete: boolean }> {
+async function waitForDrain(
+  plan: UpgradeLoadPlan,
+  sampler: ReturnType<typeof sampleQueues>,
+  expected: number,
+): Promise<{ at: number; complete: boolean }> {
   const deadline = Date.now() + plan.drainTimeoutMs;
   let progressAt = Date.now();
   let last = -1;
@@ -80,7 +99,9 @@ async function waitForDrain(plan: UpgradeLoadPlan, sampler: ReturnType<typeof sa
   const emptySince = (since: number) => {
     const sample = sampler.latest();
     const depth = (q: string) => sample?.queues[q]?.messages ?? 0;
-    return sample !== undefined && sample.at >= since && depth(DLMS_QUEUE) === 0 && depth(READINGS_QUEUE) === 0 ? sample.at : undefined;
+    return sample !== undefined && sample.at >= since && depth(DLMS_QUEUE) === 0 && depth(READINGS_QUEUE) === 0
+      ? sample.at
+      : undefined;
   };
   while (Date.now() < deadline) {
     const checkedAt = Date.now();
@@ -91,7 +112,9 @@ async function waitForDrain(plan: UpgradeLoadPlan, sampler: ReturnType<typeof sa
     }
     if (checkedAt - progressAt >= MINUTES) {
       progressAt = checkedAt;
-      console.log(`load: draining, ${stored} of ${expected} stored; queues ${JSON.stringify(sampler.latest()?.queues)}`);
+      console.log(
+        `load: draining, ${stored} of ${expected} stored; queues ${JSON.stringify(sampler.latest()?.queues)}`,
+      );
     }
     if (stored >= expected) {
       // The rows are there; the queues must be empty too, in a sample taken after the count.
@@ -100,7 +123,8 @@ async function waitForDrain(plan: UpgradeLoadPlan, sampler: ReturnType<typeof sa
       if (empty !== undefined) return { at: empty, complete: true };
       continue;
     }
-    if (checkedAt - changedAt >= SETTLED_MS && emptySince(changedAt) !== undefined) return { at: changedAt, complete: false };
+    if (checkedAt - changedAt >= SETTLED_MS && emptySince(changedAt) !== undefined)
+      return { at: changedAt, complete: false };
     await sleep(1000);
   }
   return { at: Date.now(), complete: false };
@@ -114,7 +138,7 @@ async function waitForDrain(plan: UpgradeLoadPlan, sampler: ReturnType<typeof sa
 export async function upgradeUnderLoad(plan: UpgradeLoadPlan): Promise<UpgradeLoadOutcome> {
   const startedAt = Date.now();
   const rabbitmq = `${plan.prefix}-rabbitmq`;
-  const maxSeconds = (plan.burst.seconds + 20 * 60);
+  const maxSeconds = plan.burst.seconds + 20 * 60;
   const sampler = sampleQueues(rabbitmq, 1000, Math.ceil((plan.drainTimeoutMs + maxSeconds * 1000) / 1000));
   const steady = startLoad({ ...plan.steady, maxSeconds, port: PORTS.udp });
   try {
@@ -134,9 +158,18 @@ export async function upgradeUnderLoad(plan: UpgradeLoadPlan): Promise<UpgradeLo
     await sleep(3_000); // a late duplicate would land now
     const { samples, exitCode, stderr } = await sampler.stop();
     return {
-      steady: steadyRecord, burst: burstRecord, upgrade, storedAtBurstEnd, samples, drainedAt: drain.at, drainComplete: drain.complete,
-      rows: await rowsPerMeter(plan), udpBacklog: await udpServerBacklog(`${plan.prefix}-udp-server`), udpSocket: await udpCounters(`${plan.prefix}-udp-server`),
-      sampler: { exitCode, stderr }, startedAt,
+      steady: steadyRecord,
+      burst: burstRecord,
+      upgrade,
+      storedAtBurstEnd,
+      samples,
+      drainedAt: drain.at,
+      drainComplete: drain.complete,
+      rows: await rowsPerMeter(plan),
+      udpBacklog: await udpServerBacklog(`${plan.prefix}-udp-server`),
+      udpSocket: await udpCounters(`${plan.prefix}-udp-server`),
+      sampler: { exitCode, stderr },
+      startedAt,
     };
   } finally {
     await steady.stop();
@@ -159,9 +192,14 @@ function meterPathDown(prefix: string, steps: EngineStep[]): Record<string, numb
 
 function rateSummary(r: LoadRecord) {
   return {
-    target: Math.round(r.targetRate * 100) / 100, achieved: Math.round(r.achievedRate * 100) / 100, sent: r.sent,
-    seconds: seconds(r.endedAt - r.startedAt), perSecondMin: Math.min(...r.perSecond), perSecondMax: Math.max(...r.perSecond),
-    maxLagMs: r.maxLagMs, sendErrors: r.sendErrors,
+    target: Math.round(r.targetRate * 100) / 100,
+    achieved: Math.round(r.achievedRate * 100) / 100,
+    sent: r.sent,
+    seconds: seconds(r.endedAt - r.startedAt),
+    perSecondMin: Math.min(...r.perSecond),
+    perSecondMax: Math.max(...r.perSecond),
+    maxLagMs: r.maxLagMs,
+    sendErrors: r.sendErrors,
   };
 }
 
@@ -171,10 +209,13 @@ export function loadReport(plan: UpgradeLoadPlan, o: UpgradeLoadOutcome) {
   const duplicated = { steady: 0, burst: 0 };
   // Runs of consecutive missing ids ("first-last"): one run is one stall somewhere on the path.
   const missingRuns: string[] = [];
-  for (const [key, load] of [["steady", o.steady], ["burst", o.burst]] as const) {
+  for (const [key, load] of [
+    ["steady", o.steady],
+    ["burst", o.burst],
+  ] as const) {
     let runStart = -1;
     for (let n = 0; n <= load.sent; n++) {
-      const count = n < load.sent ? o.rows.get(`${load.meterPrefix.toUpperCase()}${n}`) ?? 0 : 1;
+      const count = n < load.sent ? (o.rows.get(`${load.meterPrefix.toUpperCase()}${n}`) ?? 0) : 1;
       if (count === 0) missing[key]++;
       if (count > 1) duplicated[key]++;
       if (count === 0 && runStart < 0) runStart = n;
@@ -191,29 +232,60 @@ export function loadReport(plan: UpgradeLoadPlan, o: UpgradeLoadOutcome) {
   }).length;
   const lastSend = Math.max(o.steady.endedAt, o.burst.endedAt);
   const stored = [...o.rows.values()].reduce((a, b) => a + b, 0);
-  const peaks = Object.fromEntries(Object.entries(peakDepths(o.samples)).map(([q, p]) => [q, { messages: p.messages, secondsAfterUpgradeStart: seconds(p.at - o.upgrade.startedAt) }]));
+  const peaks = Object.fromEntries(
+    Object.entries(peakDepths(o.samples)).map(([q, p]) => [
+      q,
+      { messages: p.messages, secondsAfterUpgradeStart: seconds(p.at - o.upgrade.startedAt) },
+    ]),
+  );
   const intervals = o.samples.slice(1).map((s, i) => s.at - o.samples[i].at);
   return {
     rates: { steady: rateSummary(o.steady), burst: rateSummary(o.burst) },
-    upgrade: { seconds: seconds(o.upgrade.endedAt - o.upgrade.startedAt), meterPathDownSeconds: meterPathDown(plan.prefix, o.upgrade.steps), burstStartedSecondsBefore: seconds(o.upgrade.startedAt - o.burst.startedAt), steadyStartedSecondsBefore: seconds(o.upgrade.startedAt - o.steady.startedAt) },
+    upgrade: {
+      seconds: seconds(o.upgrade.endedAt - o.upgrade.startedAt),
+      meterPathDownSeconds: meterPathDown(plan.prefix, o.upgrade.steps),
+      burstStartedSecondsBefore: seconds(o.upgrade.startedAt - o.burst.startedAt),
+      steadyStartedSecondsBefore: seconds(o.upgrade.startedAt - o.steady.startedAt),
+    },
     peakDepth: peaks,
     // Received by the UDP server but not yet in RabbitMQ: its publisher waits for each confirm.
     udpServerBuffer: {
-      peak: o.udpBacklog.peak, secondsAfterUpgradeStart: seconds(o.udpBacklog.peakAt - o.upgrade.startedAt),
-      emptiedSecondsAfterUpgradeStart: o.udpBacklog.emptiedAt === undefined ? null : seconds(o.udpBacklog.emptiedAt - o.upgrade.startedAt),
+      peak: o.udpBacklog.peak,
+      secondsAfterUpgradeStart: seconds(o.udpBacklog.peakAt - o.upgrade.startedAt),
+      emptiedSecondsAfterUpgradeStart:
+        o.udpBacklog.emptiedAt === undefined ? null : seconds(o.udpBacklog.emptiedAt - o.upgrade.startedAt),
     },
     drain: {
-      complete: o.drainComplete, secondsAfterUpgradeEnded: seconds(o.drainedAt - o.upgrade.endedAt), secondsAfterLastSend: seconds(o.drainedAt - lastSend),
+      complete: o.drainComplete,
+      secondsAfterUpgradeEnded: seconds(o.drainedAt - o.upgrade.endedAt),
+      secondsAfterLastSend: seconds(o.drainedAt - lastSend),
       // The pipeline's pace from the burst's end to the drain (the steady stream still adds to it for a while).
-      storedPerSecondAfterBurst: Math.round(((stored - o.storedAtBurstEnd.count) * 1000) / Math.max(1, o.drainedAt - o.storedAtBurstEnd.at)),
+      storedPerSecondAfterBurst: Math.round(
+        ((stored - o.storedAtBurstEnd.count) * 1000) / Math.max(1, o.drainedAt - o.storedAtBurstEnd.at),
+      ),
     },
     // The kernel's UDP counters in the UDP server's network namespace: datagrams its socket took
     // in, and those dropped because its receive buffer was full (the server did not read in time).
     udpServerSocket: { datagramsIn: o.udpSocket.InDatagrams, receiveBufferDrops: o.udpSocket.RcvbufErrors },
-    loss: { sent: o.steady.sent + o.burst.sent, stored, missing, duplicated, stray, missingRuns: missingRuns.slice(0, 20) },
-    sampling: { samples: o.samples.length, meanIntervalMs: Math.round(intervals.reduce((a, b) => a + b, 0) / Math.max(1, intervals.length)), maxIntervalMs: Math.max(0, ...intervals) },
+    loss: {
+      sent: o.steady.sent + o.burst.sent,
+      stored,
+      missing,
+      duplicated,
+      stray,
+      missingRuns: missingRuns.slice(0, 20),
+    },
+    sampling: {
+      samples: o.samples.length,
+      meanIntervalMs: Math.round(intervals.reduce((a, b) => a + b, 0) / Math.max(1, intervals.length)),
+      maxIntervalMs: Math.max(0, ...intervals),
+    },
     // Per-second depth of the two edge queues, seconds from the upgrade's start.
-    depthSeries: o.samples.map((s) => [seconds(s.at - o.upgrade.startedAt), s.queues[DLMS_QUEUE]?.messages ?? 0, s.queues[READINGS_QUEUE]?.messages ?? 0]),
+    depthSeries: o.samples.map((s) => [
+      seconds(s.at - o.upgrade.startedAt),
+      s.queues[DLMS_QUEUE]?.messages ?? 0,
+      s.queues[READINGS_QUEUE]?.messages ?? 0,
+    ]),
     scenarioSeconds: seconds(o.drainedAt - o.startedAt),
   };
 }

@@ -50,8 +50,10 @@ export function meterPayload(meter: string, value: number, at = new Date()): Buf
  */
 export function startLoad(plan: LoadPlan): { stop: () => Promise<LoadRecord>; done: Promise<LoadRecord> } {
   const host = plan.host ?? "127.0.0.1";
-  if (!LOOPBACK.has(host)) throw new Error(`load generator: host ${host} is not loopback; only 127.0.0.1 or ::1 are allowed`);
-  if (!(plan.ratePerSecond > 0) || !(plan.maxSeconds > 0)) throw new Error("load generator: ratePerSecond and maxSeconds must be positive");
+  if (!LOOPBACK.has(host))
+    throw new Error(`load generator: host ${host} is not loopback; only 127.0.0.1 or ::1 are allowed`);
+  if (!(plan.ratePerSecond > 0) || !(plan.maxSeconds > 0))
+    throw new Error("load generator: ratePerSecond and maxSeconds must be positive");
   const limit = Math.round(plan.ratePerSecond * plan.maxSeconds);
   const interval = 1000 / plan.ratePerSecond;
   const socket = dgram.createSocket(host === "::1" ? "udp6" : "udp4");
@@ -61,12 +63,13 @@ export function startLoad(plan: LoadPlan): { stop: () => Promise<LoadRecord>; do
   let sendErrors = 0;
   const start = Date.now();
 
-  const send = (n: number) => new Promise<void>((resolve) => {
-    socket.send(meterPayload(`${plan.meterPrefix}${n}`, n + 0.5), plan.port, host, (error) => {
-      if (error) sendErrors++;
-      resolve();
+  const send = (n: number) =>
+    new Promise<void>((resolve) => {
+      socket.send(meterPayload(`${plan.meterPrefix}${n}`, n + 0.5), plan.port, host, (error) => {
+        if (error) sendErrors++;
+        resolve();
+      });
     });
-  });
 
   const done = (async (): Promise<LoadRecord> => {
     try {
@@ -86,10 +89,23 @@ export function startLoad(plan: LoadPlan): { stop: () => Promise<LoadRecord>; do
     return summarise(plan, start, interval, sentAt, maxLag, sendErrors);
   })();
 
-  return { done, stop: async () => { stopped = true; return done; } };
+  return {
+    done,
+    stop: async () => {
+      stopped = true;
+      return done;
+    },
+  };
 }
 
-function summarise(plan: LoadPlan, start: number, interval: number, sentAt: number[], maxLagMs: number, sendErrors: number): LoadRecord {
+function summarise(
+  plan: LoadPlan,
+  start: number,
+  interval: number,
+  sentAt: number[],
+  maxLagMs: number,
+  sendErrors: number,
+): LoadRecord {
   const sent = sentAt.length;
   const endedAt = sent ? sentAt[sent - 1] : start;
   const perSecond: number[] = new Array(Math.floor((endedAt - start) / 1000)).fill(0);
@@ -100,8 +116,16 @@ function summarise(plan: LoadPlan, start: number, interval: number, sentAt: numb
   // Measured up to where the next message would have been due, so n messages over n intervals.
   const spanMs = Math.max(endedAt, start + sent * interval) - start;
   return {
-    meterPrefix: plan.meterPrefix, targetRate: plan.ratePerSecond, startedAt: start, endedAt, sent, sentAt,
-    achievedRate: spanMs > 0 ? (sent * 1000) / spanMs : 0, perSecond, maxLagMs, sendErrors,
+    meterPrefix: plan.meterPrefix,
+    targetRate: plan.ratePerSecond,
+    startedAt: start,
+    endedAt,
+    sent,
+    sentAt,
+    achievedRate: spanMs > 0 ? (sent * 1000) / spanMs : 0,
+    perSecond,
+    maxLagMs,
+    sendErrors,
   };
 }
 
@@ -120,9 +144,13 @@ export interface QueueSample {
 /** Parses `rabbitmqctl -q list_queues --no-table-headers name messages messages_ready messages_unacknowledged`. */
 export function parseListQueues(text: string): Record<string, QueueDepth> {
   const queues: Record<string, QueueDepth> = {};
-  for (const line of text.split("\n").map((l) => l.trim()).filter(Boolean)) {
+  for (const line of text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const fields = line.split(/\s+/);
-    if (fields.length !== 4 || !fields.slice(1).every((f) => /^\d+$/.test(f))) throw new Error(`rabbitmqctl list_queues: unexpected line '${line}'`);
+    if (fields.length !== 4 || !fields.slice(1).every((f) => /^\d+$/.test(f)))
+      throw new Error(`rabbitmqctl list_queues: unexpected line '${line}'`);
     const [name, messages, ready, unacked] = fields;
     queues[name] = { messages: Number(messages), ready: Number(ready), unacked: Number(unacked) };
   }
@@ -131,8 +159,24 @@ export function parseListQueues(text: string): Record<string, QueueDepth> {
 
 /** One reading of every queue's depth, from inside the RabbitMQ container (the image has no management API). */
 export async function queueDepths(container: string): Promise<Record<string, QueueDepth>> {
-  const result = await exec("docker", ["exec", container, "rabbitmqctl", "-q", "list_queues", "--no-table-headers", "name", "messages", "messages_ready", "messages_unacknowledged"], { timeoutMs: 20_000 });
-  if (result.code !== 0) throw new Error(`rabbitmqctl list_queues in ${container} failed (${result.code}): ${result.stderr.trim()}`);
+  const result = await exec(
+    "docker",
+    [
+      "exec",
+      container,
+      "rabbitmqctl",
+      "-q",
+      "list_queues",
+      "--no-table-headers",
+      "name",
+      "messages",
+      "messages_ready",
+      "messages_unacknowledged",
+    ],
+    { timeoutMs: 20_000 },
+  );
+  if (result.code !== 0)
+    throw new Error(`rabbitmqctl list_queues in ${container} failed (${result.code}): ${result.stderr.trim()}`);
   return parseListQueues(result.stdout);
 }
 
@@ -184,9 +228,20 @@ export function parseSamplerOutput(lines: string[]): QueueSample[] {
  * each starts an Erlang VM (about 1 s and a third of a core here), which on two shared cores
  * would slow down the very services whose queues are measured.
  */
-export function sampleQueues(container: string, intervalMs: number, maxSamples: number): { stop: () => Promise<{ samples: QueueSample[]; exitCode: number; stderr: string }>; latest: () => QueueSample | undefined } {
+export function sampleQueues(
+  container: string,
+  intervalMs: number,
+  maxSamples: number,
+): {
+  stop: () => Promise<{ samples: QueueSample[]; exitCode: number; stderr: string }>;
+  latest: () => QueueSample | undefined;
+} {
   const stopFile = `/tmp/queue-sampler-${process.pid}-${Date.now()}.stop`;
-  const child = spawn("docker", ["exec", container, "rabbitmqctl", "eval", samplerExpression(intervalMs, maxSamples, stopFile)], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(
+    "docker",
+    ["exec", container, "rabbitmqctl", "eval", samplerExpression(intervalMs, maxSamples, stopFile)],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
   const samples: QueueSample[] = [];
   let pending = "";
   let partial: string[] = [];
@@ -222,7 +277,8 @@ export function peakDepths(samples: QueueSample[]): Record<string, { messages: n
   const peaks: Record<string, { messages: number; at: number }> = {};
   for (const sample of samples) {
     for (const [name, depth] of Object.entries(sample.queues)) {
-      if (!peaks[name] || depth.messages > peaks[name].messages) peaks[name] = { messages: depth.messages, at: sample.at };
+      if (!peaks[name] || depth.messages > peaks[name].messages)
+        peaks[name] = { messages: depth.messages, at: sample.at };
     }
   }
   return peaks;
@@ -233,7 +289,9 @@ export function peakDepths(samples: QueueSample[]): Record<string, { messages: n
  * which no queue depth shows. The stand-in logs it after every publish (`published a DLMS
  * message (N buffered)`); read from `docker logs --timestamps` once the run is over.
  */
-export async function udpServerBacklog(container: string): Promise<{ peak: number; peakAt: number; emptiedAt: number | undefined; lines: number }> {
+export async function udpServerBacklog(
+  container: string,
+): Promise<{ peak: number; peakAt: number; emptiedAt: number | undefined; lines: number }> {
   const result = await exec("docker", ["logs", "--timestamps", container], { timeoutMs: 60_000 });
   if (result.code !== 0) throw new Error(`docker logs ${container} failed (${result.code}): ${result.stderr.trim()}`);
   let peak = 0;
@@ -260,8 +318,13 @@ export async function udpServerBacklog(container: string): Promise<{ peak: numbe
 /** The kernel's UDP counters (`/proc/net/snmp`) in a container's network namespace. */
 export async function udpCounters(container: string): Promise<Record<string, number>> {
   const result = await exec("docker", ["exec", container, "cat", "/proc/net/snmp"]);
-  if (result.code !== 0) throw new Error(`reading /proc/net/snmp in ${container} failed (${result.code}): ${result.stderr.trim()}`);
-  const [names, values] = result.stdout.split("\n").filter((line) => line.startsWith("Udp: ")).map((line) => line.split(/\s+/).slice(1));
-  if (!names || !values || names.length !== values.length) throw new Error(`no Udp counters in /proc/net/snmp of ${container}`);
+  if (result.code !== 0)
+    throw new Error(`reading /proc/net/snmp in ${container} failed (${result.code}): ${result.stderr.trim()}`);
+  const [names, values] = result.stdout
+    .split("\n")
+    .filter((line) => line.startsWith("Udp: "))
+    .map((line) => line.split(/\s+/).slice(1));
+  if (!names || !values || names.length !== values.length)
+    throw new Error(`no Udp counters in /proc/net/snmp of ${container}`);
   return Object.fromEntries(names.map((name, i) => [name, Number(values[i])]));
 }

@@ -13,14 +13,23 @@ export interface RecordedEdges {
  * Resources that belong to a node without being its main resource: a managed server's data
  * volume, the postgresql provider and role of the database node.
  */
-const PART_OF: Record<string, string> = { "postgres-data": "postgres", "rabbitmq-data": "rabbitmq", postgresql: "database", role: "database" };
+const PART_OF: Record<string, string> = {
+  "postgres-data": "postgres",
+  "rabbitmq-data": "rabbitmq",
+  postgresql: "database",
+  role: "database",
+};
 
 /**
  * Differences between what the plan says each node waits for and what the program's resources
  * really waited for, as the register requests carried it: `dependencies` (dependsOn and inputs)
  * and `propertyDependencies` (inputs, by property). Empty when the plan is the whole truth.
  */
-export function planEdgeDifferences(plan: DeploymentPlan, registrations: RecordedEdges[], componentName: string): string[] {
+export function planEdgeDifferences(
+  plan: DeploymentPlan,
+  registrations: RecordedEdges[],
+  componentName: string,
+): string[] {
   const nodeOf = (resource: string): string | undefined => {
     if (!resource.startsWith(`${componentName}-`)) return undefined;
     const key = resource.slice(componentName.length + 1);
@@ -35,10 +44,14 @@ export function planEdgeDifferences(plan: DeploymentPlan, registrations: Recorde
       continue;
     }
     const parts = registrations.filter((r) => r === main || nodeOf(r.name) === node.key);
-    const waited = new Set(parts.flatMap((r) => r.dependencies.map(nodeOf)).filter((k): k is string => k !== undefined && k !== node.key));
+    const waited = new Set(
+      parts.flatMap((r) => r.dependencies.map(nodeOf)).filter((k): k is string => k !== undefined && k !== node.key),
+    );
     const planned = new Set(node.waits.map((w) => w.on));
-    for (const k of waited) if (!planned.has(k)) problems.push(`${node.key} waits for ${k}, which the plan does not say`);
-    for (const k of planned) if (!waited.has(k)) problems.push(`${node.key}: the plan says it waits for ${k}, but it did not`);
+    for (const k of waited)
+      if (!planned.has(k)) problems.push(`${node.key} waits for ${k}, which the plan does not say`);
+    for (const k of planned)
+      if (!waited.has(k)) problems.push(`${node.key}: the plan says it waits for ${k}, but it did not`);
 
     for (const w of node.waits) {
       if (w.via === "dependsOn") continue;
@@ -49,13 +62,20 @@ export function planEdgeDifferences(plan: DeploymentPlan, registrations: Recorde
     if (node.kind === "service") {
       const replacedWith = (main.replaceWith ?? []).map(nodeOf).sort();
       if (JSON.stringify(replacedWith) !== JSON.stringify([...node.replacedWith].sort())) {
-        problems.push(`${node.key} is replaced with [${replacedWith.join(", ")}], the plan says [${node.replacedWith.join(", ")}]`);
+        problems.push(
+          `${node.key} is replaced with [${replacedWith.join(", ")}], the plan says [${node.replacedWith.join(", ")}]`,
+        );
       }
     }
-    const declaredInputs = new Set(node.waits.filter((w) => w.via !== "dependsOn").map((w) => `${VIA_PROPERTY[w.via as Exclude<typeof w.via, "dependsOn">]}<-${w.on}`));
+    const declaredInputs = new Set(
+      node.waits
+        .filter((w) => w.via !== "dependsOn")
+        .map((w) => `${VIA_PROPERTY[w.via as Exclude<typeof w.via, "dependsOn">]}<-${w.on}`),
+    );
     for (const [property, deps] of Object.entries(main.propertyDependencies)) {
       for (const k of deps.map(nodeOf)) {
-        if (k !== undefined && k !== node.key && !declaredInputs.has(`${property}<-${k}`)) problems.push(`${node.key}.${property} takes a value from ${k}, which the plan does not say`);
+        if (k !== undefined && k !== node.key && !declaredInputs.has(`${property}<-${k}`))
+          problems.push(`${node.key}.${property} takes a value from ${k}, which the plan does not say`);
       }
     }
   }

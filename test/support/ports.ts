@@ -31,7 +31,10 @@ function tcpFree(port: number): Promise<boolean> {
 function udpFree(port: number, address = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket("udp4");
-    socket.once("error", () => { socket.close(); resolve(false); });
+    socket.once("error", () => {
+      socket.close();
+      resolve(false);
+    });
     socket.bind(port, address, () => socket.close(() => resolve(true)));
   });
 }
@@ -43,7 +46,9 @@ function udpFree(port: number, address = "127.0.0.1"): Promise<boolean> {
  */
 export async function requireHostUdpPortFree(port: number): Promise<void> {
   if (!(await udpFree(port, "0.0.0.0"))) {
-    throw new Error(`UDP port ${port} of this host is taken, and the UDP server in the host's network must bind it: ${listenersOn(port)}`);
+    throw new Error(
+      `UDP port ${port} of this host is taken, and the UDP server in the host's network must bind it: ${listenersOn(port)}`,
+    );
   }
 }
 

@@ -91,9 +91,17 @@ export async function startPostgres(options: StartOptions = {}): Promise<PgClust
   chownSync(pwfile, uid, gid);
 
   await asPostgres("initdb", [
-    "-D", data, "-U", user, `--pwfile=${pwfile}`,
-    "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
-    "-E", "UTF8", "--locale=C", "--no-sync",
+    "-D",
+    data,
+    "-U",
+    user,
+    `--pwfile=${pwfile}`,
+    "--auth-host=scram-sha-256",
+    "--auth-local=scram-sha-256",
+    "-E",
+    "UTF8",
+    "--locale=C",
+    "--no-sync",
   ]);
   rmSync(pwfile);
 
@@ -102,11 +110,24 @@ export async function startPostgres(options: StartOptions = {}): Promise<PgClust
   for (let attempt = 0; attempt < 5 && port === 0; attempt++) {
     const candidate = await freePort();
     const serverOptions = [
-      `-p ${candidate}`, `-k ${socketDir}`, "-c listen_addresses=127.0.0.1",
+      `-p ${candidate}`,
+      `-k ${socketDir}`,
+      "-c listen_addresses=127.0.0.1",
       ...(options.durable ? [] : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
     ].join(" ");
     try {
-      await asPostgres("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "-o", serverOptions, "start"]);
+      await asPostgres("pg_ctl", [
+        "-D",
+        data,
+        "-l",
+        join(dir, "server.log"),
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        serverOptions,
+        "start",
+      ]);
       port = candidate;
     } catch (error) {
       lastError = error; // most likely the port was taken in between: try another one
@@ -119,12 +140,21 @@ export async function startPostgres(options: StartOptions = {}): Promise<PgClust
 
   const host = "127.0.0.1";
   const env = (db = "postgres"): Record<string, string> => ({
-    PGHOST: host, PGPORT: String(port), PGUSER: user, PGPASSWORD: password, PGDATABASE: db,
+    PGHOST: host,
+    PGPORT: String(port),
+    PGUSER: user,
+    PGPASSWORD: password,
+    PGDATABASE: db,
   });
   let stopped = false;
 
   return {
-    host, port, user, password, env, dataDir: data,
+    host,
+    port,
+    user,
+    password,
+    env,
+    dataDir: data,
     async psql(sql: string, db = "postgres"): Promise<string> {
       const { stdout } = await run("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], {
         env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env(db) },

@@ -31,11 +31,53 @@ export interface ProviderFacts {
  * must_run, remove_volumes, restart, rm, start, tmpfs, wait, wait_timeout.
  */
 const CONTAINER_FORCE_NEW = [
-  "capabilities", "cgroupParent", "cgroupnsMode", "command", "cpus", "deviceRequests", "devices", "dns", "dnsOpts", "dnsSearches",
-  "domainname", "entrypoints", "envs", "gpus", "groupAdds", "hosts", "hostname", "image", "ipcMode", "labels", "logDriver", "logOpts",
-  "mounts", "name", "networkMode", "networksAdvanced", "pidMode", "platform", "ports", "privileged", "publishAllPorts", "readOnly",
-  "runtime", "securityOpts", "shmSize", "stdinOpen", "stopSignal", "stopTimeout", "storageOpts", "sysctls", "tty", "ulimits", "uploads",
-  "user", "usernsMode", "volumes", "workingDir",
+  "capabilities",
+  "cgroupParent",
+  "cgroupnsMode",
+  "command",
+  "cpus",
+  "deviceRequests",
+  "devices",
+  "dns",
+  "dnsOpts",
+  "dnsSearches",
+  "domainname",
+  "entrypoints",
+  "envs",
+  "gpus",
+  "groupAdds",
+  "hosts",
+  "hostname",
+  "image",
+  "ipcMode",
+  "labels",
+  "logDriver",
+  "logOpts",
+  "mounts",
+  "name",
+  "networkMode",
+  "networksAdvanced",
+  "pidMode",
+  "platform",
+  "ports",
+  "privileged",
+  "publishAllPorts",
+  "readOnly",
+  "runtime",
+  "securityOpts",
+  "shmSize",
+  "stdinOpen",
+  "stopSignal",
+  "stopTimeout",
+  "storageOpts",
+  "sysctls",
+  "tty",
+  "ulimits",
+  "uploads",
+  "user",
+  "usernsMode",
+  "volumes",
+  "workingDir",
 ];
 
 /** The providers of this project's resources. Types not listed diff to an update, never a replacement. */
@@ -74,7 +116,8 @@ export function providerReplaces(facts: ProviderFacts, property: string): boolea
  * Read itself failed part way). Returns the entry as the refreshed state records it.
  */
 export function readDockerContainer<T extends { inputs: Record<string, any>; initErrors?: string[] }>(
-  entry: T, live: { exists: boolean; running: boolean },
+  entry: T,
+  live: { exists: boolean; running: boolean },
 ): T | undefined {
   if (!live.exists) return undefined;
   const mustRun = entry.inputs.mustRun !== false;
@@ -97,11 +140,29 @@ export function readDockerContainer<T extends { inputs: Record<string, any>; ini
  * Terraform diff is empty: `if diff == nil { return &pulumirpc.UpdateResponse{Properties: req.GetOlds()}, nil }`
  * (provider.go Update). Nothing is started; the init errors are cleared from the state.
  */
-export function dockerContainerUpdate(oldInputs: Record<string, any>, newInputs: Record<string, any>, changed: readonly string[]):
-  { starts: boolean; applied: string[]; recordedOnly: string[] } {
-  const APPLIED = ["restart", "maxRetryCount", "cpuShares", "memory", "memoryReservation", "cpuSet", "memorySwap",
-    "deviceReadBps", "deviceReadIops", "deviceWriteBps", "deviceWriteIops"];
-  const starts = changed.includes("mustRun") && oldInputs.mustRun === false && newInputs.mustRun !== false && newInputs.start !== false;
+export function dockerContainerUpdate(
+  oldInputs: Record<string, any>,
+  newInputs: Record<string, any>,
+  changed: readonly string[],
+): { starts: boolean; applied: string[]; recordedOnly: string[] } {
+  const APPLIED = [
+    "restart",
+    "maxRetryCount",
+    "cpuShares",
+    "memory",
+    "memoryReservation",
+    "cpuSet",
+    "memorySwap",
+    "deviceReadBps",
+    "deviceReadIops",
+    "deviceWriteBps",
+    "deviceWriteIops",
+  ];
+  const starts =
+    changed.includes("mustRun") &&
+    oldInputs.mustRun === false &&
+    newInputs.mustRun !== false &&
+    newInputs.start !== false;
   return {
     starts,
     applied: changed.filter((p) => APPLIED.includes(p)),

@@ -52,7 +52,10 @@ export class RealStack {
   private runs = 0;
 
   /** `stack`: the Pulumi stack's name; `secrets`: the stack's secret keys (without `utilitarian:`) and their values. */
-  constructor(readonly stack: string, private readonly secrets: Record<string, string>) {
+  constructor(
+    readonly stack: string,
+    private readonly secrets: Record<string, string>,
+  ) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `utilitarian-real-${stack}-`));
     this.home = path.join(this.dir, "home");
     this.backend = path.join(this.dir, "state");
@@ -64,7 +67,11 @@ export class RealStack {
   get env(): NodeJS.ProcessEnv {
     // PULUMI_DEBUG_COMMANDS shows the hidden --event-log flag (pkg/cmd/pulumi/operations/up.go).
     const env: NodeJS.ProcessEnv = {
-      ...process.env, PULUMI_HOME: this.home, PULUMI_BACKEND_URL: `file://${this.backend}`, PULUMI_CONFIG_PASSPHRASE: "", PULUMI_DEBUG_COMMANDS: "true",
+      ...process.env,
+      PULUMI_HOME: this.home,
+      PULUMI_BACKEND_URL: `file://${this.backend}`,
+      PULUMI_CONFIG_PASSPHRASE: "",
+      PULUMI_DEBUG_COMMANDS: "true",
     };
     for (const key of Object.keys(env)) if (key.startsWith("VITEST") || key === "NODE_OPTIONS") delete env[key];
     return env;
@@ -72,16 +79,25 @@ export class RealStack {
 
   /** The plugins, the stack and its secrets; the first `configure` writes the plain config. */
   async init(): Promise<void> {
-    const installed = await exec("bash", [path.join(PROJECT_DIR, "toolchain/standin-providers.sh"), this.home], { env: this.env });
+    const installed = await exec("bash", [path.join(PROJECT_DIR, "toolchain/standin-providers.sh"), this.home], {
+      env: this.env,
+    });
     if (installed.code !== 0) throw new Error(`standin-providers.sh: ${installed.stderr}`);
-    const init = await exec(PULUMI, ["stack", "init", this.stack, "--non-interactive"], { cwd: PROJECT_DIR, env: this.env });
+    const init = await exec(PULUMI, ["stack", "init", this.stack, "--non-interactive"], {
+      cwd: PROJECT_DIR,
+      env: this.env,
+    });
     if (init.code !== 0) throw new Error(`pulumi stack init ${this.stack}: ${init.stderr}`);
     // `stack init` writes the passphrase's salt into stacks/Pulumi.<stack>.yaml (it takes no
     // --config-file): moved to the test's own file at once, so the checkout keeps no test stack.
     fs.renameSync(path.join(PROJECT_DIR, "stacks", `Pulumi.${this.stack}.yaml`), this.configFile);
     for (const [key, value] of Object.entries(this.secrets)) {
       // From stdin, never on a command line.
-      const set = await exec(PULUMI, ["config", "set", "--secret", ...this.target(["config"]), `utilitarian:${key}`], { cwd: PROJECT_DIR, env: this.env, input: value });
+      const set = await exec(PULUMI, ["config", "set", "--secret", ...this.target(["config"]), `utilitarian:${key}`], {
+        cwd: PROJECT_DIR,
+        env: this.env,
+        input: value,
+      });
       if (set.code !== 0) throw new Error(`pulumi config set --secret ${key}: ${set.stderr}`);
     }
   }
@@ -95,21 +111,33 @@ export class RealStack {
   }
 
   /** `pulumi ARGS --stack S --config-file F` from the project directory (or `cwd`); never throws on a non-zero exit. */
-  run(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ExecResult> {
+  run(
+    args: string[],
+    options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  ): Promise<ExecResult> {
     return exec(PULUMI, [...args, ...this.target(args), "--non-interactive"], {
-      cwd: options.cwd ?? PROJECT_DIR, env: { ...this.env, ...options.env }, timeoutMs: options.timeoutMs ?? 10 * 60_000,
+      cwd: options.cwd ?? PROJECT_DIR,
+      env: { ...this.env, ...options.env },
+      timeoutMs: options.timeoutMs ?? 10 * 60_000,
     });
   }
 
   async ok(args: string[]): Promise<ExecResult> {
     const result = await this.run(args);
-    if (result.code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${result.code}:\n${result.stdout}\n${result.stderr}`);
+    if (result.code !== 0)
+      throw new Error(`pulumi ${args.join(" ")} exited ${result.code}:\n${result.stdout}\n${result.stderr}`);
     return result;
   }
 
   /** `pulumi up --yes` (or `preview`) with an event log; the steps read back from it. */
-  async up(extra: string[] = [], options: { preview?: boolean; timeoutMs?: number; during?: (run: LiveRun) => Promise<void> } = {}): Promise<RealRun> {
-    const live = this.start([options.preview ? "preview" : "up", ...(options.preview ? [] : ["--yes", "--skip-preview"]), ...extra], options.timeoutMs);
+  async up(
+    extra: string[] = [],
+    options: { preview?: boolean; timeoutMs?: number; during?: (run: LiveRun) => Promise<void> } = {},
+  ): Promise<RealRun> {
+    const live = this.start(
+      [options.preview ? "preview" : "up", ...(options.preview ? [] : ["--yes", "--skip-preview"]), ...extra],
+      options.timeoutMs,
+    );
     try {
       await options.during?.(live);
     } catch (e) {
@@ -133,7 +161,11 @@ export class RealStack {
     const eventLog = path.join(this.dir, `events-${++this.runs}.jsonl`);
     const startedAt = Date.now();
     const stamps = stampLines(eventLog);
-    const child = spawn(PULUMI, [...args, "--event-log", eventLog, ...this.target(args), "--non-interactive"], { cwd: PROJECT_DIR, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(PULUMI, [...args, "--event-log", eventLog, ...this.target(args), "--non-interactive"], {
+      cwd: PROJECT_DIR,
+      env: this.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -144,7 +176,15 @@ export class RealStack {
       child.on("close", (code, signal) => {
         clearTimeout(timer);
         const endedAt = Date.now();
-        resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ...readEventLog(eventLog, stamps.stop()), eventLog, startedAt, endedAt });
+        resolve({
+          code: code ?? (signal ? 128 : 1),
+          stdout,
+          stderr,
+          ...readEventLog(eventLog, stamps.stop()),
+          eventLog,
+          startedAt,
+          endedAt,
+        });
       });
     });
     return {
@@ -168,7 +208,9 @@ export class RealStack {
    * (`--show-secrets`, as `{ plaintext }` wrappers: see `revealed`): only for a test that must run
    * a step's script by hand, never printed.
    */
-  async export(options: { showSecrets?: boolean } = {}): Promise<{ resources: StateResource[]; pending_operations?: { type: string; resource: StateResource }[] }> {
+  async export(
+    options: { showSecrets?: boolean } = {},
+  ): Promise<{ resources: StateResource[]; pending_operations?: { type: string; resource: StateResource }[] }> {
     const out = await this.ok(["stack", "export", ...(options.showSecrets ? ["--show-secrets"] : [])]);
     return JSON.parse(out.stdout).deployment;
   }
@@ -228,7 +270,10 @@ const SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d";
 
 /** Names of the containers the state holds as live (not pending deletion). */
 export function liveContainers(state: { resources: StateResource[] }): string[] {
-  return state.resources.filter((r) => r.type === CONTAINER && !r.delete && !r.pendingReplacement).map((r) => nameOf(r.urn)).sort();
+  return state.resources
+    .filter((r) => r.type === CONTAINER && !r.delete && !r.pendingReplacement)
+    .map((r) => nameOf(r.urn))
+    .sort();
 }
 
 /**
@@ -236,7 +281,10 @@ export function liveContainers(state: { resources: StateResource[] }): string[] 
  * begins it and its resOutputsEvent (or resOpFailedEvent) ends it; diagnostics with a URN are the
  * resource's log lines. The stack itself and the engine's default providers are left out.
  */
-export function readEventLog(file: string, stamps: number[] = []): { steps: EngineStep[]; logs: Map<string, string[]> } {
+export function readEventLog(
+  file: string,
+  stamps: number[] = [],
+): { steps: EngineStep[]; logs: Map<string, string[]> } {
   const steps: EngineStep[] = [];
   const logs = new Map<string, string[]>();
   const open = new Map<string, EngineStep>();
@@ -258,7 +306,8 @@ export function readEventLog(file: string, stamps: number[] = []): { steps: Engi
       const name = nameOf(diag.urn);
       if (!logs.has(name)) logs.set(name, []);
       logs.get(name)!.push(String(diag.message).replace(/\n$/, ""));
-      if (diag.severity === "error") for (const s of steps) if (s.name === name && s.end === Number.POSITIVE_INFINITY) s.failed = true;
+      if (diag.severity === "error")
+        for (const s of steps) if (s.name === name && s.end === Number.POSITIVE_INFINITY) s.failed = true;
     }
     const metadata = pre ?? post;
     if (!metadata || metadata.type === "pulumi:pulumi:Stack") return;
@@ -266,7 +315,16 @@ export function readEventLog(file: string, stamps: number[] = []): { steps: Engi
     const key = `${metadata.op} ${metadata.urn}`;
     const time = stamps[position] ?? (typeof event.timestamp === "number" ? event.timestamp * 1000 : Number.NaN);
     if (pre) {
-      const step: EngineStep = { op: metadata.op, name, type: metadata.type, startedAt: time, endedAt: Number.POSITIVE_INFINITY, start: position, end: Number.POSITIVE_INFINITY, failed: false };
+      const step: EngineStep = {
+        op: metadata.op,
+        name,
+        type: metadata.type,
+        startedAt: time,
+        endedAt: Number.POSITIVE_INFINITY,
+        start: position,
+        end: Number.POSITIVE_INFINITY,
+        failed: false,
+      };
       steps.push(step);
       // A component's step has no provider call and is done at once; its outputs event comes only
       // when the program registers its outputs, at the end of the run.
@@ -292,7 +350,9 @@ export function readEventLog(file: string, stamps: number[] = []): { steps: Engi
 
 /** The steps that changed something (every op but `same`), as "op name". */
 export function changes(run: { steps: EngineStep[] }): string[] {
-  return run.steps.filter((s) => s.op !== "same" && !s.type.startsWith("pulumi:providers:")).map((s) => `${s.op} ${s.name}`);
+  return run.steps
+    .filter((s) => s.op !== "same" && !s.type.startsWith("pulumi:providers:"))
+    .map((s) => `${s.op} ${s.name}`);
 }
 
 /**
@@ -322,7 +382,13 @@ function stampLines(file: string): { stop: () => number[] } {
     }
   };
   const timer = setInterval(poll, 20);
-  return { stop: () => { clearInterval(timer); poll(); return stamps; } };
+  return {
+    stop: () => {
+      clearInterval(timer);
+      poll();
+      return stamps;
+    },
+  };
 }
 
 function isSecret(v: unknown): boolean {
@@ -335,7 +401,10 @@ function isSecret(v: unknown): boolean {
  * inputs' label, one pending deletion that still exists, one of the stack the state does not
  * know. Empty when the state is true.
  */
-export async function stateDisagreements(state: { resources: StateResource[] }, live: Map<string, { version: string }>): Promise<string[]> {
+export async function stateDisagreements(
+  state: { resources: StateResource[] },
+  live: Map<string, { version: string }>,
+): Promise<string[]> {
   const problems: string[] = [];
   const known = new Set<string>();
   for (const r of state.resources) {
@@ -345,7 +414,8 @@ export async function stateDisagreements(state: { resources: StateResource[] }, 
     known.add(inputs.name);
     const container = live.get(inputs.name);
     if (r.delete || r.pendingReplacement) {
-      if (container && !state.resources.some((o) => o !== r && o.urn === r.urn && !o.delete)) problems.push(`${inputs.name} is pending deletion in the state but exists`);
+      if (container && !state.resources.some((o) => o !== r && o.urn === r.urn && !o.delete))
+        problems.push(`${inputs.name} is pending deletion in the state but exists`);
     } else if (!container) {
       problems.push(`${inputs.name} is in the state but does not exist`);
     } else if (version !== undefined && container.version !== version) {

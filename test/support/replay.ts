@@ -6,7 +6,16 @@
 import * as fs from "fs";
 import * as path from "path";
 import { Deployment } from "./engine-deployment";
-import { plain, providerName, SECRET_SIG, type Declared, type ReadyWork, type StateEntry, type Step, type StepOp } from "./engine-types";
+import {
+  plain,
+  providerName,
+  SECRET_SIG,
+  type Declared,
+  type ReadyWork,
+  type StateEntry,
+  type Step,
+  type StepOp,
+} from "./engine-types";
 import { CONTAINER, factsOf } from "./provider-facts";
 import { PROJECT_DIR, type Workspace } from "./real-engine";
 
@@ -15,12 +24,17 @@ import { PROJECT_DIR, type Workspace } from "./real-engine";
  * starts or stops, an image is pulled. Without it every step ends within milliseconds, before the next registration
  * arrives, and independent steps would never overlap, so a missing edge could go unseen.
  */
-const STEP_TIME_MS: Record<string, number> = { "command:local:Command": 800, [CONTAINER]: 200, "docker:index/remoteImage:RemoteImage": 300 };
+const STEP_TIME_MS: Record<string, number> = {
+  "command:local:Command": 800,
+  [CONTAINER]: 200,
+  "docker:index/remoteImage:RemoteImage": 300,
+};
 
 /** Copies the replay program into the workspace (its index.ts reads registrations.json there). */
 export function installReplay(ws: Workspace): void {
   const source = path.join(PROJECT_DIR, "test/fixtures/programs/replay");
-  for (const file of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts"]) fs.copyFileSync(path.join(source, file), path.join(ws.dir, file));
+  for (const file of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts"])
+    fs.copyFileSync(path.join(source, file), path.join(ws.dir, file));
 }
 
 /** A resource held back: how long its steps take (the real engine's analogue of the model's `{ last }` schedule). */
@@ -38,7 +52,9 @@ export function writeRegistrations(ws: Workspace, declared: Declared[], slow: st
     custom: r.custom !== false,
     // A dynamic resource's own provider text: the replay gives each resource its own.
     inputs: Object.fromEntries(Object.entries(plain(r.inputs)).filter(([key]) => key !== "__provider")),
-    secretInputs: Object.entries(r.inputs).filter(([, v]) => v && typeof v === "object" && SECRET_SIG in v).map(([k]) => k),
+    secretInputs: Object.entries(r.inputs)
+      .filter(([, v]) => v && typeof v === "object" && SECRET_SIG in v)
+      .map(([k]) => k),
     facts: { ...factsOf(r.type), delayMs: slow.includes(r.name) ? HELD_BACK_MS : (STEP_TIME_MS[r.type] ?? 0) },
   }));
   fs.writeFileSync(path.join(ws.dir, "registrations.json"), JSON.stringify(registrations));
@@ -64,33 +80,47 @@ export interface TimedStep extends StepName {
  */
 export function engineRun(eventLog: string): TimedStep[] {
   const ops: Record<string, StepOp | undefined> = {
-    same: "same", create: "create", update: "update", delete: "delete", "create-replacement": "replace",
-    "delete-replaced": "delete-replaced", "remove-pending-replace": "remove-pending-replace",
+    same: "same",
+    create: "create",
+    update: "update",
+    delete: "delete",
+    "create-replacement": "replace",
+    "delete-replaced": "delete-replaced",
+    "remove-pending-replace": "remove-pending-replace",
   };
   const steps: TimedStep[] = [];
   const open = new Map<string, TimedStep>();
-  fs.readFileSync(eventLog, "utf8").split("\n").filter((line) => line.trim()).forEach((line, position) => {
-    const event = JSON.parse(line);
-    const pre = event.resourcePreEvent?.metadata;
-    const post = event.resOutputsEvent?.metadata;
-    const metadata = pre ?? post;
-    if (!metadata) return;
-    const type: string = metadata.type;
-    if (type === "pulumi:pulumi:Stack" || type.startsWith("pulumi:providers:pulumi-nodejs") || metadata.op === "replace") return;
-    const op = ops[metadata.op];
-    if (!op) throw new Error(`replay: the engine's step ${metadata.op} of ${metadata.urn} has no counterpart in the model`);
-    const name = (metadata.urn as string).split("::").pop()!;
-    const key = `${op} ${name}`;
-    if (pre) {
-      const step = { op, name, start: position, end: Number.POSITIVE_INFINITY };
-      steps.push(step);
-      open.set(key, step);
-    } else {
-      const step = open.get(key);
-      if (step) step.end = position;
-      open.delete(key);
-    }
-  });
+  fs.readFileSync(eventLog, "utf8")
+    .split("\n")
+    .filter((line) => line.trim())
+    .forEach((line, position) => {
+      const event = JSON.parse(line);
+      const pre = event.resourcePreEvent?.metadata;
+      const post = event.resOutputsEvent?.metadata;
+      const metadata = pre ?? post;
+      if (!metadata) return;
+      const type: string = metadata.type;
+      if (
+        type === "pulumi:pulumi:Stack" ||
+        type.startsWith("pulumi:providers:pulumi-nodejs") ||
+        metadata.op === "replace"
+      )
+        return;
+      const op = ops[metadata.op];
+      if (!op)
+        throw new Error(`replay: the engine's step ${metadata.op} of ${metadata.urn} has no counterpart in the model`);
+      const name = (metadata.urn as string).split("::").pop()!;
+      const key = `${op} ${name}`;
+      if (pre) {
+        const step = { op, name, start: position, end: Number.POSITIVE_INFINITY };
+        steps.push(step);
+        open.set(key, step);
+      } else {
+        const step = open.get(key);
+        if (step) step.end = position;
+        open.delete(key);
+      }
+    });
   return steps;
 }
 
@@ -147,17 +177,25 @@ export function followEngine(state: Map<string, StateEntry>, next: Declared[], e
   const choose = (ready: ReadyWork[]): number => {
     const wanted = engine[position];
     // A registration not stepped yet belongs to the resource it registers; a chain to its next step's resource.
-    const index = wanted ? ready.findIndex((w) => (w.next ? w.next.op === wanted.op && w.next.name === wanted.name : w.name === wanted.name)) : -1;
+    const index = wanted
+      ? ready.findIndex((w) =>
+          w.next ? w.next.op === wanted.op && w.next.name === wanted.name : w.name === wanted.name,
+        )
+      : -1;
     if (index >= 0) return index;
     // A registration yields no step when it is taken, only its chain (whose first step may be another
     // resource's delete ahead of a delete-before-replace): take one, and look again at what is ready.
     const unstepped = ready.findIndex((w) => !w.next);
     if (unstepped >= 0) return unstepped;
-    if (wanted) departures.push(`step ${position + 1}: the engine started ${wanted.op} ${wanted.name}; the model had ready ${ready.map((w) => (w.next ? `${w.next.op} ${w.next.name}` : `register ${w.name}`)).join(", ")}`);
+    if (wanted)
+      departures.push(
+        `step ${position + 1}: the engine started ${wanted.op} ${wanted.name}; the model had ready ${ready.map((w) => (w.next ? `${w.next.op} ${w.next.name}` : `register ${w.name}`)).join(", ")}`,
+      );
     return 0;
   };
   // The engine deletes its toReplace list from the end, so the resource it deleted first comes last.
-  const deletedAt = (name: string) => engine.findIndex((s, i) => i >= position && s.op === "delete-replaced" && s.name === name);
+  const deletedAt = (name: string) =>
+    engine.findIndex((s, i) => i >= position && s.op === "delete-replaced" && s.name === name);
   const mapOrder = (names: string[]) => [...names].sort((a, b) => deletedAt(b) - deletedAt(a));
   const run = new Deployment(state, next, { schedule: { choose, mapOrder } });
   const steps: StepName[] = [];

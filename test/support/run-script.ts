@@ -43,7 +43,10 @@ export function runScript(
     else merged[key] = value;
   }
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(join(SCRIPTS_DIR, name), options.args ?? [], { env: merged, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(join(SCRIPTS_DIR, name), options.args ?? [], {
+      env: merged,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     options.started?.(child);
     let stdout = "";
     let stderr = "";

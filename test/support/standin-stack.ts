@@ -16,20 +16,34 @@ const DEFAULT_PREFIX = "rh";
 export const PORTS = { postgres: 0, api: 0, udp: 0 };
 export const TOKEN = SECRET_VALUES.edgeAuthToken;
 export const STANDIN_IMAGES = [
-  "utilitarian-standin/utilitarian:1.0.0", "utilitarian-standin/utilitarian:1.1.0", "utilitarian-standin/utilitarian:1.2.0",
-  "utilitarian-standin/dlms-processor:1.0.0", "utilitarian-standin/poster:1.0.0", "utilitarian-standin/dlms-udp-server:1.0.0",
-  "utilitarian-standin/postgres:15", "utilitarian-standin/rabbitmq:3",
+  "utilitarian-standin/utilitarian:1.0.0",
+  "utilitarian-standin/utilitarian:1.1.0",
+  "utilitarian-standin/utilitarian:1.2.0",
+  "utilitarian-standin/dlms-processor:1.0.0",
+  "utilitarian-standin/poster:1.0.0",
+  "utilitarian-standin/dlms-udp-server:1.0.0",
+  "utilitarian-standin/postgres:15",
+  "utilitarian-standin/rabbitmq:3",
 ];
 
 export const SECRETS = { ...SECRET_VALUES, apiSecretEnv: JSON.stringify({ STANDIN_ACCEPTED_TOKEN: TOKEN }) };
 
 /** Stack config values for a stand-in deployment at `version`. */
-export function standinConfig(version: string, backupDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function standinConfig(
+  version: string,
+  backupDir: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   if (!PORTS.postgres) throw new Error("no ports chosen yet: call prepareStack() in beforeAll");
   return {
     version,
     prefix: DEFAULT_PREFIX,
-    images: { api: "utilitarian-standin/utilitarian", processor: "utilitarian-standin/dlms-processor", poster: "utilitarian-standin/poster", udpServer: "utilitarian-standin/dlms-udp-server" },
+    images: {
+      api: "utilitarian-standin/utilitarian",
+      processor: "utilitarian-standin/dlms-processor",
+      poster: "utilitarian-standin/poster",
+      udpServer: "utilitarian-standin/dlms-udp-server",
+    },
     database: { image: "utilitarian-standin/postgres:15", operatorPort: PORTS.postgres },
     rabbitmq: { image: "utilitarian-standin/rabbitmq:3" },
     api: { port: PORTS.api, publishAddress: "127.0.0.1", allowedHosts: ["127.0.0.1"], healthTimeoutSeconds: 90 },
@@ -45,7 +59,8 @@ export function standinConfig(version: string, backupDir: string, extra: Record<
 /** Fails (never skips) when the engine or an image is missing: CI must provide them. */
 export async function requireEngineAndImages(): Promise<void> {
   const version = await exec("docker", ["version", "--format", "{{.Server.Version}}"]);
-  if (version.code !== 0) throw new Error(`no Docker engine answers (${version.stderr.trim()}); start dockerd, as .ci/run does`);
+  if (version.code !== 0)
+    throw new Error(`no Docker engine answers (${version.stderr.trim()}); start dockerd, as .ci/run does`);
   for (const image of STANDIN_IMAGES) {
     const found = await exec("docker", ["image", "inspect", image]);
     if (found.code !== 0) throw new Error(`stand-in image ${image} is missing: run test/fixtures/build-images.sh`);
@@ -66,7 +81,9 @@ export async function prepareStack(prefix: string): Promise<void> {
 
 /** Removes every container, the network and the volumes of the stack under `prefix`. */
 export async function removeStack(prefix: string): Promise<void> {
-  const ids = (await docker(["ps", "-aq", "--filter", `label=io.utilitarian.stack=${prefix}`])).split("\n").filter(Boolean);
+  const ids = (await docker(["ps", "-aq", "--filter", `label=io.utilitarian.stack=${prefix}`]))
+    .split("\n")
+    .filter(Boolean);
   if (ids.length) await docker(["rm", "-f", ...ids], { allowFailure: true });
   await docker(["network", "rm", `${prefix}-net`], { allowFailure: true });
   await docker(["volume", "rm", `${prefix}-postgres-data`, `${prefix}-rabbitmq-data`], { allowFailure: true });
@@ -78,7 +95,14 @@ export function tempDir(name: string): string {
 
 /** SQL against the stack's database as the administrator, through the published loopback port. */
 export async function sql(query: string, db = "utilitarian"): Promise<string> {
-  const env = { ...process.env, PGHOST: "127.0.0.1", PGPORT: String(PORTS.postgres), PGUSER: "postgres", PGPASSWORD: SECRET_VALUES.databaseAdminPassword, PGDATABASE: db };
+  const env = {
+    ...process.env,
+    PGHOST: "127.0.0.1",
+    PGPORT: String(PORTS.postgres),
+    PGUSER: "postgres",
+    PGPASSWORD: SECRET_VALUES.databaseAdminPassword,
+    PGDATABASE: db,
+  };
   const result = await exec("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query], { env });
   if (result.code !== 0) throw new Error(`psql: ${result.stderr}`);
   return result.stdout.trim();
@@ -106,13 +130,17 @@ export async function postReading(meter: string, value: number): Promise<number>
 export async function sendUdp(meter: string, value: number): Promise<void> {
   const socket = dgram.createSocket("udp4");
   const payload = Buffer.from(JSON.stringify({ meter, value, timestamp: new Date().toISOString() }));
-  await new Promise<void>((resolve, reject) => socket.send(payload, PORTS.udp, "127.0.0.1", (e) => (e ? reject(e) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    socket.send(payload, PORTS.udp, "127.0.0.1", (e) => (e ? reject(e) : resolve())),
+  );
   socket.close();
 }
 
 /** Readings whose meter starts with `prefix` (case-insensitive: 1.1.0 upper-cases meters). */
 export async function countReadings(prefix: string): Promise<number> {
-  return Number(await sql(`select count(*) from readings_meterreading where upper(meter) like upper('${prefix}') || '%'`));
+  return Number(
+    await sql(`select count(*) from readings_meterreading where upper(meter) like upper('${prefix}') || '%'`),
+  );
 }
 
 export async function waitForReadings(prefix: string, expected: number, timeoutMs = 120_000): Promise<number> {
@@ -120,16 +148,32 @@ export async function waitForReadings(prefix: string, expected: number, timeoutM
   return countReadings(prefix);
 }
 
-export async function containerState(name: string): Promise<{ id: string; running: boolean; startedAt: string; image: string; version: string } | undefined> {
-  const out = await docker(["inspect", "-f", '{{.Id}}|{{.State.Running}}|{{.State.StartedAt}}|{{.Config.Image}}|{{index .Config.Labels "io.utilitarian.version"}}', name], { allowFailure: true });
+export async function containerState(
+  name: string,
+): Promise<{ id: string; running: boolean; startedAt: string; image: string; version: string } | undefined> {
+  const out = await docker(
+    [
+      "inspect",
+      "-f",
+      '{{.Id}}|{{.State.Running}}|{{.State.StartedAt}}|{{.Config.Image}}|{{index .Config.Labels "io.utilitarian.version"}}',
+      name,
+    ],
+    { allowFailure: true },
+  );
   if (!out) return undefined;
   const [id, running, startedAt, image, version] = out.split("|");
   return { id, running: running === "true", startedAt, image, version };
 }
 
 /** Every container of the stack (of `prefix`, by default the stand-in stack's), by name. */
-export async function stackContainers(prefix: string): Promise<Map<string, NonNullable<Awaited<ReturnType<typeof containerState>>>>> {
-  const names = (await docker(["ps", "-a", "--filter", `label=io.utilitarian.stack=${prefix}`, "--format", "{{.Names}}"])).split("\n").filter(Boolean);
+export async function stackContainers(
+  prefix: string,
+): Promise<Map<string, NonNullable<Awaited<ReturnType<typeof containerState>>>>> {
+  const names = (
+    await docker(["ps", "-a", "--filter", `label=io.utilitarian.stack=${prefix}`, "--format", "{{.Names}}"])
+  )
+    .split("\n")
+    .filter(Boolean);
   const states = new Map();
   for (const n of names.sort()) states.set(n, await containerState(n));
   return states;
@@ -149,7 +193,14 @@ export function udpStream(meterPrefix: string, intervalMs: number): { stop: () =
       await sleep(intervalMs);
     }
   })();
-  return { stop: async () => { running = false; await loop; return sent; }, sentAt };
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return sent;
+    },
+    sentAt,
+  };
 }
 
 /** Samples the API's health every `intervalMs`; reports the longest stretch without a 200. */
@@ -172,5 +223,11 @@ export function healthProbe(intervalMs: number): { stop: () => Promise<{ samples
     }
     if (downSince !== undefined) longest = Math.max(longest, Date.now() - downSince);
   })();
-  return { stop: async () => { running = false; await loop; return { samples, longestOutageMs: longest }; } };
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return { samples, longestOutageMs: longest };
+    },
+  };
 }

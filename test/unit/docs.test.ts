@@ -3,7 +3,13 @@ import * as path from "path";
 import { describe, expect, test } from "vitest";
 import { z } from "zod";
 import {
-  describedProblem, descriptionProblems, END_MARKER, referenceMarkdown, referenceRows, referenceSection, START_MARKER,
+  describedProblem,
+  descriptionProblems,
+  END_MARKER,
+  referenceMarkdown,
+  referenceRows,
+  referenceSection,
+  START_MARKER,
   withReferenceSection,
 } from "../../config/reference";
 import { SECRET_KEYS, settingsSchema, type Settings } from "../../config/schema";
@@ -14,7 +20,10 @@ const generated = () => referenceMarkdown(settingsSchema, SECRET_KEYS);
 
 /** The assertion the README is held to; its message names the command that fixes a difference. */
 function expectReferenceUpToDate(readme: string, markdown: string): void {
-  expect(referenceSection(readme), "README.md's configuration reference differs from config/schema.ts: run `npm run docs`").toBe(markdown);
+  expect(
+    referenceSection(readme),
+    "README.md's configuration reference differs from config/schema.ts: run `npm run docs`",
+  ).toBe(markdown);
 }
 
 describe("the README's configuration reference", () => {
@@ -31,8 +40,13 @@ describe("the README's configuration reference", () => {
   });
 
   test("a description changed in the schema, and not regenerated, fails the README", () => {
-    const changed = z.strictObject({ ...settingsSchema.shape, version: settingsSchema.shape.version.meta({ description: "The release: a tag." }) });
-    expect(() => expectReferenceUpToDate(fs.readFileSync(README, "utf8"), referenceMarkdown(changed, SECRET_KEYS))).toThrow(/npm run docs/);
+    const changed = z.strictObject({
+      ...settingsSchema.shape,
+      version: settingsSchema.shape.version.meta({ description: "The release: a tag." }),
+    });
+    expect(() =>
+      expectReferenceUpToDate(fs.readFileSync(README, "utf8"), referenceMarkdown(changed, SECRET_KEYS)),
+    ).toThrow(/npm run docs/);
   });
 
   test("rewriting keeps the prose around the markers and is idempotent", () => {
@@ -58,12 +72,15 @@ describe("descriptions live in the schema", () => {
   test("a key added without a description is caught, nested and in a list too", () => {
     const schema = z.strictObject({
       described: z.string().meta({ description: "A described key: any text." }),
-      nested: z.strictObject({ bare: z.number().default(1) }).default({ bare: 1 }).meta({ description: "A group: the keys below." }),
+      nested: z
+        .strictObject({ bare: z.number().default(1) })
+        .default({ bare: 1 })
+        .meta({ description: "A group: the keys below." }),
       list: z.array(z.strictObject({ name: z.string() })).meta({ description: "A list: objects with the keys below." }),
     });
     expect(descriptionProblems(schema)).toEqual([
-      "`utilitarian:nested.bare` has no description: add `.meta({ description: \"...: what is allowed.\" })` to it in config/schema.ts",
-      "`utilitarian:list[].name` has no description: add `.meta({ description: \"...: what is allowed.\" })` to it in config/schema.ts",
+      '`utilitarian:nested.bare` has no description: add `.meta({ description: "...: what is allowed." })` to it in config/schema.ts',
+      '`utilitarian:list[].name` has no description: add `.meta({ description: "...: what is allowed." })` to it in config/schema.ts',
     ]);
     // The real schema with one more, undescribed key: exactly that key is reported.
     const grown = z.strictObject({ ...settingsSchema.shape, newKey: z.string().optional() });
@@ -115,14 +132,26 @@ describe("descriptions live in the schema", () => {
     // differs from its keys' defaults is shown whole.
     const schema = z.strictObject({
       n: z.number().default(7).meta({ description: "N: a number." }),
-      o: z.strictObject({ a: z.number().default(1).meta({ description: "A: a number." }) }).default({ a: 2 }).meta({ description: "O: the key below." }),
+      o: z
+        .strictObject({ a: z.number().default(1).meta({ description: "A: a number." }) })
+        .default({ a: 2 })
+        .meta({ description: "O: the key below." }),
       u: z.string().optional().meta({ description: "U: text." }),
     });
-    expect(referenceRows(schema).map((r) => [r.key, r.default])).toEqual([["n", "`7`"], ["o", '`{"a": 2}`'], ["o.a", "`1`"], ["u", "unset"]]);
+    expect(referenceRows(schema).map((r) => [r.key, r.default])).toEqual([
+      ["n", "`7`"],
+      ["o", '`{"a": 2}`'],
+      ["o.a", "`1`"],
+      ["u", "unset"],
+    ]);
   });
 });
 
-interface JsonNode { description?: string; properties?: Record<string, JsonNode>; items?: JsonNode }
+interface JsonNode {
+  description?: string;
+  properties?: Record<string, JsonNode>;
+  items?: JsonNode;
+}
 
 /**
  * Where a text would give a secret's value away: one of the test secrets, a value after a
@@ -130,8 +159,12 @@ interface JsonNode { description?: string; properties?: Record<string, JsonNode>
  * with credentials other than the `user:password` placeholder.
  */
 function secretValueProblems(text: string, secretValues: readonly string[]): string[] {
-  const problems = secretValues.filter((value) => text.includes(value)).map((value) => `holds the secret value ${value.slice(0, 3)}...`);
-  for (const [command, value] of text.matchAll(/pulumi config set --secret (?:--path )?'?utilitarian:[A-Za-z.\]_[0-9]+'?(?: ([^`|\n]+))?/g)) {
+  const problems = secretValues
+    .filter((value) => text.includes(value))
+    .map((value) => `holds the secret value ${value.slice(0, 3)}...`);
+  for (const [command, value] of text.matchAll(
+    /pulumi config set --secret (?:--path )?'?utilitarian:[A-Za-z.\]_[0-9]+'?(?: ([^`|\n]+))?/g,
+  )) {
     if (value !== undefined && !/^"\$\([^)]*\)"$/.test(value.trim())) problems.push(`sets a value in \`${command}\``);
   }
   for (const [url, credentials] of text.matchAll(/[a-z]+:\/\/([^@\s/`]+:[^@\s/`]+)@/gi)) {
@@ -147,11 +180,18 @@ describe("secrets in the reference", () => {
       expect(markdown).toContain(`| \`${key}\` | ${secret.required} | ${secret.description} |`);
       expect(describedProblem(secret.description), key).toBeUndefined();
     }
-    expect(markdown).toContain("| `databasePassword` | always | Password of the application's role `database.user`, which the services get inside `DATABASE_URL`: any text, not empty. | `pulumi config set --secret utilitarian:databasePassword` |");
+    expect(markdown).toContain(
+      "| `databasePassword` | always | Password of the application's role `database.user`, which the services get inside `DATABASE_URL`: any text, not empty. | `pulumi config set --secret utilitarian:databasePassword` |",
+    );
   });
 
   test("`required` says in words what `when` decides", () => {
-    const base = { version: "1.0.0", processor: { version: "1.0.0" }, poster: { version: "1.0.0" }, udpServer: { version: "1.0.0" } };
+    const base = {
+      version: "1.0.0",
+      processor: { version: "1.0.0" },
+      poster: { version: "1.0.0" },
+      udpServer: { version: "1.0.0" },
+    };
     const variants: Settings[] = [
       base,
       { ...base, rabbitmq: { mode: "external" } },
@@ -160,9 +200,17 @@ describe("secrets in the reference", () => {
     ].map((values) => settingsSchema.parse(values));
     for (const [key, secret] of Object.entries(SECRET_KEYS)) {
       const required = variants.map((s) => secret.when(s));
-      const expected = secret.required === "always" ? required.map(() => true) : secret.required === "no" ? required.map(() => false) : undefined;
+      const expected =
+        secret.required === "always"
+          ? required.map(() => true)
+          : secret.required === "no"
+            ? required.map(() => false)
+            : undefined;
       if (expected) expect(required, key).toEqual(expected);
-      else expect(new Set(required), `${key}: "${secret.required}" should depend on the settings`).toEqual(new Set([true, false]));
+      else
+        expect(new Set(required), `${key}: "${secret.required}" should depend on the settings`).toEqual(
+          new Set([true, false]),
+        );
     }
   });
 
@@ -181,9 +229,15 @@ describe("secrets in the reference", () => {
     expect(secretValueProblems("`pulumi config set --secret utilitarian:databasePassword hunter2`", [])).toEqual([
       "sets a value in `pulumi config set --secret utilitarian:databasePassword hunter2`",
     ]);
-    expect(secretValueProblems("`pulumi config set --secret --path 'utilitarian:apiSecretEnv.JWT_SIGNING_KEY' s3cr3t`", [])).toHaveLength(1);
-    expect(secretValueProblems("`pulumi config set --secret utilitarian:secretKey \"$(openssl rand -base64 48)\"`", [])).toEqual([]);
-    expect(secretValueProblems("URL: `amqp://app:Wq8x@rabbit:5672/`.", [])).toEqual(["holds credentials in amqp://app:Wq8x@"]);
+    expect(
+      secretValueProblems("`pulumi config set --secret --path 'utilitarian:apiSecretEnv.JWT_SIGNING_KEY' s3cr3t`", []),
+    ).toHaveLength(1);
+    expect(
+      secretValueProblems('`pulumi config set --secret utilitarian:secretKey "$(openssl rand -base64 48)"`', []),
+    ).toEqual([]);
+    expect(secretValueProblems("URL: `amqp://app:Wq8x@rabbit:5672/`.", [])).toEqual([
+      "holds credentials in amqp://app:Wq8x@",
+    ]);
     expect(secretValueProblems("URL: `amqp://user:password@host:5672/vhost`.", [])).toEqual([]);
   });
 });

@@ -13,7 +13,13 @@ import { runUp, type Declared, type Step } from "../support/engine";
 function program(...names: string[]): Declared[] {
   // Each waits for the one before, like a program that awaits each registration.
   return names.map((name, seq) => ({
-    type: "pkgA:m:typA", name, inputs: { v: 1 }, propertyDependencies: {}, dependencies: seq === 0 ? [] : [names[seq - 1]], replaceOnChanges: [], seq,
+    type: "pkgA:m:typA",
+    name,
+    inputs: { v: 1 },
+    propertyDependencies: {},
+    dependencies: seq === 0 ? [] : [names[seq - 1]],
+    replaceOnChanges: [],
+    seq,
   }));
 }
 
@@ -38,16 +44,23 @@ describe("runUp after a cancellation", () => {
   test("no delete after the program runs: a resource no longer declared stays in the state", async () => {
     const first = await runUp(new Map(), program("a", "b", "old"));
     let cancelled = false;
-    const result = await runUp(first.state, program("a", "b").map((r) => ({ ...r, inputs: { v: 2 } })), {
-      cancelled: () => cancelled,
-      execute: async (step) => {
-        if (step.name === "b") cancelled = true;
+    const result = await runUp(
+      first.state,
+      program("a", "b").map((r) => ({ ...r, inputs: { v: 2 } })),
+      {
+        cancelled: () => cancelled,
+        execute: async (step) => {
+          if (step.name === "b") cancelled = true;
+        },
       },
-    });
+    );
     expect(result.steps.map((s) => `${s.op} ${s.name}`)).toEqual(["update a", "update b"]);
     expect([...result.state.keys()].sort()).toEqual(["a", "b", "old"]);
     // The control: without the cancellation the same run deletes it.
-    const uncancelled = await runUp(first.state, program("a", "b").map((r) => ({ ...r, inputs: { v: 2 } })));
+    const uncancelled = await runUp(
+      first.state,
+      program("a", "b").map((r) => ({ ...r, inputs: { v: 2 } })),
+    );
     expect(uncancelled.steps.map((s) => `${s.op} ${s.name}`)).toEqual(["update a", "update b", "delete old"]);
     expect(uncancelled.cancelled).toBe(false);
   });

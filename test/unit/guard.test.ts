@@ -34,14 +34,21 @@ describe("checkVersionChange: the rule the schema guard applies at preview", () 
 
   test("lowering the version with a restore passes, and so does resuming that rollback", () => {
     expect(checkVersionChange({ version: "1.2.0" }, { version: "1.0.0", restoreFrom: "latest" })).toEqual([]);
-    expect(checkVersionChange({ version: "1.0.0", restoreFrom: "latest" }, { version: "1.0.0", restoreFrom: "latest" })).toEqual([]);
+    expect(
+      checkVersionChange({ version: "1.0.0", restoreFrom: "latest" }, { version: "1.0.0", restoreFrom: "latest" }),
+    ).toEqual([]);
   });
 
   test("a restore left in the config is refused on the next upgrade, before it could run again", () => {
-    const failures = checkVersionChange({ version: "1.0.0", restoreFrom: "latest" }, { version: "1.1.0", restoreFrom: "latest" });
+    const failures = checkVersionChange(
+      { version: "1.0.0", restoreFrom: "latest" },
+      { version: "1.1.0", restoreFrom: "latest" },
+    );
     expect(failures.map((f) => f.property)).toEqual(["restoreFrom"]);
     expect(failures[0].reason).toContain("pulumi config rm utilitarian:restoreFrom");
-    expect(checkVersionChange(undefined, { version: "1.0.0", restoreFrom: "x.dump" }).map((f) => f.property)).toEqual(["restoreFrom"]);
+    expect(checkVersionChange(undefined, { version: "1.0.0", restoreFrom: "x.dump" }).map((f) => f.property)).toEqual([
+      "restoreFrom",
+    ]);
   });
 });
 
@@ -59,7 +66,10 @@ describe("the guard as the dynamic provider host loads it", () => {
 
   test("check runs its rule: an upgrade passes, a downgrade is refused with the rule's reason", async () => {
     const provider = await hostedGuard();
-    expect(await provider.check!({ version: "1.0.0" }, { version: "1.1.0" })).toEqual({ inputs: { version: "1.1.0" }, failures: [] });
+    expect(await provider.check!({ version: "1.0.0" }, { version: "1.1.0" })).toEqual({
+      inputs: { version: "1.1.0" },
+      failures: [],
+    });
     const refused = await provider.check!({ version: "1.2.0" }, { version: "1.0.0" });
     expect(refused.failures).toEqual(checkVersionChange({ version: "1.2.0" }, { version: "1.0.0" }));
     expect(refused.failures?.[0].reason).toContain("from 1.2.0 down to 1.0.0");
@@ -67,8 +77,15 @@ describe("the guard as the dynamic provider host loads it", () => {
 
   test("diff, create and update record the version", async () => {
     const provider = await hostedGuard();
-    expect(await provider.diff!("schema-guard", { version: "1.0.0" }, { version: "1.0.0" })).toEqual({ changes: false });
-    expect(await provider.create!({ version: "1.0.0" })).toEqual({ id: "schema-guard", outs: { version: "1.0.0", previousVersion: "none" } });
-    expect(await provider.update!("schema-guard", { version: "1.0.0" }, { version: "1.1.0" })).toEqual({ outs: { version: "1.1.0", previousVersion: "1.0.0" } });
+    expect(await provider.diff!("schema-guard", { version: "1.0.0" }, { version: "1.0.0" })).toEqual({
+      changes: false,
+    });
+    expect(await provider.create!({ version: "1.0.0" })).toEqual({
+      id: "schema-guard",
+      outs: { version: "1.0.0", previousVersion: "none" },
+    });
+    expect(await provider.update!("schema-guard", { version: "1.0.0" }, { version: "1.1.0" })).toEqual({
+      outs: { version: "1.1.0", previousVersion: "1.0.0" },
+    });
   });
 });

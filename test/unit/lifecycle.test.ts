@@ -42,18 +42,35 @@
  * | (no lifecycle test) deployment_executor.go Execute: no deletes after a failed step | DeploymentExecutor_NoDeletesAfterFailure | model of the source |
  */
 import { describe, expect, test } from "vitest";
-import { PartialCreate, runUp, stateOf, type Declared, type RunResult, type Step, type StateEntry } from "../support/engine";
+import {
+  PartialCreate,
+  runUp,
+  stateOf,
+  type Declared,
+  type RunResult,
+  type Step,
+  type StateEntry,
+} from "../support/engine";
 import { CONTAINER, dockerContainerUpdate, readDockerContainer, type ProviderFacts } from "../support/provider-facts";
 
 type Spec = Partial<Declared> & { name: string };
 
 /** A program: registrations in program order, of the test provider's type unless told. */
 function program(...specs: Spec[]): Declared[] {
-  return specs.map((s, seq) => ({ type: "pkgA:m:typA", inputs: {}, propertyDependencies: {}, dependencies: [], replaceOnChanges: [], seq, ...s }));
+  return specs.map((s, seq) => ({
+    type: "pkgA:m:typA",
+    inputs: {},
+    propertyDependencies: {},
+    dependencies: [],
+    replaceOnChanges: [],
+    seq,
+    ...s,
+  }));
 }
 
 /** A Go program that awaits each RegisterResource before the next: each registration waits for the one before. */
-const sequential = (decls: Declared[]) => decls.map((r, i) => (i === 0 ? r : { ...r, dependencies: [...r.dependencies, decls[i - 1].name] }));
+const sequential = (decls: Declared[]) =>
+  decls.map((r, i) => (i === 0 ? r : { ...r, dependencies: [...r.dependencies, decls[i - 1].name] }));
 
 const ops = (r: RunResult | Step[]) => (Array.isArray(r) ? r : r.steps).map((s) => `${s.op} ${s.name}`);
 const physical = (r: RunResult) => ops(r.steps.filter((s) => s.op !== "same"));
@@ -61,14 +78,18 @@ const names = (state: Map<string, StateEntry>) => [...state.values()].map((e) =>
 const EMPTY = new Map<string, StateEntry>();
 
 /** An executor whose provider fails `op` on `name` (the Go tests' throwing CreateF/DeleteF). */
-const failing = (op: string, name: string, error: () => Error = () => new Error("interrupt replace")) =>
+const failing =
+  (op: string, name: string, error: () => Error = () => new Error("interrupt replace")) =>
   async (step: Step) => {
     if (step.op === op && step.name === name) throw error();
   };
 
 /** pkgA's provider: replace when one of `keys` changed; delete-before-replace as told. */
-const pkgA = (keys: string[], deleteBeforeReplace?: ProviderFacts["deleteBeforeReplace"], type = "pkgA:m:typA"): Record<string, ProviderFacts> =>
-  ({ [type]: { replaceKeys: keys, deleteBeforeReplace } });
+const pkgA = (
+  keys: string[],
+  deleteBeforeReplace?: ProviderFacts["deleteBeforeReplace"],
+  type = "pkgA:m:typA",
+): Record<string, ProviderFacts> => ({ [type]: { replaceKeys: keys, deleteBeforeReplace } });
 
 describe("delete_before_replace_test.go", () => {
   test("TestDeleteBeforeReplace: a DBR provider replaces its dependents that would be replaced, through providers and properties", async () => {
@@ -96,23 +117,52 @@ describe("delete_before_replace_test.go", () => {
     );
     // The program registers every resource with its old inputs, but A's config changed; no dependencies but
     // providers; one registration after the other.
-    const next = sequential(old.map((r) => ({ ...r, dependencies: [], propertyDependencies: {}, ...(r.name === "A" ? { inputs: { A: "bar" } } : {}) })));
+    const next = sequential(
+      old.map((r) => ({
+        ...r,
+        dependencies: [],
+        propertyDependencies: {},
+        ...(r.name === "A" ? { inputs: { A: "bar" } } : {}),
+      })),
+    );
     const providers = { ...pkgA(["A"]), ...pkgA(["A"], "whenReplacing", P) };
     const run = await runUp(stateOf(old), next, { providers });
     expect(run.failed).toBeUndefined();
-    expect(run.steps.filter((s) => s.op === "replace").map((s) => s.name).sort()).toEqual(["A", "B", "C", "E", "F", "K"]);
+    expect(
+      run.steps
+        .filter((s) => s.op === "replace")
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(["A", "B", "C", "E", "F", "K"]);
     // Dependents go first, in reverse dependency order, within A's chain.
-    expect(ops(run).slice(0, 7)).toEqual(["delete-replaced K", "delete-replaced F", "delete-replaced E", "delete-replaced C",
-      "delete-replaced B", "delete-replaced A", "replace A"]);
+    expect(ops(run).slice(0, 7)).toEqual([
+      "delete-replaced K",
+      "delete-replaced F",
+      "delete-replaced E",
+      "delete-replaced C",
+      "delete-replaced B",
+      "delete-replaced A",
+      "replace A",
+    ]);
   });
 
   test("TestExplicitDeleteBeforeReplace: the deleteBeforeReplace option overrides the provider either way", async () => {
-    const providers = (dbrDiff: boolean) => ({ ...pkgA(["A"], dbrDiff ? "whenReplacing" : undefined, "pkgA:index:typ") });
-    const prog = (a: string, b: string, dbr?: boolean) => program(
-      { name: "provA", type: "pulumi:providers:pkgA" },
-      { name: "resA", type: "pkgA:index:typ", provider: "provA", inputs: { A: a }, deleteBeforeReplace: dbr },
-      { name: "resB", type: "pkgA:index:typ", provider: "provA", inputs: { A: b }, dependencies: ["resA"], propertyDependencies: { A: ["resA"] } },
-    );
+    const providers = (dbrDiff: boolean) => ({
+      ...pkgA(["A"], dbrDiff ? "whenReplacing" : undefined, "pkgA:index:typ"),
+    });
+    const prog = (a: string, b: string, dbr?: boolean) =>
+      program(
+        { name: "provA", type: "pulumi:providers:pkgA" },
+        { name: "resA", type: "pkgA:index:typ", provider: "provA", inputs: { A: a }, deleteBeforeReplace: dbr },
+        {
+          name: "resB",
+          type: "pkgA:index:typ",
+          provider: "provA",
+          inputs: { A: b },
+          dependencies: ["resA"],
+          propertyDependencies: { A: ["resA"] },
+        },
+      );
     let { state } = await runUp(EMPTY, prog("foo", "foo"), { providers: providers(false) });
 
     // Change resA.A: only resA is replaced, create-before-delete.
@@ -120,7 +170,13 @@ describe("delete_before_replace_test.go", () => {
     expect(ops(run).sort()).toEqual(["delete-replaced resA", "replace resA", "same provA", "same resB"]);
     // The option asks for delete-before-replace: resB goes first and comes back.
     run = await runUp(run.state, prog("baz", "foo", true), { providers: providers(false) });
-    expect(ops(run)).toEqual(["same provA", "delete-replaced resB", "delete-replaced resA", "replace resA", "replace resB"]);
+    expect(ops(run)).toEqual([
+      "same provA",
+      "delete-replaced resB",
+      "delete-replaced resA",
+      "replace resA",
+      "replace resB",
+    ]);
     // resB's own change: only resB, create-before-delete.
     run = await runUp(run.state, prog("baz", "qux", true), { providers: providers(false) });
     expect(ops(run)).toEqual(["same provA", "same resA", "replace resB", "delete-replaced resB"]);
@@ -129,7 +185,13 @@ describe("delete_before_replace_test.go", () => {
     expect(ops(run).sort()).toEqual(["delete-replaced resA", "replace resA", "same provA", "same resB"]);
     // The provider's diff asks for it.
     run = await runUp(run.state, prog("foo", "qux"), { providers: providers(true) });
-    expect(ops(run)).toEqual(["same provA", "delete-replaced resB", "delete-replaced resA", "replace resA", "replace resB"]);
+    expect(ops(run)).toEqual([
+      "same provA",
+      "delete-replaced resB",
+      "delete-replaced resA",
+      "replace resA",
+      "replace resB",
+    ]);
     // deleteBeforeReplace: false beats the provider.
     run = await runUp(run.state, prog("bar", "qux", false), { providers: providers(true) });
     expect(ops(run).sort()).toEqual(["delete-replaced resA", "replace resA", "same provA", "same resB"]);
@@ -139,12 +201,20 @@ describe("delete_before_replace_test.go", () => {
 
   test("TestDependencyChangeDBR: a dependent that registered before the DBR resource (and no longer depends on it) is not deleted", async () => {
     const providers = pkgA(["A"], "whenReplacing");
-    const { state } = await runUp(EMPTY, program(
-      { name: "resA", inputs: { A: "foo" } },
-      { name: "resB", inputs: { A: "foo" }, dependencies: ["resA"], propertyDependencies: { A: ["resA"] } },
-    ), { providers });
+    const { state } = await runUp(
+      EMPTY,
+      program(
+        { name: "resA", inputs: { A: "foo" } },
+        { name: "resB", inputs: { A: "foo" }, dependencies: ["resA"], propertyDependencies: { A: ["resA"] } },
+      ),
+      { providers },
+    );
     // The new program registers resB first, without the dependency, then resA with a replacing change.
-    const run = await runUp(state, program({ name: "resB", inputs: { A: "foo" } }, { name: "resA", inputs: { A: "bar" } }), { providers });
+    const run = await runUp(
+      state,
+      program({ name: "resB", inputs: { A: "foo" } }, { name: "resA", inputs: { A: "bar" } }),
+      { providers },
+    );
     const resB = run.steps.filter((s) => s.name === "resB").map((s) => s.op);
     expect(resB).toEqual(["same"]);
     expect(ops(run)).toEqual(["same resB", "delete-replaced resA", "replace resA"]);
@@ -152,13 +222,22 @@ describe("delete_before_replace_test.go", () => {
 
   test("TestDBRProtect: a protected dependent stops the replacement chain; unprotected, it goes through", async () => {
     const providers = pkgA(["A"], "whenReplacing");
-    const prog = (a: string) => program(
-      { name: "resA", inputs: { A: a } },
-      { name: "resB", inputs: { A: "foo" }, dependencies: ["resA"], propertyDependencies: { A: ["resA"] }, protect: true },
-    );
+    const prog = (a: string) =>
+      program(
+        { name: "resA", inputs: { A: a } },
+        {
+          name: "resB",
+          inputs: { A: "foo" },
+          dependencies: ["resA"],
+          propertyDependencies: { A: ["resA"] },
+          protect: true,
+        },
+      );
     const { state } = await runUp(EMPTY, prog("foo"), { providers });
     const refused = await runUp(state, prog("bar"), { providers });
-    expect(refused.failed?.error.message).toContain('unable to replace resource "resB" as part of replacing "resA" as it is currently marked for protection.');
+    expect(refused.failed?.error.message).toContain(
+      'unable to replace resource "resB" as part of replacing "resA" as it is currently marked for protection.',
+    );
     expect(physical(refused)).toEqual(["replace resA"]); // the bailing registration; nothing was carried out
     expect(names(refused.state)).toEqual(["resA", "resB"]);
     expect(refused.state.get("resA")!.inputs).toEqual({ A: "foo" });
@@ -172,11 +251,22 @@ describe("delete_before_replace_test.go", () => {
 
   test("TestDBRReplaceOnChanges: a dependent whose replaceOnChanges property depends on the DBR resource is deleted first", async () => {
     // The Go provider always replaces resA (DBR) and never resB; here resA and resB have two types for that.
-    const providers = { ...pkgA(["value"], "whenReplacing", "pkgA:index:typA"), ...pkgA([], undefined, "pkgA:index:typB") };
-    const prog = (value: string) => program(
-      { name: "resA", type: "pkgA:index:typA", inputs: { value } },
-      { name: "resB", type: "pkgA:index:typB", inputs: { value }, dependencies: ["resA"], propertyDependencies: { value: ["resA"] }, replaceOnChanges: ["value"] },
-    );
+    const providers = {
+      ...pkgA(["value"], "whenReplacing", "pkgA:index:typA"),
+      ...pkgA([], undefined, "pkgA:index:typB"),
+    };
+    const prog = (value: string) =>
+      program(
+        { name: "resA", type: "pkgA:index:typA", inputs: { value } },
+        {
+          name: "resB",
+          type: "pkgA:index:typB",
+          inputs: { value },
+          dependencies: ["resA"],
+          propertyDependencies: { value: ["resA"] },
+          replaceOnChanges: ["value"],
+        },
+      );
     const { state } = await runUp(EMPTY, prog("foo"), { providers });
     const run = await runUp(state, prog("bar"), { providers });
     expect(run.failed).toBeUndefined();
@@ -184,32 +274,49 @@ describe("delete_before_replace_test.go", () => {
     expect(deleted).toEqual(["resB", "resA"]);
   });
 
-  test.each([["resA", "earliest"], ["resB", "reversed"]] as const)(
-    "TestDBRParallel (%s diffs first): unrelated re-registrations of a DBR pair each delete once, before their create", async (first, schedule) => {
+  test.each([
+    ["resA", "earliest"],
+    ["resB", "reversed"],
+  ] as const)(
+    "TestDBRParallel (%s diffs first): unrelated re-registrations of a DBR pair each delete once, before their create",
+    async (first, schedule) => {
       const providers = pkgA(["A"], "whenReplacing");
-      const { state } = await runUp(EMPTY, program(
-        { name: "resA", inputs: { A: "foo" } },
-        { name: "resB", inputs: { A: "foo" }, dependencies: ["resA"], propertyDependencies: { A: ["resA"] } },
-      ), { providers });
+      const { state } = await runUp(
+        EMPTY,
+        program(
+          { name: "resA", inputs: { A: "foo" } },
+          { name: "resB", inputs: { A: "foo" }, dependencies: ["resA"], propertyDependencies: { A: ["resA"] } },
+        ),
+        { providers },
+      );
       // Both registered at once, with no dependency between them.
-      const run = await runUp(state, program({ name: "resA", inputs: { A: "bar" } }, { name: "resB", inputs: { A: "bar" } }), { providers, schedule });
+      const run = await runUp(
+        state,
+        program({ name: "resA", inputs: { A: "bar" } }, { name: "resB", inputs: { A: "bar" } }),
+        { providers, schedule },
+      );
       expect(run.failed).toBeUndefined();
       expect(names(run.state)).toEqual(["resA", "resB"]);
       const o = ops(run);
       for (const r of ["resA", "resB"]) {
-        expect(o.filter((x) => x === `delete-replaced ${r}`), r).toHaveLength(1);
+        expect(
+          o.filter((x) => x === `delete-replaced ${r}`),
+          r,
+        ).toHaveLength(1);
         expect(o.indexOf(`delete-replaced ${r}`)).toBeLessThan(o.indexOf(`replace ${r}`));
       }
       // resA first: resB is its dependent and goes in resA's chain, before resA.
       if (first === "resA") expect(o.indexOf("delete-replaced resB")).toBeLessThan(o.indexOf("delete-replaced resA"));
-    });
+    },
+  );
 });
 
 describe("pending_replace_test.go", () => {
   const dbr = pkgA(["key"], "whenReplacing");
 
   test("TestPendingReplaceFailureDoesNotViolateSnapshotIntegrity: a failed DBR delete leaves nothing pending; the retry replaces", async () => {
-    const prog = (key: number, note: number) => program({ name: "resA", inputs: { key } }, { name: "resB", inputs: { note }, dependencies: ["resA"] });
+    const prog = (key: number, note: number) =>
+      program({ name: "resA", inputs: { key } }, { name: "resB", inputs: { note }, dependencies: ["resA"] });
     const { state } = await runUp(EMPTY, prog(1, 1), { providers: dbr });
     const interrupted = await runUp(state, prog(2, 2), { providers: dbr, execute: failing("delete-replaced", "resA") });
     expect(interrupted.failed?.error.message).toBe("interrupt replace");
@@ -225,7 +332,10 @@ describe("pending_replace_test.go", () => {
   /** Operations 1 and 2 of the resume tests: a DBR replacement interrupted by a failing create. */
   async function interruptedReplacement(): Promise<RunResult> {
     const { state } = await runUp(EMPTY, program({ name: "resA", inputs: { key: 1 } }), { providers: dbr });
-    const run = await runUp(state, program({ name: "resA", inputs: { key: 2 } }), { providers: dbr, execute: failing("replace", "resA") });
+    const run = await runUp(state, program({ name: "resA", inputs: { key: 2 } }), {
+      providers: dbr,
+      execute: failing("replace", "resA"),
+    });
     expect(run.failed?.error.message).toBe("interrupt replace");
     expect(ops(run)).toEqual(["delete-replaced resA", "replace resA"]);
     expect(run.state.get("resA")!.pendingReplacement).toBe(true);
@@ -244,7 +354,11 @@ describe("pending_replace_test.go", () => {
     const { state } = await interruptedReplacement();
     const read: string[] = [];
     const run = await runUp(state, program({ name: "resA", inputs: { key: 2 } }), {
-      providers: dbr, refresh: (e) => { read.push(e.name); return e; },
+      providers: dbr,
+      refresh: (e) => {
+        read.push(e.name);
+        return e;
+      },
     });
     expect(read).toEqual([]);
     expect(ops(run)).toEqual(["replace resA"]);
@@ -254,7 +368,12 @@ describe("pending_replace_test.go", () => {
   test("TestPendingReplaceResumeWithDeletedGoals: removed from the program, it leaves the state without a provider call", async () => {
     const { state } = await interruptedReplacement();
     const called: string[] = [];
-    const run = await runUp(state, [], { providers: dbr, execute: async (s) => { called.push(`${s.op} ${s.name}`); } });
+    const run = await runUp(state, [], {
+      providers: dbr,
+      execute: async (s) => {
+        called.push(`${s.op} ${s.name}`);
+      },
+    });
     expect(ops(run)).toEqual(["remove-pending-replace resA"]);
     expect(called).toEqual([]);
     expect(run.state.size).toBe(0);
@@ -263,7 +382,9 @@ describe("pending_replace_test.go", () => {
   test("TestPendingReplaceResumeWithUpdatedGoals: a diff that no longer replaces still completes the replacement", async () => {
     const { state } = await interruptedReplacement();
     // The provider now answers with a non-replacing diff (still asking for delete-before-replace).
-    const run = await runUp(state, program({ name: "resA", inputs: { key: 1, note: "changed" } }), { providers: pkgA([], "always") });
+    const run = await runUp(state, program({ name: "resA", inputs: { key: 1, note: "changed" } }), {
+      providers: pkgA([], "always"),
+    });
     expect(ops(run)).toEqual(["replace resA"]);
     expect(run.state.get("resA")!.pendingReplacement).toBeFalsy();
     expect(run.state.get("resA")!.inputs).toEqual({ key: 1, note: "changed" });
@@ -271,7 +392,8 @@ describe("pending_replace_test.go", () => {
 
   test("TestInteruptedPendingReplace: failing the resumed create again keeps it pending; the third try completes it", async () => {
     const providers = pkgA(["key"]);
-    const prog = (key: number) => program({ name: "resA", inputs: { key }, deleteBeforeReplace: true }, { name: "resB", dependencies: ["resA"] });
+    const prog = (key: number) =>
+      program({ name: "resA", inputs: { key }, deleteBeforeReplace: true }, { name: "resB", dependencies: ["resA"] });
     const { state } = await runUp(EMPTY, prog(1), { providers });
     const first = await runUp(state, prog(2), { providers, execute: failing("replace", "resA") });
     expect(first.failed?.error.message).toBe("interrupt replace");
@@ -296,15 +418,24 @@ describe("pending_delete_test.go", () => {
       { ...program({ name: "resA", inputs: { id: 0 } })[0], delete: true },
     ]);
     const run = await runUp(state, []);
-    expect(run.steps.map((s) => `${s.op} ${s.name} ${s.old?.inputs.id}`).sort()).toEqual(["delete resA 1", "delete-replaced resA 0"]);
+    expect(run.steps.map((s) => `${s.op} ${s.name} ${s.old?.inputs.id}`).sort()).toEqual([
+      "delete resA 1",
+      "delete-replaced resA 0",
+    ]);
     expect(run.state.size).toBe(0);
   });
 
   test("DeploymentExecutor_NoDeletesAfterFailure: a failed step leaves create-before-delete olds and undeclared resources for the next run", async () => {
     const providers = pkgA(["key"]);
     const { state } = await runUp(EMPTY, program({ name: "A", inputs: { key: 1 } }, { name: "B" }, { name: "C" }));
-    const next = program({ name: "A", inputs: { key: 2 } }, { name: "B", inputs: { changed: true }, dependencies: ["A"] });
-    const failed = await runUp(state, next, { providers, execute: failing("update", "B", () => new Error("B failed")) });
+    const next = program(
+      { name: "A", inputs: { key: 2 } },
+      { name: "B", inputs: { changed: true }, dependencies: ["A"] },
+    );
+    const failed = await runUp(state, next, {
+      providers,
+      execute: failing("update", "B", () => new Error("B failed")),
+    });
     expect(ops(failed)).toEqual(["replace A", "update B"]);
     expect([...failed.state.keys()].sort()).toEqual(["A", "A (pending delete)", "B", "C"]);
     expect(failed.state.get("A (pending delete)")!.delete).toBe(true);
@@ -319,7 +450,11 @@ describe("protect_test.go and pulumi_test.go TestProtect", () => {
   test("TestMultipleProtectedDeletes: every protected delete is refused, the run fails, both stay", async () => {
     const { state } = await runUp(EMPTY, program({ name: "resA", protect: true }, { name: "resB", protect: true }));
     const called: string[] = [];
-    const run = await runUp(state, [], { execute: async (s) => { called.push(s.name); } });
+    const run = await runUp(state, [], {
+      execute: async (s) => {
+        called.push(s.name);
+      },
+    });
     expect(ops(run).sort()).toEqual(["delete resA", "delete resB"]);
     expect(run.failed?.error.message).toMatch(/resource "res[AB]" cannot be deleted because it is protected/);
     expect(called).toEqual([]);
@@ -327,30 +462,41 @@ describe("protect_test.go and pulumi_test.go TestProtect", () => {
   });
 
   test("TestProtectedDeleteChainsWithDuplicateDeletedResources: a refused delete keeps what it depends on, not the old copy", async () => {
-    const prog = (key: number) => program({ name: "resA", inputs: { key } }, { name: "resB", protect: true, dependencies: ["resA"] });
+    const prog = (key: number) =>
+      program({ name: "resA", inputs: { key } }, { name: "resB", protect: true, dependencies: ["resA"] });
     const providers = pkgA(["key"]);
     const { state } = await runUp(EMPTY, prog(1), { providers });
     // Setup 2: replace A create-before-delete, and fail the deferred delete of the old A.
-    const setup = await runUp(state, prog(2), { providers, execute: failing("delete-replaced", "resA", () => new Error("delete error")) });
+    const setup = await runUp(state, prog(2), {
+      providers,
+      execute: failing("delete-replaced", "resA", () => new Error("delete error")),
+    });
     expect(setup.failed?.error.message).toBe("delete error");
     expect([...setup.state.keys()].sort()).toEqual(["resA", "resA (pending delete)", "resB"]);
 
     // Act: nothing is declared any more (the Go test runs a destroy).
     const run = await runUp(setup.state, [], { providers });
     expect(run.failed?.error.message).toContain('resource "resB" cannot be deleted');
-    expect(run.steps.map((s) => `${s.op} ${s.name}${s.old?.delete ? " (old copy)" : ""}`)).toEqual(["delete resB", "delete-replaced resA (old copy)"]);
+    expect(run.steps.map((s) => `${s.op} ${s.name}${s.old?.delete ? " (old copy)" : ""}`)).toEqual([
+      "delete resB",
+      "delete-replaced resA (old copy)",
+    ]);
     expect([...run.state.keys()].sort()).toEqual(["resA", "resB"]);
   });
 
   test("TestProtect: a protected resource is neither replaced nor deleted; unprotecting and replacing in one update works", async () => {
     const providers = pkgA(["foo"]);
     let deletes = 0;
-    const execute = async (s: Step) => { if (s.op.startsWith("delete")) deletes++; };
+    const execute = async (s: Step) => {
+      if (s.op.startsWith("delete")) deletes++;
+    };
     const prog = (foo: string, protect: boolean) => program({ name: "resA", inputs: { foo }, protect });
     let run = await runUp(EMPTY, prog("bar", true), { providers, execute });
 
     run = await runUp(run.state, prog("baz", true), { providers, execute });
-    expect(run.failed?.error.message).toContain('unable to replace resource "resA"\nas it is currently marked for protection');
+    expect(run.failed?.error.message).toContain(
+      'unable to replace resource "resA"\nas it is currently marked for protection',
+    );
     expect(run.state.get("resA")!.inputs.foo).toBe("bar");
     expect(deletes).toBe(0);
 
@@ -380,20 +526,34 @@ describe("protect_test.go and pulumi_test.go TestProtect", () => {
 
 describe("init errors (step_generator_test.go, continue_on_error_test.go)", () => {
   test("TestInitErrorsStep: an unchanged resource with init errors gets an empty update, which clears them", async () => {
-    const state = stateOf([{ ...program({ name: "resA" })[0], initErrors: ['errors should yield an empty update to "continue" awaiting initialization.'] }]);
+    const state = stateOf([
+      {
+        ...program({ name: "resA" })[0],
+        initErrors: ['errors should yield an empty update to "continue" awaiting initialization.'],
+      },
+    ]);
     const run = await runUp(state, program({ name: "resA" }));
-    expect(run.steps.map((s) => ({ op: s.op, changed: s.changed, initErrors: s.initErrors?.length }))).toEqual([{ op: "update", changed: [], initErrors: 1 }]);
+    expect(run.steps.map((s) => ({ op: s.op, changed: s.changed, initErrors: s.initErrors?.length }))).toEqual([
+      { op: "update", changed: [], initErrors: 1 },
+    ]);
     expect(run.state.get("resA")!.initErrors).toBeUndefined();
   });
 
-  test("TestApplyReplaceOnChangesEmptyDetailedDiff: replaceOnChanges \"*\" turns init errors into a replacement", async () => {
-    const state = stateOf([{ ...program({ name: "resA", replaceOnChanges: ["*"] })[0], initErrors: ["did not start"] }]);
+  test('TestApplyReplaceOnChangesEmptyDetailedDiff: replaceOnChanges "*" turns init errors into a replacement', async () => {
+    const state = stateOf([
+      { ...program({ name: "resA", replaceOnChanges: ["*"] })[0], initErrors: ["did not start"] },
+    ]);
     const run = await runUp(state, program({ name: "resA", replaceOnChanges: ["*"] }));
-    expect(run.steps.map((s) => `${s.op} ${s.name} ${s.replaceKeys}`)).toEqual(["replace resA #initerror", "delete-replaced resA undefined"]);
+    expect(run.steps.map((s) => `${s.op} ${s.name} ${s.replaceKeys}`)).toEqual([
+      "replace resA #initerror",
+      "delete-replaced resA undefined",
+    ]);
   });
 
   test("TestUpContinueOnErrorCreate: a failed create is not recorded; a create that failed part way is, with its errors", async () => {
-    const failed = await runUp(EMPTY, program({ name: "failing" }), { execute: failing("create", "failing", () => new Error("intentionally failed create")) });
+    const failed = await runUp(EMPTY, program({ name: "failing" }), {
+      execute: failing("create", "failing", () => new Error("intentionally failed create")),
+    });
     expect(failed.failed?.error.message).toBe("intentionally failed create");
     expect(failed.state.size).toBe(0);
 
@@ -408,10 +568,11 @@ describe("init errors (step_generator_test.go, continue_on_error_test.go)", () =
 
 describe("replace_with_test.go and replacement_trigger_test.go", () => {
   // The Node SDK adds replaceWith resources to the registration's dependencies (runtime/resource.js).
-  const prog = (foo: string) => program(
-    { name: "resA", inputs: { foo } },
-    { name: "resB", inputs: { fixed: "property" }, replaceWith: ["resA"], dependencies: ["resA"] },
-  );
+  const prog = (foo: string) =>
+    program(
+      { name: "resA", inputs: { foo } },
+      { name: "resB", inputs: { fixed: "property" }, replaceWith: ["resA"], dependencies: ["resA"] },
+    );
 
   test("TestReplaceWith: replacing A replaces B too (two creates, two deletes)", async () => {
     const providers = pkgA(["foo"]);
@@ -439,10 +600,14 @@ describe("replace_with_test.go and replacement_trigger_test.go", () => {
 });
 
 describe("the bridged Docker provider's answers (provider-facts.ts), not lifecycle tests", () => {
-  const container = (healthcheck: string, image = "img:1", opts: Partial<Declared> = {}) => program({
-    name: "api", type: CONTAINER, inputs: { name: "u-api", image, healthcheck: { tests: [healthcheck] }, mustRun: true },
-    replaceOnChanges: ["healthcheck"], ...opts,
-  });
+  const container = (healthcheck: string, image = "img:1", opts: Partial<Declared> = {}) =>
+    program({
+      name: "api",
+      type: CONTAINER,
+      inputs: { name: "u-api", image, healthcheck: { tests: [healthcheck] }, mustRun: true },
+      replaceOnChanges: ["healthcheck"],
+      ...opts,
+    });
 
   test("a replacement only replaceOnChanges asks for is create-before-delete: the fixed name collides and the run fails", async () => {
     const { state } = await runUp(EMPTY, container("curl a"));
@@ -467,9 +632,15 @@ describe("the bridged Docker provider's answers (provider-facts.ts), not lifecyc
   async function apiFailedToStart(): Promise<RunResult> {
     const { state } = await runUp(EMPTY, container("curl a"));
     const run = await runUp(state, container("curl a", "img:2"), {
-      execute: failing("replace", "api", () => new PartialCreate("creating urn:...::api: Unable to start container: port is already allocated")),
+      execute: failing(
+        "replace",
+        "api",
+        () => new PartialCreate("creating urn:...::api: Unable to start container: port is already allocated"),
+      ),
     });
-    expect(run.state.get("api")!.initErrors).toEqual(["creating urn:...::api: Unable to start container: port is already allocated"]);
+    expect(run.state.get("api")!.initErrors).toEqual([
+      "creating urn:...::api: Unable to start container: port is already allocated",
+    ]);
     expect(run.state.get("api")!.inputs.image).toBe("img:2");
     return run;
   }
@@ -485,14 +656,23 @@ describe("the bridged Docker provider's answers (provider-facts.ts), not lifecyc
 
   test("(a)+(d) `up --refresh` reads the stopped container as must_run=false, so the update starts it", async () => {
     const { state } = await apiFailedToStart();
-    const run = await runUp(state, container("curl a", "img:2"), { refresh: (e) => readDockerContainer(e, { exists: true, running: false }) });
+    const run = await runUp(state, container("curl a", "img:2"), {
+      refresh: (e) => readDockerContainer(e, { exists: true, running: false }),
+    });
     const [step] = run.steps;
     expect([step.op, step.changed, step.initErrors]).toEqual(["update", ["mustRun"], undefined]);
-    expect(dockerContainerUpdate(step.old!.inputs, step.new!.inputs, step.changed!)).toEqual({ starts: true, applied: [], recordedOnly: [] });
+    expect(dockerContainerUpdate(step.old!.inputs, step.new!.inputs, step.changed!)).toEqual({
+      starts: true,
+      applied: [],
+      recordedOnly: [],
+    });
   });
 
   test("(b) other updates apply restart and resource limits, and only record health checks", () => {
-    const effect = dockerContainerUpdate({ mustRun: true, restart: "no" }, { mustRun: true, restart: "always" }, ["restart", "healthcheck"]);
+    const effect = dockerContainerUpdate({ mustRun: true, restart: "no" }, { mustRun: true, restart: "always" }, [
+      "restart",
+      "healthcheck",
+    ]);
     expect(effect).toEqual({ starts: false, applied: ["restart"], recordedOnly: ["healthcheck"] });
   });
 });

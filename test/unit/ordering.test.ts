@@ -9,7 +9,15 @@ import type { RecordingMocks } from "./support/mocks";
 async function registeredWhileHeld(held: string): Promise<{ before: Set<string>; after: Set<string> }> {
   let mocks!: RecordingMocks;
   let release!: () => void;
-  const run = deploy({ version: "1.1.0" }, { before: (m) => { mocks = m; release = m.hold(held); } });
+  const run = deploy(
+    { version: "1.1.0" },
+    {
+      before: (m) => {
+        mocks = m;
+        release = m.hold(held);
+      },
+    },
+  );
   await new Promise((r) => setTimeout(r, 50));
   await mocks.idle(150);
   const before = new Set(mocks.registrations.map((r) => r.name));
@@ -24,9 +32,12 @@ const FOLLOWERS = ["u-beat", "u-worker-default-1", "u-processor", "u-poster"];
 describe("nothing that must wait registers before the step it waits for answers", () => {
   test("while the backup runs: images are pulled and the UDP server is kept, but the API and its followers wait", async () => {
     const { before, after } = await registeredWhileHeld("u-backup");
-    for (const r of ["u-image-app", "u-image-processor", "u-database", "u-backup", "u-udp-server"]) expect(before.has(r), r).toBe(true);
-    for (const r of ["u-schema-guard", "u-api", "u-migrate", "u-static", "u-verify", ...FOLLOWERS]) expect(before.has(r), r).toBe(false);
-    for (const r of ["u-schema-guard", "u-api", "u-migrate", "u-static", "u-verify", ...FOLLOWERS]) expect(after.has(r), r).toBe(true);
+    for (const r of ["u-image-app", "u-image-processor", "u-database", "u-backup", "u-udp-server"])
+      expect(before.has(r), r).toBe(true);
+    for (const r of ["u-schema-guard", "u-api", "u-migrate", "u-static", "u-verify", ...FOLLOWERS])
+      expect(before.has(r), r).toBe(false);
+    for (const r of ["u-schema-guard", "u-api", "u-migrate", "u-static", "u-verify", ...FOLLOWERS])
+      expect(after.has(r), r).toBe(true);
   });
 
   test("the backup waits for the new images and the database", async () => {

@@ -25,7 +25,9 @@ const bumped = (yaml: string) => yaml.replace("utilitarian:version: 1.0.0", "uti
 /** `npm run plan` of the checkout `root` (this one unless given); no PULUMI_BACKEND_URL unless `env` sets one. */
 function plan(args: string[], { root = ROOT, env = {} }: { root?: string; env?: NodeJS.ProcessEnv } = {}) {
   const r = spawnSync("node", [path.join(root, "dist/cli/plan.js"), "--stack", "dev", ...args], {
-    cwd: root, encoding: "utf8", env: { ...process.env, PGPASSWORD: "", PULUMI_BACKEND_URL: "", ...env },
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, PGPASSWORD: "", PULUMI_BACKEND_URL: "", ...env },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -51,16 +53,39 @@ function stateOf(version: string) {
     checkpoint: {
       stack: "organization/utilitarian/dev",
       latest: {
-        manifest: { time: "2026-12-07T00:55:18.109078254Z", magic: "9efda2e66c69194595f1be2c3587ab931ef188c15697bed0da0a960b45186d89", version: "v3.250.0" },
-        secrets_providers: { type: "passphrase", state: { salt: "v1:FM0AzldGALs=:v1:YXvCw8NoNZJY6amE:60Sq5iZo6e4mPDfyLz1GIHJDEuIS0Q==" } },
+        manifest: {
+          time: "2026-12-07T00:55:18.109078254Z",
+          magic: "9efda2e66c69194595f1be2c3587ab931ef188c15697bed0da0a960b45186d89",
+          version: "v3.250.0",
+        },
+        secrets_providers: {
+          type: "passphrase",
+          state: { salt: "v1:FM0AzldGALs=:v1:YXvCw8NoNZJY6amE:60Sq5iZo6e4mPDfyLz1GIHJDEuIS0Q==" },
+        },
         resources: [
-          { urn: "urn:pulumi:dev::utilitarian::pulumi:pulumi:Stack::utilitarian-dev", custom: false, type: "pulumi:pulumi:Stack", outputs: { apiUrl: "http://127.0.0.1:8000" } },
-          { urn: component, custom: false, type: "utilitarian:index:UtilitarianDeployment", outputs: { version }, parent: "urn:pulumi:dev::utilitarian::pulumi:pulumi:Stack::utilitarian-dev" },
+          {
+            urn: "urn:pulumi:dev::utilitarian::pulumi:pulumi:Stack::utilitarian-dev",
+            custom: false,
+            type: "pulumi:pulumi:Stack",
+            outputs: { apiUrl: "http://127.0.0.1:8000" },
+          },
+          {
+            urn: component,
+            custom: false,
+            type: "utilitarian:index:UtilitarianDeployment",
+            outputs: { version },
+            parent: "urn:pulumi:dev::utilitarian::pulumi:pulumi:Stack::utilitarian-dev",
+          },
           {
             urn: "urn:pulumi:dev::utilitarian::utilitarian:index:UtilitarianDeployment$pulumi-nodejs:dynamic/utilitarian-schema-guard:Resource::utilitarian-dev-schema-guard",
-            custom: true, id: "schema-guard", type: "pulumi-nodejs:dynamic/utilitarian-schema-guard:Resource",
-            inputs: { __provider: "exports.handler = __f0;", version }, outputs: { __provider: "exports.handler = __f0;", previousVersion: "none", version },
-            parent: component, provider: "urn:pulumi:dev::utilitarian::pulumi:providers:pulumi-nodejs::default::8fe910c7-2732-4e27-9c87-b112f27d666f",
+            custom: true,
+            id: "schema-guard",
+            type: "pulumi-nodejs:dynamic/utilitarian-schema-guard:Resource",
+            inputs: { __provider: "exports.handler = __f0;", version },
+            outputs: { __provider: "exports.handler = __f0;", previousVersion: "none", version },
+            parent: component,
+            provider:
+              "urn:pulumi:dev::utilitarian::pulumi:providers:pulumi-nodejs::default::8fe910c7-2732-4e27-9c87-b112f27d666f",
           },
         ],
         metadata: {},
@@ -77,7 +102,10 @@ function writeState(dir: string, version: string, file: "dev.json" | "dev.json.g
   fs.writeFileSync(path.join(stacks, file), file.endsWith(".gz") ? zlib.gzipSync(json) : json);
 }
 
-const stagesOf = (text: string) => [...text.matchAll(/^(\d+)\. (.*?)(?: \[runbook ([\d, ]+)\])?$/gm)].map((m) => `${m[1]}. ${m[2]}${m[3] ? ` [${m[3]}]` : ""}`);
+const stagesOf = (text: string) =>
+  [...text.matchAll(/^(\d+)\. (.*?)(?: \[runbook ([\d, ]+)\])?$/gm)].map(
+    (m) => `${m[1]}. ${m[2]}${m[3] ? ` [${m[3]}]` : ""}`,
+  );
 
 beforeAll(() => {
   execFileSync("npm", ["run", "-s", "build"], { cwd: ROOT, stdio: "pipe" });
@@ -85,7 +113,12 @@ beforeAll(() => {
 
 describe("npm run plan", () => {
   test("dev stack bumped to 1.1.0: numbered stages in the runbook's order, what stops and starts, what keeps running", () => {
-    const r = plan(["--from", "1.0.0", "--stacks-dir", stacksWith((y) => y.replace("utilitarian:version: 1.0.0", "utilitarian:version: 1.1.0"))]);
+    const r = plan([
+      "--from",
+      "1.0.0",
+      "--stacks-dir",
+      stacksWith((y) => y.replace("utilitarian:version: 1.0.0", "utilitarian:version: 1.1.0")),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Maintenance: Utilitarian 1\.0\.0 -> 1\.1\.0/);
     expect(stagesOf(r.stdout)).toEqual([
@@ -101,7 +134,9 @@ describe("npm run plan", () => {
     expect(r.stdout).toContain("pull utilitarian-standin/utilitarian:1.1.0");
     expect(r.stdout).toContain("./backups/dev/utilitarian-<UTC>-1.0.0-to-1.1.0.dump");
     expect(r.stdout).toContain("stop utilitarian-dev-processor, utilitarian-dev-poster (they call the API)");
-    expect(r.stdout).toMatch(/Keeps running throughout.*\n\s+utilitarian-dev-udp-server, utilitarian-dev-postgres, utilitarian-dev-rabbitmq/);
+    expect(r.stdout).toMatch(
+      /Keeps running throughout.*\n\s+utilitarian-dev-udp-server, utilitarian-dev-postgres, utilitarian-dev-rabbitmq/,
+    );
     expect(r.stdout).toMatch(/ 7\. Run migrations \(manage\.py migrate\): stage 5/);
     // No database answers here: the estimate says so rather than guessing.
     expect(r.stdout).toContain("size not estimated: the database at 127.0.0.1:15432 did not answer");
@@ -110,9 +145,20 @@ describe("npm run plan", () => {
   });
 
   test("--markdown gives the same stages for a change ticket", () => {
-    const r = plan(["--from", "1.0.0", "--markdown", "--stacks-dir", stacksWith((y) => y.replace("utilitarian:version: 1.0.0", "utilitarian:version: 1.1.0"))]);
+    const r = plan([
+      "--from",
+      "1.0.0",
+      "--markdown",
+      "--stacks-dir",
+      stacksWith((y) => y.replace("utilitarian:version: 1.0.0", "utilitarian:version: 1.1.0")),
+    ]);
     expect(r.code).toBe(0);
-    expect(r.stdout.split("\n").filter((l) => l.startsWith("## ")).slice(0, 3)).toEqual([
+    expect(
+      r.stdout
+        .split("\n")
+        .filter((l) => l.startsWith("## "))
+        .slice(0, 3),
+    ).toEqual([
       "## 1. Pull the new images while everything runs [runbook 4]",
       "## 2. Verified backup, before anything stops [runbook 1]",
       "## 3. Stop the services that depend on the API, then the API [runbook 2, 3]",
@@ -122,7 +168,14 @@ describe("npm run plan", () => {
   test("a rollback restores the verified backup between the stop and the older API", () => {
     const backups = fs.mkdtempSync(path.join(os.tmpdir(), "plan-cli-backups-"));
     writeBackup(backups, { stamp: "20261101T020304Z", from: "1.0.0", to: "1.1.0" });
-    const r = plan(["--from", "1.1.0", "--stacks-dir", stacksWith((y) => `${y.replace("    dir: ./backups/dev", `    dir: ${backups}`)}  utilitarian:restoreFrom: latest\n`)]);
+    const r = plan([
+      "--from",
+      "1.1.0",
+      "--stacks-dir",
+      stacksWith(
+        (y) => `${y.replace("    dir: ./backups/dev", `    dir: ${backups}`)}  utilitarian:restoreFrom: latest\n`,
+      ),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(stagesOf(r.stdout).slice(1, 4)).toEqual([
       "2. Verified backup, before anything stops [1]",
@@ -140,15 +193,26 @@ describe("npm run plan", () => {
   });
 
   test("bad config gets the loader's messages, naming the key and the fix", () => {
-    const r = plan(["--from", "1.0.0", "--stacks-dir", stacksWith((y) => y.replace("    port: 8000", "    port: 80000"))]);
+    const r = plan([
+      "--from",
+      "1.0.0",
+      "--stacks-dir",
+      stacksWith((y) => y.replace("    port: 8000", "    port: 80000")),
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("The stack configuration has 1 problem; nothing was changed");
     expect(r.stderr).toContain("utilitarian:api.port");
   });
 
   test("a secret map set entry by entry (`config set --secret --path`, as scripts/dev-up.sh does) counts as set; its names are still checked", () => {
-    const secretEnv = (names: string[]) => `  utilitarian:apiSecretEnv:\n${names.map((n) => `    ${n}:\n      secure: v1:veFBQKDY6wZ9p28v:Fx04lMg1T6i4neO1\n`).join("")}`;
-    const r = plan(["--from", "1.0.0", "--stacks-dir", stacksWith((y) => bumped(y) + secretEnv(["STANDIN_ACCEPTED_TOKEN", "JWT_SIGNING_KEY"]))]);
+    const secretEnv = (names: string[]) =>
+      `  utilitarian:apiSecretEnv:\n${names.map((n) => `    ${n}:\n      secure: v1:veFBQKDY6wZ9p28v:Fx04lMg1T6i4neO1\n`).join("")}`;
+    const r = plan([
+      "--from",
+      "1.0.0",
+      "--stacks-dir",
+      stacksWith((y) => bumped(y) + secretEnv(["STANDIN_ACCEPTED_TOKEN", "JWT_SIGNING_KEY"])),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Maintenance: Utilitarian 1\.0\.0 -> 1\.1\.0/);
     expect(r.stderr).not.toContain("apiSecretEnv");
@@ -159,10 +223,13 @@ describe("npm run plan", () => {
   });
 
   test("a secret map with one plain entry is refused as plain text, without its value", () => {
-    const mixed = "  utilitarian:apiSecretEnv:\n    STANDIN_ACCEPTED_TOKEN:\n      secure: v1:veFBQKDY6wZ9p28v:Fx04lMg1T6i4neO1\n    JWT_SIGNING_KEY: in-the-clear\n";
+    const mixed =
+      "  utilitarian:apiSecretEnv:\n    STANDIN_ACCEPTED_TOKEN:\n      secure: v1:veFBQKDY6wZ9p28v:Fx04lMg1T6i4neO1\n    JWT_SIGNING_KEY: in-the-clear\n";
     const r = plan(["--from", "1.0.0", "--stacks-dir", stacksWith((y) => bumped(y) + mixed)]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("`utilitarian:apiSecretEnv` is stored in plain text; set it again with `pulumi config set --secret");
+    expect(r.stderr).toContain(
+      "`utilitarian:apiSecretEnv` is stored in plain text; set it again with `pulumi config set --secret",
+    );
     expect(r.stderr).not.toContain("must be a map");
     expect(r.stderr + r.stdout).not.toContain("in-the-clear");
   });
@@ -197,11 +264,16 @@ describe("npm run plan", () => {
     // A backend that is not a directory here: only the Pulumi CLI reads it, and the note says how to name the version.
     const remote = plan(["--stacks-dir", stacks], { root, env: { PULUMI_BACKEND_URL: "s3://state-bucket" } });
     expect(remote.stdout).toMatch(/^Maintenance: Utilitarian <the running version> -> 1\.1\.0/);
-    expect(remote.stderr).toContain("note: the running version is read only from a file backend (PULUMI_BACKEND_URL names another); `--from <version>` names it");
+    expect(remote.stderr).toContain(
+      "note: the running version is read only from a file backend (PULUMI_BACKEND_URL names another); `--from <version>` names it",
+    );
   });
 
   test("an unknown stack is a usage error that lists the stack files", () => {
-    const r = spawnSync("node", [path.join(ROOT, "dist/cli/plan.js"), "--stack", "nope"], { cwd: ROOT, encoding: "utf8" });
+    const r = spawnSync("node", [path.join(ROOT, "dist/cli/plan.js"), "--stack", "nope"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/no stack file .*Pulumi\.nope\.yaml; stack files there: .*Pulumi\.dev\.yaml/);
   });

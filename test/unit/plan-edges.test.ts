@@ -15,12 +15,20 @@ describe("the component builds exactly the plan's edges", () => {
     ["writers left running during the backup", { backup: { stopWriters: false } }],
     // In the host's network the UDP server takes no input from the private network.
     ["the UDP server in the host's network", { udpServer: { version: "1.0.0", network: "host" } }],
-    ["external database and RabbitMQ, an independent poster", {
-      database: { mode: "external", host: "db.example.net" }, rabbitmq: { mode: "external" }, poster: { version: "1.0.0", dependsOnApi: false },
-    }],
+    [
+      "external database and RabbitMQ, an independent poster",
+      {
+        database: { mode: "external", host: "db.example.net" },
+        rabbitmq: { mode: "external" },
+        poster: { version: "1.0.0", dependsOnApi: false },
+      },
+    ],
   ] as const) {
     test(title, async () => {
-      const secrets: Record<string, string> = { ...SECRET_VALUES, ...("rabbitmq" in values ? { rabbitmqUrl: "amqp://u:p@mq.example.net:5672//" } : {}) };
+      const secrets: Record<string, string> = {
+        ...SECRET_VALUES,
+        ...("rabbitmq" in values ? { rabbitmqUrl: "amqp://u:p@mq.example.net:5672//" } : {}),
+      };
       const { mocks, deployment } = await deploy(values, { secrets });
       expect(planEdgeDifferences(deployment.plan, mocks.registrations, "u")).toEqual([]);
     });
@@ -29,10 +37,18 @@ describe("the component builds exactly the plan's edges", () => {
   test("an edge the plan does not declare is found (the check can fail)", async () => {
     const { mocks, deployment } = await deploy({ version: "1.1.0" });
     const migrate = mocks.get("u-migrate");
-    const tampered = mocks.registrations.map((r) => r === migrate ? { ...r, dependencies: [...r.dependencies, "u-udp-server"] } : r);
-    expect(planEdgeDifferences(deployment.plan, tampered, "u")).toEqual(["migrate waits for udp-server, which the plan does not say"]);
+    const tampered = mocks.registrations.map((r) =>
+      r === migrate ? { ...r, dependencies: [...r.dependencies, "u-udp-server"] } : r,
+    );
+    expect(planEdgeDifferences(deployment.plan, tampered, "u")).toEqual([
+      "migrate waits for udp-server, which the plan does not say",
+    ]);
     const api = mocks.get("u-api");
-    const untied = mocks.registrations.map((r) => r === api ? { ...r, dependencies: r.dependencies.filter((d) => d !== "u-schema-guard") } : r);
-    expect(planEdgeDifferences(deployment.plan, untied, "u")).toEqual(["api: the plan says it waits for schema-guard, but it did not"]);
+    const untied = mocks.registrations.map((r) =>
+      r === api ? { ...r, dependencies: r.dependencies.filter((d) => d !== "u-schema-guard") } : r,
+    );
+    expect(planEdgeDifferences(deployment.plan, untied, "u")).toEqual([
+      "api: the plan says it waits for schema-guard, but it did not",
+    ]);
   });
 });

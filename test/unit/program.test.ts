@@ -8,7 +8,10 @@ import { promiseOf, RecordingMocks } from "./support/mocks";
 async function runProgram(values: Record<string, unknown>, secretKeys = Object.keys(SECRET_VALUES)) {
   const mocks = new RecordingMocks();
   await pulumi.runtime.setMocks(mocks, "utilitarian", "dev", true);
-  pulumi.runtime.setAllConfig(rawConfig(values), secretKeys.map((k) => `utilitarian:${k}`));
+  pulumi.runtime.setAllConfig(
+    rawConfig(values),
+    secretKeys.map((k) => `utilitarian:${k}`),
+  );
   vi.resetModules();
   const program = import("../../index");
   return { mocks, program };
@@ -21,7 +24,10 @@ describe("index.ts: stack config in, deployment out", () => {
     const { mocks, program } = await runProgram({ ...EDGE_VERSIONS, version: "1.0.0" });
     const exports = await program;
     await mocks.idle();
-    expect(await promiseOf(exports.containers)).toMatchObject({ api: "utilitarian-dev-api", "udp-server": "utilitarian-dev-udp-server" });
+    expect(await promiseOf(exports.containers)).toMatchObject({
+      api: "utilitarian-dev-api",
+      "udp-server": "utilitarian-dev-udp-server",
+    });
     expect(mocks.get("utilitarian-dev-network").inputs.name).toBe("utilitarian-dev-net");
   });
 
@@ -52,7 +58,10 @@ describe("index.ts: stack config in, deployment out", () => {
   });
 
   test("a secret stored in plain text is refused before anything is created", async () => {
-    const { mocks, program } = await runProgram({ ...EDGE_VERSIONS, version: "1.0.0" }, Object.keys(SECRET_VALUES).filter((k) => k !== "databasePassword"));
+    const { mocks, program } = await runProgram(
+      { ...EDGE_VERSIONS, version: "1.0.0" },
+      Object.keys(SECRET_VALUES).filter((k) => k !== "databasePassword"),
+    );
     await expect(program).rejects.toThrow("`utilitarian:databasePassword` is stored in plain text");
     expect(mocks.registrations).toEqual([]);
   });

@@ -5,7 +5,11 @@ import { SECRET_VALUES } from "./support/fixtures";
 import { promiseOf } from "./support/mocks";
 import { deploy } from "./support/program";
 
-const ALL_SECRETS = { ...SECRET_VALUES, registryPassword: "registry-pass-K8j$w1", apiSecretEnv: JSON.stringify({ JWT_SIGNING_KEY: "jwt-key-R5t@u7" }) };
+const ALL_SECRETS = {
+  ...SECRET_VALUES,
+  registryPassword: "registry-pass-K8j$w1",
+  apiSecretEnv: JSON.stringify({ JWT_SIGNING_KEY: "jwt-key-R5t@u7" }),
+};
 const SECRET_STRINGS = [...Object.values(SECRET_VALUES), "registry-pass-K8j$w1", "jwt-key-R5t@u7"];
 // Values also appear URL-encoded inside DATABASE_URL and AMQP_CONNECTION_STRING.
 const NEEDLES = [...new Set(SECRET_STRINGS.flatMap((s) => [s, encodeURIComponent(s)]))];
@@ -28,7 +32,8 @@ describe("secrets reach containers and scripts only as secret environment values
     expect(leaks).toEqual([]);
     // The search would find them: they are there, wrapped.
     const wrapped = JSON.stringify(mocks.registrations.map((r) => r.inputs));
-    for (const s of ["jwt-key-R5t@u7", SECRET_VALUES.edgeAuthToken, SECRET_VALUES.databaseAdminPassword]) expect(wrapped).toContain(s);
+    for (const s of ["jwt-key-R5t@u7", SECRET_VALUES.edgeAuthToken, SECRET_VALUES.databaseAdminPassword])
+      expect(wrapped).toContain(s);
   });
 
   test("command text never contains a secret, and the scripts get them through the environment", async () => {
@@ -48,7 +53,9 @@ describe("secrets reach containers and scripts only as secret environment values
 
   test("the component's outputs hold no secret", async () => {
     const { deployment } = await deploy({}, { secrets: ALL_SECRETS });
-    const outputs = await promiseOf(pulumi.all([deployment.apiUrl, deployment.version, deployment.lastBackup, deployment.containers]));
+    const outputs = await promiseOf(
+      pulumi.all([deployment.apiUrl, deployment.version, deployment.lastBackup, deployment.containers]),
+    );
     const text = JSON.stringify(outputs);
     expect(text).toContain("u-api");
     for (const n of NEEDLES) expect(text).not.toContain(n);

@@ -8,7 +8,10 @@ import { SECRET_VALUES } from "./support/fixtures";
 const STACKS = path.resolve(__dirname, "../../stacks");
 
 /** A stack file's config as the Pulumi CLI hands it to the program: structured values as JSON. */
-function stackConfig(file: string, secrets: Record<string, string>): { raw: Record<string, string>; secretKeys: Set<string> } {
+function stackConfig(
+  file: string,
+  secrets: Record<string, string>,
+): { raw: Record<string, string>; secretKeys: Set<string> } {
   const doc = load(fs.readFileSync(path.join(STACKS, file), "utf8")) as { config: Record<string, unknown> };
   const raw: Record<string, string> = {};
   for (const [k, v] of Object.entries(doc.config)) raw[k] = typeof v === "string" ? v : JSON.stringify(v);
@@ -28,12 +31,27 @@ describe("the committed stack files", () => {
 
   test("production example: external database, remote Docker host over ssh, no secret values in the file", () => {
     const { rabbitmqPassword: _unused, ...rest } = SECRET_VALUES;
-    const { raw, secretKeys } = stackConfig("Pulumi.production.example.yaml", { ...rest, rabbitmqPassword: "x", registryPassword: "y" });
+    const { raw, secretKeys } = stackConfig("Pulumi.production.example.yaml", {
+      ...rest,
+      rabbitmqPassword: "x",
+      registryPassword: "y",
+    });
     const { settings } = loadConfig(raw, secretKeys);
     expect(settings.dockerHost).toBe("ssh://deploy@app1.example.net");
-    expect(settings.database).toMatchObject({ mode: "external", host: "db1.example.net", operatorHost: "127.0.0.1", superuser: false });
-    expect(settings.workers.map((w) => [w.name, w.count])).toEqual([["default", 2], ["amr", 3], ["commits", 2]]);
+    expect(settings.database).toMatchObject({
+      mode: "external",
+      host: "db1.example.net",
+      operatorHost: "127.0.0.1",
+      superuser: false,
+    });
+    expect(settings.workers.map((w) => [w.name, w.count])).toEqual([
+      ["default", 2],
+      ["amr", 3],
+      ["commits", 2],
+    ]);
     const text = fs.readFileSync(path.join(STACKS, "Pulumi.production.example.yaml"), "utf8");
-    expect(text).not.toMatch(/secure:|^\s*utilitarian:(secretKey|databasePassword|databaseAdminPassword|rabbitmqPassword|edgeAuthToken|registryPassword):/m);
+    expect(text).not.toMatch(
+      /secure:|^\s*utilitarian:(secretKey|databasePassword|databaseAdminPassword|rabbitmqPassword|edgeAuthToken|registryPassword):/m,
+    );
   });
 });

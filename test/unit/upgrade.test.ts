@@ -28,12 +28,19 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     const steps = actions(await stepsBetween({ version: "1.0.0" }, { version: "1.1.0" }));
     // (1) new image pulled, then the verified backup, before anything stops
     expect(at(steps, "replace u-image-app")).toBeLessThan(at(steps, "replace u-backup"));
-    const firstStop = Math.min(...steps.map((s, i) => (s.op.startsWith("delete") && s.type.endsWith("Container") ? i : Infinity)));
+    const firstStop = Math.min(
+      ...steps.map((s, i) => (s.op.startsWith("delete") && s.type.endsWith("Container") ? i : Infinity)),
+    );
     expect(at(steps, "replace u-backup")).toBeLessThan(firstStop);
     // (2) followers stopped, (3) the API last
-    for (const f of FOLLOWERS) expect(at(steps, `delete-replaced ${f}`)).toBeLessThan(at(steps, "delete-replaced u-api"));
-    expect(steps.filter((s) => s.op === "delete-replaced" && s.because === "u-api" && s.type.endsWith("Container")).map((s) => s.name).sort())
-      .toEqual([...FOLLOWERS].sort());
+    for (const f of FOLLOWERS)
+      expect(at(steps, `delete-replaced ${f}`)).toBeLessThan(at(steps, "delete-replaced u-api"));
+    expect(
+      steps
+        .filter((s) => s.op === "delete-replaced" && s.because === "u-api" && s.type.endsWith("Container"))
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual([...FOLLOWERS].sort());
     // (4) only the new API, (5) migrate, (6) collectstatic + compress
     expect(at(steps, "delete-replaced u-api")).toBeLessThan(at(steps, "replace u-api"));
     expect(at(steps, "replace u-api")).toBeLessThan(at(steps, "replace u-migrate"));
@@ -48,7 +55,16 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
   test("the UDP server, PostgreSQL, RabbitMQ, the database and the volumes are not touched by an API upgrade", async () => {
     const steps = actions(await stepsBetween({ version: "1.0.0" }, { version: "1.1.0" }));
     const touched = new Set(steps.map((s) => s.name));
-    for (const untouched of ["u-udp-server", "u-postgres", "u-rabbitmq", "u-database", "u-role", "u-postgres-data", "u-rabbitmq-data", "u-network"]) {
+    for (const untouched of [
+      "u-udp-server",
+      "u-postgres",
+      "u-rabbitmq",
+      "u-database",
+      "u-role",
+      "u-postgres-data",
+      "u-rabbitmq-data",
+      "u-network",
+    ]) {
       expect(touched.has(untouched), untouched).toBe(false);
     }
   });
@@ -56,7 +72,10 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
   test("each maintenance step runs exactly once per version", async () => {
     const steps = actions(await stepsBetween({ version: "1.0.0" }, { version: "1.1.0" }));
     for (const step of ["u-backup", "u-migrate", "u-static"]) {
-      expect(steps.filter((s) => s.name === step && (s.op === "replace" || s.op === "create")), step).toHaveLength(1);
+      expect(
+        steps.filter((s) => s.name === step && (s.op === "replace" || s.op === "create")),
+        step,
+      ).toHaveLength(1);
     }
   });
 
@@ -65,7 +84,9 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
   });
 
   test("only an edge service's version changed: only that service is replaced, no backup or migration", async () => {
-    const steps = actions(await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", processor: { version: "1.1.0" } }));
+    const steps = actions(
+      await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", processor: { version: "1.1.0" } }),
+    );
     // verify's triggers hold the container IDs, so the engine drops it first (it has no delete
     // command: nothing runs) and runs it again after the new container started.
     expect(entries(steps)).toEqual([
@@ -80,26 +101,51 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
   });
 
   test("the UDP server's own upgrade touches nothing else", async () => {
-    const steps = actions(await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", udpServer: { version: "1.1.0" } }));
-    expect(steps.filter((s) => s.type.endsWith("Container")).map((s) => s.name)).toEqual(["u-udp-server", "u-udp-server"]);
+    const steps = actions(
+      await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", udpServer: { version: "1.1.0" } }),
+    );
+    expect(steps.filter((s) => s.type.endsWith("Container")).map((s) => s.name)).toEqual([
+      "u-udp-server",
+      "u-udp-server",
+    ]);
     expect(steps.some((s) => ["u-backup", "u-migrate", "u-api"].includes(s.name))).toBe(false);
   });
 
   test("switching the UDP server to the host's network replaces it and RabbitMQ (now published on loopback), nothing else; the broker's data volume stays", async () => {
-    const steps = actions(await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", udpServer: { version: "1.0.0", network: "host" } }));
-    expect(steps.filter((s) => s.type.endsWith("Container")).map((s) => `${s.op} ${s.name}`).sort()).toEqual(
-      ["delete-replaced u-rabbitmq", "delete-replaced u-udp-server", "replace u-rabbitmq", "replace u-udp-server"]);
+    const steps = actions(
+      await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", udpServer: { version: "1.0.0", network: "host" } }),
+    );
+    expect(
+      steps
+        .filter((s) => s.type.endsWith("Container"))
+        .map((s) => `${s.op} ${s.name}`)
+        .sort(),
+    ).toEqual([
+      "delete-replaced u-rabbitmq",
+      "delete-replaced u-udp-server",
+      "replace u-rabbitmq",
+      "replace u-udp-server",
+    ]);
     expect(steps.some((s) => ["u-backup", "u-migrate", "u-api", "u-rabbitmq-data"].includes(s.name))).toBe(false);
     // And back: the same two, with the network edge again.
-    const back = actions(await stepsBetween({ version: "1.1.0", udpServer: { version: "1.0.0", network: "host" } }, { version: "1.1.0" }));
-    expect(back.filter((s) => s.type.endsWith("Container")).map((s) => s.name).sort()).toEqual(["u-rabbitmq", "u-rabbitmq", "u-udp-server", "u-udp-server"]);
+    const back = actions(
+      await stepsBetween({ version: "1.1.0", udpServer: { version: "1.0.0", network: "host" } }, { version: "1.1.0" }),
+    );
+    expect(
+      back
+        .filter((s) => s.type.endsWith("Container"))
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(["u-rabbitmq", "u-rabbitmq", "u-udp-server", "u-udp-server"]);
   });
 
   test("only worker settings changed: only the workers are replaced", async () => {
-    const steps = actions(await stepsBetween(
-      { version: "1.1.0", workers: [{ name: "default", count: 2 }] },
-      { version: "1.1.0", workers: [{ name: "default", count: 2, concurrency: 8 }] },
-    ));
+    const steps = actions(
+      await stepsBetween(
+        { version: "1.1.0", workers: [{ name: "default", count: 2 }] },
+        { version: "1.1.0", workers: [{ name: "default", count: 2, concurrency: 8 }] },
+      ),
+    );
     // Both workers register at once and their chains run side by side; verify (its triggers hold the
     // workers' IDs) is deleted in the chain of the worker that registered first and runs again last.
     expect(entries(steps).sort()).toEqual([
@@ -110,16 +156,20 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
       "replace u-worker-default-1",
       "replace u-worker-default-2",
     ]);
-    for (const w of ["u-worker-default-1", "u-worker-default-2"]) expect(at(steps, `delete-replaced ${w}`)).toBeLessThan(at(steps, `replace ${w}`));
+    for (const w of ["u-worker-default-1", "u-worker-default-2"])
+      expect(at(steps, `delete-replaced ${w}`)).toBeLessThan(at(steps, `replace ${w}`));
     expect(at(steps, "delete-replaced u-verify")).toBeLessThan(at(steps, "delete-replaced u-worker-default-1"));
     expect(at(steps, "replace u-verify")).toBe(steps.length - 1);
   });
 
   test("only API settings changed: the API and its followers are replaced and get static files again; no backup, no migration", async () => {
-    const steps = actions(await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", api: { env: { UTILITARIAN_LOGLEVEL: "debug" } } }));
+    const steps = actions(
+      await stepsBetween({ version: "1.1.0" }, { version: "1.1.0", api: { env: { UTILITARIAN_LOGLEVEL: "debug" } } }),
+    );
     const names = new Set(steps.map((s) => s.name));
     for (const n of ["u-api", "u-static", "u-verify", ...FOLLOWERS]) expect(names.has(n), n).toBe(true);
-    for (const n of ["u-backup", "u-migrate", "u-udp-server", "u-postgres", "u-image-app"]) expect(names.has(n), n).toBe(false);
+    for (const n of ["u-backup", "u-migrate", "u-udp-server", "u-postgres", "u-image-app"])
+      expect(names.has(n), n).toBe(false);
     expect(at(steps, "replace u-api")).toBeLessThan(ran(steps, "u-static"));
     for (const f of FOLLOWERS) expect(at(steps, `replace ${f}`)).toBeGreaterThan(ran(steps, "u-static"));
   });
@@ -133,7 +183,8 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     expect(api(declared).deleteBeforeReplace).toBe(true);
     expect(at(declared, "delete-replaced u-api")).toBeLessThan(at(declared, "replace u-api"));
     // The bridged provider asks for delete-before-replace only for its own replace keys (not replaceOnChanges).
-    const withoutOption = (rs: typeof next.mocks.registrations) => rs.map((r) => ({ ...r, deleteBeforeReplace: undefined }));
+    const withoutOption = (rs: typeof next.mocks.registrations) =>
+      rs.map((r) => ({ ...r, deleteBeforeReplace: undefined }));
     const bare = planSteps(withoutOption(old.mocks.registrations), withoutOption(next.mocks.registrations));
     expect(api(bare).deleteBeforeReplace).toBe(false);
     expect(api(bare).fixedNameConflict).toContain("create-before-delete of a fixed-name container");
@@ -144,7 +195,9 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     const next = await deploy({ version: "1.2.0" });
     // Carry the upgrade out in the model until migrate fails: what finished is in the state.
     const failing = await runUp(stateOf(old.mocks.registrations), next.mocks.registrations, {
-      execute: async (step) => { if (step.name === "u-migrate") throw new Error("migration 0004 failed"); },
+      execute: async (step) => {
+        if (step.name === "u-migrate") throw new Error("migration 0004 failed");
+      },
     });
     expect(failing.failed?.step.name).toBe("u-migrate");
     // The followers were deleted ahead of the API: they stay in the state, pending their replacement.
@@ -154,7 +207,9 @@ describe("one `pulumi up`, stepped as the engine orders it (model: test/support/
     const steps = actions(planSteps(failing.state, next.mocks.registrations));
     expect(steps.some((s) => ["u-backup", "u-api"].includes(s.name) && s.op !== "delete-replaced")).toBe(false);
     // Only the old backup copy the failed run left for deletion goes (a Command without a delete: nothing runs).
-    expect(steps.filter((s) => s.name === "u-backup").map((s) => `${s.op} ${s.old?.delete}`)).toEqual(["delete-replaced true"]);
+    expect(steps.filter((s) => s.name === "u-backup").map((s) => `${s.op} ${s.old?.delete}`)).toEqual([
+      "delete-replaced true",
+    ]);
     expect(steps.some((s) => s.op.startsWith("delete") && s.type.endsWith("Container"))).toBe(false);
     expect(at(steps, "replace u-migrate")).toBeLessThan(ran(steps, "u-static"));
     for (const f of FOLLOWERS) expect(at(steps, `replace ${f}`)).toBeGreaterThan(ran(steps, "u-static"));

@@ -28,10 +28,20 @@ export function writeBackup(dir: string, spec: BackupSpec): string {
   if (spec.without !== "json") {
     const s = spec.stamp;
     const manifest = {
-      format_version: 1, file: name, bytes: spec.manifestBytes ?? content.length, sha256: sha, from: spec.from, to: spec.to,
+      format_version: 1,
+      file: name,
+      bytes: spec.manifestBytes ?? content.length,
+      sha256: sha,
+      from: spec.from,
+      to: spec.to,
       created_at: `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13, 15)}Z`,
-      database: "utilitarian", server_version: "15.8", pg_dump_version: "pg_dump (PostgreSQL) 15.8", test_restore: true,
-      tables: 1, rows: 3, row_counts: { "public.readings_meterreading": 3 },
+      database: "utilitarian",
+      server_version: "15.8",
+      pg_dump_version: "pg_dump (PostgreSQL) 15.8",
+      test_restore: true,
+      tables: 1,
+      rows: 3,
+      row_counts: { "public.readings_meterreading": 3 },
     };
     fs.writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(manifest, null, 2)}\n`);
   }
@@ -61,11 +71,15 @@ const FIXTURE: Record<string, { inside: boolean; spec: BackupSpec }> = {
  * staging directory and renamed into place, so nobody sees it half written.
  */
 function sharedBackupRoot(): string {
-  const key = createHash("sha256").update(JSON.stringify(FIXTURE) + writeBackup.toString()).digest("hex").slice(0, 12);
+  const key = createHash("sha256")
+    .update(JSON.stringify(FIXTURE) + writeBackup.toString())
+    .digest("hex")
+    .slice(0, 12);
   const root = path.join(os.tmpdir(), `utilitarian-unit-backups-${key}`);
   if (fs.existsSync(path.join(root, "complete"))) return root;
   const staging = fs.mkdtempSync(`${root}-staging-`);
-  for (const { inside, spec } of Object.values(FIXTURE)) writeBackup(path.join(staging, inside ? "backups" : "elsewhere"), spec);
+  for (const { inside, spec } of Object.values(FIXTURE))
+    writeBackup(path.join(staging, inside ? "backups" : "elsewhere"), spec);
   fs.writeFileSync(path.join(staging, "complete"), "");
   try {
     fs.renameSync(staging, root);
@@ -89,7 +103,11 @@ export const BACKUPS = (() => {
   const dir = path.join(root, "backups");
   const file = (role: string) => {
     const { inside, spec } = FIXTURE[role];
-    return path.join(root, inside ? "backups" : "elsewhere", `utilitarian-${spec.stamp}-${spec.from}-to-${spec.to}.dump`);
+    return path.join(
+      root,
+      inside ? "backups" : "elsewhere",
+      `utilitarian-${spec.stamp}-${spec.from}-to-${spec.to}.dump`,
+    );
   };
   return {
     dir,

@@ -11,10 +11,17 @@ export const SECRET_VALUES = {
 } as const;
 
 /** Edge services have their own releases; tests start them all at 1.0.0. */
-export const EDGE_VERSIONS = { processor: { version: "1.0.0" }, poster: { version: "1.0.0" }, udpServer: { version: "1.0.0" } };
+export const EDGE_VERSIONS = {
+  processor: { version: "1.0.0" },
+  poster: { version: "1.0.0" },
+  udpServer: { version: "1.0.0" },
+};
 
 /** A raw stack configuration as `pulumi.runtime.allConfig()` returns it. */
-export function rawConfig(values: Record<string, unknown>, secrets: Record<string, string> = SECRET_VALUES): Record<string, string> {
+export function rawConfig(
+  values: Record<string, unknown>,
+  secrets: Record<string, string> = SECRET_VALUES,
+): Record<string, string> {
   const raw: Record<string, string> = {};
   for (const [k, v] of Object.entries(values)) {
     if (v !== undefined) raw[`utilitarian:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
@@ -31,8 +38,14 @@ export const secretKeysOf = (secrets: Record<string, string> = SECRET_VALUES) =>
  * without a backup.dir gets the shared fixture directory, which holds verified backups taken
  * while 1.0.0, 1.1.0 and 1.2.0 ran: the loader refuses a restore it cannot find.
  */
-export function loaded(values: Record<string, unknown> = {}, secrets: Record<string, string> = SECRET_VALUES): LoadedConfig {
+export function loaded(
+  values: Record<string, unknown> = {},
+  secrets: Record<string, string> = SECRET_VALUES,
+): LoadedConfig {
   const backup = values.backup as { dir?: string } | undefined;
-  const withBackups = values.restoreFrom !== undefined && backup?.dir === undefined ? { ...values, backup: { ...backup, dir: BACKUPS.dir } } : values;
+  const withBackups =
+    values.restoreFrom !== undefined && backup?.dir === undefined
+      ? { ...values, backup: { ...backup, dir: BACKUPS.dir } }
+      : values;
   return loadConfig(rawConfig({ ...EDGE_VERSIONS, version: "1.0.0", ...withBackups }, secrets), secretKeysOf(secrets));
 }

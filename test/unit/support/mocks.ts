@@ -79,14 +79,31 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
   private readonly waiters: { name: string; resolve: () => void }[] = [];
 
   newResource(args: pulumi.runtime.MockResourceArgs): Promise<pulumi.runtime.MockResourceResult> {
-    const details: RequestDetails = requestDetails.get(args.name) ??
-      { propertyDependencies: {}, dependencies: [], protect: false, retainOnDelete: false, replaceOnChanges: [], custom: true, replaceWith: [] };
-    const registration: Registration = { type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, seq: this.registrations.length, ...details };
+    const details: RequestDetails = requestDetails.get(args.name) ?? {
+      propertyDependencies: {},
+      dependencies: [],
+      protect: false,
+      retainOnDelete: false,
+      replaceOnChanges: [],
+      custom: true,
+      replaceWith: [],
+    };
+    const registration: Registration = {
+      type: args.type,
+      name: args.name,
+      inputs: args.inputs,
+      provider: args.provider,
+      seq: this.registrations.length,
+      ...details,
+    };
     this.registrations.push(registration);
     for (const w of this.waiters.filter((w) => w.name === args.name)) w.resolve();
     const gate = this.gates.get(args.name) ?? Promise.resolve();
     // A container's ID changes when it is re-created with other inputs, as Docker's would.
-    const id = args.type === "docker:index/container:Container" ? `${args.name}-${digest(JSON.stringify(args.inputs) + this.idSalt).slice(0, 12)}` : `${args.name}-id`;
+    const id =
+      args.type === "docker:index/container:Container"
+        ? `${args.name}-${digest(JSON.stringify(args.inputs) + this.idSalt).slice(0, 12)}`
+        : `${args.name}-id`;
     return gate.then(() => ({ id, state: { ...args.inputs, ...computedOutputs(args) } }));
   }
 
@@ -122,7 +139,8 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
 
   get(name: string): Registration {
     const r = this.find(name);
-    if (!r) throw new Error(`no resource named ${name}; registered: ${this.registrations.map((x) => x.name).join(", ")}`);
+    if (!r)
+      throw new Error(`no resource named ${name}; registered: ${this.registrations.map((x) => x.name).join(", ")}`);
     return r;
   }
 
@@ -152,5 +170,10 @@ function digest(text: string): string {
 
 /** The value of an Output, for assertions (never assert inside an un-awaited apply). */
 export function promiseOf<T>(output: pulumi.Output<T>): Promise<T> {
-  return new Promise((resolve) => output.apply((v) => { resolve(v); return v; }));
+  return new Promise((resolve) =>
+    output.apply((v) => {
+      resolve(v);
+      return v;
+    }),
+  );
 }

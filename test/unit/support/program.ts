@@ -13,7 +13,10 @@ export interface Deployed {
  * index.ts does) and waits until every resource registered. `hold` names resources whose
  * answers are held back; the caller releases them through `mocks`.
  */
-export async function deploy(values: Record<string, unknown> = {}, options: { prefix?: string; before?: (m: RecordingMocks) => void; secrets?: Record<string, string> } = {}): Promise<Deployed> {
+export async function deploy(
+  values: Record<string, unknown> = {},
+  options: { prefix?: string; before?: (m: RecordingMocks) => void; secrets?: Record<string, string> } = {},
+): Promise<Deployed> {
   const mocks = new RecordingMocks();
   options.before?.(mocks);
   await pulumi.runtime.setMocks(mocks, "utilitarian", "dev", false);

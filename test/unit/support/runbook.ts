@@ -7,10 +7,23 @@ import { CONTAINER, type StateEntry, type Step } from "../../support/engine";
  */
 export const FOLLOWERS = ["u-beat", "u-worker-default-1", "u-processor", "u-poster"];
 const APP = ["u-api", ...FOLLOWERS];
-export const UNTOUCHED = ["u-udp-server", "u-postgres", "u-rabbitmq", "u-network", "u-postgres-data", "u-rabbitmq-data", "u-role", "u-database"];
+export const UNTOUCHED = [
+  "u-udp-server",
+  "u-postgres",
+  "u-rabbitmq",
+  "u-network",
+  "u-postgres-data",
+  "u-rabbitmq-data",
+  "u-role",
+  "u-database",
+];
 /** Which pulled image each app container runs. */
 const IMAGE_OF: Record<string, string> = {
-  "u-api": "u-image-app", "u-beat": "u-image-app", "u-worker-default-1": "u-image-app", "u-processor": "u-image-processor", "u-poster": "u-image-poster",
+  "u-api": "u-image-app",
+  "u-beat": "u-image-app",
+  "u-worker-default-1": "u-image-app",
+  "u-processor": "u-image-processor",
+  "u-poster": "u-image-poster",
 };
 
 /** What a run is expected to do. */
@@ -27,13 +40,15 @@ export interface Invariant {
 }
 
 const makes = (s: Step) => s.op === "create" || s.op === "replace";
-const stops = (s: Step) => (s.op === "delete" || s.op === "delete-replaced") && s.type === CONTAINER && !s.alreadyDeleted;
+const stops = (s: Step) =>
+  (s.op === "delete" || s.op === "delete-replaced") && s.type === CONTAINER && !s.alreadyDeleted;
 const ranAt = (steps: Step[], name: string) => steps.findIndex((s) => s.name === name && makes(s));
 
 /** Which app containers run, and whether on this run's declaration, just before step `index`. */
 function runningBefore(steps: Step[], index: number, before: Map<string, StateEntry>): Map<string, "old" | "new"> {
   const running = new Map<string, "old" | "new">();
-  for (const e of before.values()) if (e.type === CONTAINER && !e.pendingReplacement && !e.delete) running.set(e.name, "old");
+  for (const e of before.values())
+    if (e.type === CONTAINER && !e.pendingReplacement && !e.delete) running.set(e.name, "old");
   for (const s of steps.slice(0, index)) {
     if (s.type !== CONTAINER) continue;
     if (stops(s)) running.delete(s.name);
@@ -48,7 +63,11 @@ export const INVARIANTS: Invariant[] = [
     check(steps) {
       const backup = ranAt(steps, "u-backup");
       const late = steps.filter((s, i) => s.type === "docker:index/remoteImage:RemoteImage" && makes(s) && i > backup);
-      return backup < 0 ? "the backup did not run" : late.length ? `${late.map((s) => s.name).join(", ")} pulled after the backup` : undefined;
+      return backup < 0
+        ? "the backup did not run"
+        : late.length
+          ? `${late.map((s) => s.name).join(", ")} pulled after the backup`
+          : undefined;
     },
   },
   {
@@ -75,7 +94,9 @@ export const INVARIANTS: Invariant[] = [
       const migrate = ranAt(steps, "u-migrate");
       if (migrate < 0) return expected.migrates ? "migrate did not run" : undefined;
       if (!expected.migrates) return "migrate ran again";
-      const app = [...runningBefore(steps, migrate, before)].filter(([n]) => APP.includes(n)).map(([n, v]) => `${n}:${v}`);
+      const app = [...runningBefore(steps, migrate, before)]
+        .filter(([n]) => APP.includes(n))
+        .map(([n, v]) => `${n}:${v}`);
       return app.join(" ") === "u-api:new" ? undefined : `running during migrate: ${app.join(", ") || "nothing"}`;
     },
   },
@@ -97,7 +118,9 @@ export const INVARIANTS: Invariant[] = [
   {
     name: "containers start from their pulled images",
     check(steps) {
-      const early = Object.entries(IMAGE_OF).filter(([c, image]) => ranAt(steps, image) >= 0 && ranAt(steps, c) < ranAt(steps, image));
+      const early = Object.entries(IMAGE_OF).filter(
+        ([c, image]) => ranAt(steps, image) >= 0 && ranAt(steps, c) < ranAt(steps, image),
+      );
       return early.length ? early.map(([c, i]) => `${c} before ${i}`).join(", ") : undefined;
     },
   },
@@ -106,7 +129,11 @@ export const INVARIANTS: Invariant[] = [
     check(steps) {
       const verify = ranAt(steps, "u-verify");
       const after = steps.filter((s, i) => i > verify && (makes(s) || s.op === "update"));
-      return verify < 0 ? "verify did not run" : after.length ? `${after.map((s) => `${s.op} ${s.name}`).join(", ")} after verify` : undefined;
+      return verify < 0
+        ? "verify did not run"
+        : after.length
+          ? `${after.map((s) => `${s.op} ${s.name}`).join(", ")} after verify`
+          : undefined;
     },
   },
   {
@@ -114,7 +141,11 @@ export const INVARIANTS: Invariant[] = [
     check(steps, _before, expected) {
       const [backup, restore, api] = [ranAt(steps, "u-backup"), ranAt(steps, "u-restore"), ranAt(steps, "u-api")];
       if (restore < 0) return expected.rollback ? "the restore did not run" : undefined;
-      return restore < backup ? "restore before the backup" : api >= 0 && api < restore ? "the API started before the restore" : undefined;
+      return restore < backup
+        ? "restore before the backup"
+        : api >= 0 && api < restore
+          ? "the API started before the restore"
+          : undefined;
     },
   },
   {
