@@ -5,7 +5,8 @@
 #   2. starts dockerd when no engine answers;
 #   3. builds the stand-in images (cached by content: seconds when nothing changed) and the
 #      Pulumi engine from Go modules (toolchain/build.sh, cached by content the same way);
-#   4. type-checks, shellchecks the scripts, and runs every vitest test, nothing skipped.
+#   4. type-checks, lints (ESLint, Prettier's check), shellchecks the scripts, and runs every
+#      vitest test, nothing skipped.
 # Run as root (or with the packages and a Docker engine already there): `npm test`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,8 +37,9 @@ bash test/fixtures/build-images.sh
 say "building the Pulumi engine from Go modules (toolchain/build.sh)"
 bash toolchain/build.sh >/dev/null
 
-say "type-checking and shellchecking"
+say "type-checking, linting and shellchecking"
 npx tsc --noEmit -p tsconfig.json
+npm run --silent lint
 shellcheck -x scripts/*.sh test/fixtures/*.sh test/run-all.sh scripts/dev-up.sh bench/*/*.sh toolchain/*.sh toolchain/pulumi
 
 say "smoke-testing the stand-in images"
