@@ -17,61 +17,69 @@ export interface ManagedRabbitMqArgs {
 }
 
 /**
- * The managed RabbitMQ container with a protected data volume. It stays on the private network
+ * The managed RabbitMQ container with a protected data volume, as a component of their own
+ * (`utilitarian:index:ManagedRabbitMq`) under the deployment. It stays on the private network
  * (no published port, unless `loopbackPort` asks for one on 127.0.0.1) and is never touched by an
  * application upgrade: while consumers are stopped, meter data queues up here.
  */
-export function managedRabbitMq(
-  name: string,
-  args: ManagedRabbitMqArgs,
-  opts: pulumi.CustomResourceOptions,
-): {
-  container: docker.Container;
-  volume: docker.Volume;
-  url: pulumi.Output<string>;
-  loopbackUrl?: pulumi.Output<string>;
-} {
-  const volume = new docker.Volume(
-    `${name}-rabbitmq-data`,
-    { name: `${args.prefix}-rabbitmq-data` },
-    { ...opts, protect: true, retainOnDelete: true },
-  );
-  const container = serviceContainer(
-    `${name}-rabbitmq`,
-    {
-      name: `${args.prefix}-rabbitmq`,
-      image: args.image,
-      network: { name: args.network, aliases: ["rabbitmq"] },
-      // RabbitMQ keeps its data per node name, which derives from the host name: keep it fixed.
-      hostname: "rabbitmq",
-      envs: [
-        pulumi.interpolate`RABBITMQ_DEFAULT_USER=${args.user}`,
-        pulumi.interpolate`RABBITMQ_DEFAULT_PASS=${args.password}`,
-      ],
-      labels: { "io.utilitarian.role": "rabbitmq", "io.utilitarian.stack": args.prefix },
-      volumes: [{ volumeName: volume.name, containerPath: "/var/lib/rabbitmq" }],
-      ports:
-        args.loopbackPort !== undefined
-          ? [{ internal: 5672, external: args.loopbackPort, ip: "127.0.0.1" }]
-          : undefined,
-      healthcheck: {
-        tests: ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"],
-        interval: "5s",
-        timeout: "10s",
-        retries: 24,
-        startPeriod: "10s",
-      },
-      waitHealthy: { timeoutSeconds: 180 },
-      graceSeconds: Math.max(args.graceSeconds, 30),
-    },
-    opts,
-  );
-  const urlAt = (hostPort: string) =>
-    pulumi.secret(
-      pulumi
-        .output(args.password)
-        .apply((pw) => `amqp://${encodeURIComponent(args.user)}:${encodeURIComponent(pw)}@${hostPort}//`),
+export class ManagedRabbitMq extends pulumi.ComponentResource {
+  readonly container: docker.Container;
+  readonly volume: docker.Volume;
+  /** The AMQP URL on the private network (secret: it holds the password). */
+  readonly url: pulumi.Output<string>;
+  /** The AMQP URL on the Docker host's loopback, when `loopbackPort` is set. */
+  readonly loopbackUrl?: pulumi.Output<string>;
+
+  constructor(name: string, args: ManagedRabbitMqArgs, opts: pulumi.CustomResourceOptions) {
+    // `<name>-managed`, so that the container keeps the name `<name>` it had before this component
+    // existed and no two resources of the stack share a name (`pulumi stack` lists them by name).
+    super("utilitarian:index:ManagedRabbitMq", `${name}-managed`, {}, { parent: opts.parent });
+    // Stacks created before this component existed hold the two directly under the deployment:
+    // the alias to that parent keeps their URNs, so nothing is replaced (test/engine/compat).
+    const childOpts = { ...opts, parent: this, aliases: [{ parent: opts.parent }] };
+    this.volume = new docker.Volume(
+      `${name}-data`,
+      { name: `${args.prefix}-rabbitmq-data` },
+      { ...childOpts, protect: true, retainOnDelete: true },
     );
-  const loopbackUrl = args.loopbackPort !== undefined ? urlAt(`127.0.0.1:${args.loopbackPort}`) : undefined;
-  return { container, volume, url: urlAt("rabbitmq:5672"), loopbackUrl };
+    this.container = serviceContainer(
+      name,
+      {
+        name: `${args.prefix}-rabbitmq`,
+        image: args.image,
+        network: { name: args.network, aliases: ["rabbitmq"] },
+        // RabbitMQ keeps its data per node name, which derives from the host name: keep it fixed.
+        hostname: "rabbitmq",
+        envs: [
+          pulumi.interpolate`RABBITMQ_DEFAULT_USER=${args.user}`,
+          pulumi.interpolate`RABBITMQ_DEFAULT_PASS=${args.password}`,
+        ],
+        labels: { "io.utilitarian.role": "rabbitmq", "io.utilitarian.stack": args.prefix },
+        volumes: [{ volumeName: this.volume.name, containerPath: "/var/lib/rabbitmq" }],
+        ports:
+          args.loopbackPort !== undefined
+            ? [{ internal: 5672, external: args.loopbackPort, ip: "127.0.0.1" }]
+            : undefined,
+        healthcheck: {
+          tests: ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"],
+          interval: "5s",
+          timeout: "10s",
+          retries: 24,
+          startPeriod: "10s",
+        },
+        waitHealthy: { timeoutSeconds: 180 },
+        graceSeconds: Math.max(args.graceSeconds, 30),
+      },
+      childOpts,
+    );
+    const urlAt = (hostPort: string) =>
+      pulumi.secret(
+        pulumi
+          .output(args.password)
+          .apply((pw) => `amqp://${encodeURIComponent(args.user)}:${encodeURIComponent(pw)}@${hostPort}//`),
+      );
+    this.url = urlAt("rabbitmq:5672");
+    if (args.loopbackPort !== undefined) this.loopbackUrl = urlAt(`127.0.0.1:${args.loopbackPort}`);
+    this.registerOutputs({});
+  }
 }

@@ -2,10 +2,10 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import type { DeploymentSettings } from "./args";
-import { managedRabbitMq } from "./broker";
+import { ManagedRabbitMq } from "./broker";
 import { envEntries, serviceContainer } from "./containers";
 import { engineSupportsReplaceWith } from "./engine";
-import { applicationDatabase, databaseUrl, managedPostgres, type DatabaseEndpoints } from "./database";
+import { applicationDatabase, databaseUrl, ManagedPostgres, type DatabaseEndpoints } from "./database";
 import { appEnvironment, edgeEnvironment } from "./environment";
 import type { DeploymentPlan, FoundationNode, ImageNode, PlanNode, ServiceNode, StepNode, Via } from "./plan";
 import { SchemaGuard } from "./schemaGuard";
@@ -159,8 +159,8 @@ export class PlanBuilder {
 
   private postgres(node: FoundationNode): docker.Container {
     const { settings, secrets, prefix, name } = this.ctx;
-    return managedPostgres(
-      name,
+    return new ManagedPostgres(
+      `${name}-postgres`,
       {
         prefix,
         image: this.input<docker.RemoteImage>(node, "image").imageId,
@@ -196,8 +196,8 @@ export class PlanBuilder {
 
   private rabbitmq(node: FoundationNode): docker.Container {
     const { settings, secrets, prefix, name } = this.ctx;
-    const broker = managedRabbitMq(
-      name,
+    const broker = new ManagedRabbitMq(
+      `${name}-rabbitmq`,
       {
         prefix,
         image: this.input<docker.RemoteImage>(node, "image").imageId,

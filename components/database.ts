@@ -25,48 +25,56 @@ export interface ManagedPostgresArgs {
 }
 
 /**
- * The managed PostgreSQL container and its protected data volume. An application upgrade never
+ * The managed PostgreSQL container and its protected data volume, as a component of their own
+ * (`utilitarian:index:ManagedPostgres`) under the deployment. An application upgrade never
  * replaces it: its inputs do not depend on the application's version or images.
  */
-export function managedPostgres(
-  name: string,
-  args: ManagedPostgresArgs,
-  opts: pulumi.CustomResourceOptions,
-): { container: docker.Container; volume: docker.Volume } {
-  const volume = new docker.Volume(
-    `${name}-postgres-data`,
-    { name: `${args.prefix}-postgres-data` },
-    { ...opts, protect: true, retainOnDelete: true },
-  );
-  const container = serviceContainer(
-    `${name}-postgres`,
-    {
-      name: `${args.prefix}-postgres`,
-      image: args.image,
-      network: { name: args.network, aliases: ["postgres"] },
-      envs: [
-        pulumi.interpolate`POSTGRES_USER=${args.adminUser}`,
-        pulumi.interpolate`POSTGRES_PASSWORD=${args.adminPassword}`,
-        "POSTGRES_DB=postgres",
-      ],
-      labels: { "io.utilitarian.role": "postgres", "io.utilitarian.stack": args.prefix },
-      // Loopback only: reachable from this machine (or through an SSH tunnel to a remote Docker host), never from outside.
-      ports: [{ internal: 5432, external: args.operatorPort, ip: "127.0.0.1" }],
-      volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
-      healthcheck: {
-        tests: ["CMD", "pg_isready", "-U", args.adminUser, "-d", "postgres"],
-        interval: "5s",
-        timeout: "5s",
-        retries: 12,
-        startPeriod: "10s",
+export class ManagedPostgres extends pulumi.ComponentResource {
+  readonly container: docker.Container;
+  readonly volume: docker.Volume;
+
+  constructor(name: string, args: ManagedPostgresArgs, opts: pulumi.CustomResourceOptions) {
+    // `<name>-managed`, so that the container keeps the name `<name>` it had before this component
+    // existed and no two resources of the stack share a name (`pulumi stack` lists them by name).
+    super("utilitarian:index:ManagedPostgres", `${name}-managed`, {}, { parent: opts.parent });
+    // Stacks created before this component existed hold the two directly under the deployment:
+    // the alias to that parent keeps their URNs, so nothing is replaced (test/engine/compat).
+    const childOpts = { ...opts, parent: this, aliases: [{ parent: opts.parent }] };
+    this.volume = new docker.Volume(
+      `${name}-data`,
+      { name: `${args.prefix}-postgres-data` },
+      { ...childOpts, protect: true, retainOnDelete: true },
+    );
+    this.container = serviceContainer(
+      name,
+      {
+        name: `${args.prefix}-postgres`,
+        image: args.image,
+        network: { name: args.network, aliases: ["postgres"] },
+        envs: [
+          pulumi.interpolate`POSTGRES_USER=${args.adminUser}`,
+          pulumi.interpolate`POSTGRES_PASSWORD=${args.adminPassword}`,
+          "POSTGRES_DB=postgres",
+        ],
+        labels: { "io.utilitarian.role": "postgres", "io.utilitarian.stack": args.prefix },
+        // Loopback only: reachable from this machine (or through an SSH tunnel to a remote Docker host), never from outside.
+        ports: [{ internal: 5432, external: args.operatorPort, ip: "127.0.0.1" }],
+        volumes: [{ volumeName: this.volume.name, containerPath: "/var/lib/postgresql/data" }],
+        healthcheck: {
+          tests: ["CMD", "pg_isready", "-U", args.adminUser, "-d", "postgres"],
+          interval: "5s",
+          timeout: "5s",
+          retries: 12,
+          startPeriod: "10s",
+        },
+        waitHealthy: { timeoutSeconds: 120 },
+        // PostgreSQL needs time to checkpoint; killing it risks a long recovery.
+        graceSeconds: Math.max(args.graceSeconds, 60),
       },
-      waitHealthy: { timeoutSeconds: 120 },
-      // PostgreSQL needs time to checkpoint; killing it risks a long recovery.
-      graceSeconds: Math.max(args.graceSeconds, 60),
-    },
-    opts,
-  );
-  return { container, volume };
+      childOpts,
+    );
+    this.registerOutputs({});
+  }
 }
 
 export interface ApplicationDatabaseArgs {

@@ -1,8 +1,11 @@
 /**
  * Stacks in the field were created by older code. A refactor of the component (issue 17: one
  * place for each fact) must leave them as they are: the code of BEFORE_REFACTOR installs a stack
- * and upgrades it once, then today's code runs `pulumi preview --expect-no-changes` and
- * `pulumi up --expect-no-changes` on that state under the real engine, and no container is touched.
+ * and upgrades it once, then today's code runs on that state under the real engine. Its first run
+ * creates the two child components (ManagedPostgres, ManagedRabbitMq: logical resources, no
+ * provider call) and nothing else: the aliases keep every container's and volume's URN, so nothing
+ * is replaced, updated or deleted and no container is touched; from then on
+ * `pulumi preview --expect-no-changes` and `pulumi up --expect-no-changes` pass.
  * The old code comes from git (`git archive`), so the test needs the clone's history.
  */
 import * as fs from "fs";
@@ -10,7 +13,7 @@ import * as path from "path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { exec } from "../support/exec";
 import { PROJECT_DIR } from "../support/real-engine";
-import { RealStack } from "../support/real-stack";
+import { RealStack, type RealRun } from "../support/real-stack";
 import {
   health,
   prepareStack,
@@ -65,7 +68,7 @@ afterAll(async () => {
 }, 2 * MINUTE);
 
 test(
-  "a stack installed and upgraded by the code before the refactor: today's code previews and applies no change",
+  "a stack installed and upgraded by the code before the refactor: today's code adds the two child components, replaces nothing, touches no container, then changes nothing",
   async () => {
     const byOldCode = async (version: string) => {
       stack.configure(config(version));
@@ -78,6 +81,21 @@ test(
     const before = await stackContainers(PREFIX);
     expect(before.size).toBeGreaterThanOrEqual(8);
 
+    // The first run of today's code: only the two new components, created.
+    const changes = (run: RealRun) =>
+      run.steps
+        .filter((s) => s.op !== "same")
+        .map((s) => `${s.op} ${s.type}`)
+        .sort();
+    const adopted = ["create utilitarian:index:ManagedPostgres", "create utilitarian:index:ManagedRabbitMq"];
+    const firstPreview = await stack.up(["--diff"], { preview: true });
+    expect(firstPreview.code, firstPreview.stdout + firstPreview.stderr).toBe(0);
+    expect(changes(firstPreview), firstPreview.stdout).toEqual(adopted);
+    const firstUp = await stack.up();
+    expect(firstUp.code, firstUp.stdout + firstUp.stderr).toBe(0);
+    expect(changes(firstUp), firstUp.stdout).toEqual(adopted);
+
+    // From then on, nothing.
     const preview = await stack.run(["preview", "--expect-no-changes", "--diff"]);
     expect(preview.code, preview.stdout + preview.stderr).toBe(0);
     const up = await stack.run(["up", "--yes", "--expect-no-changes"]);
