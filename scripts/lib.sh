@@ -319,6 +319,36 @@ json_string() {
   printf '"%s"' "$s"
 }
 
+# Backups. --------------------------------------------------------------------------------------
+# Their format (name, checksum file, manifest, "latest") is defined once, in config/manifest.ts;
+# what the scripts read as data is generated from it into manifest.sh. The functions below are
+# held to the same definition by test/unit/backup-manifest.test.ts.
+# shellcheck source-path=SCRIPTDIR source=manifest.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/manifest.sh"
+
+# backup_name STAMP FROM TO: a backup's file name. STAMP (UTC, YYYYmmddTHHMMSSZ) comes first, so
+# names sort by age.
+backup_name() {
+  printf 'utilitarian-%s-%s-to-%s.dump' "$1" "$2" "$3"
+}
+
+# backup_glob VERSION: the names of the backups taken while VERSION ran; with "", of all backups.
+backup_glob() {
+  if [[ -n "${1:-}" ]]; then backup_name '*' "$1" '*'; else printf 'utilitarian-*.dump'; fi
+}
+
+# backups_newest_first DIR GLOB SUFFIX...: the regular files (not symlinks) DIR/GLOB that have a
+# DIR/<name>SUFFIX beside them for every SUFFIX, newest first (by name, byte order).
+backups_newest_first() {
+  local dir=$1 glob=$2 f suffix
+  shift 2
+  find "$dir" -maxdepth 1 -type f -name "$glob" -printf '%f\n' | LC_ALL=C sort -r |
+    while IFS= read -r f; do
+      for suffix; do [[ -e "$dir/$f$suffix" ]] || continue 2; done
+      printf '%s\n' "$f"
+    done
+}
+
 # now_ms: milliseconds since the epoch.
 now_ms() {
   local t=${EPOCHREALTIME/./}

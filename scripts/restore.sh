@@ -44,18 +44,14 @@ if [[ "$RESTORE_FILE" == latest ]]; then
   [[ -d "$BACKUP_DIR" ]] || die "backup directory $BACKUP_DIR does not exist (BACKUP_DIR)"
   # With RESTORE_VERSION (a rollback to that version), "latest" is the newest backup taken
   # while that version ran: a backup taken later holds the newer version's schema.
-  pattern='utilitarian-*.dump'
+  # It is the newest with a checksum file even if it then fails the checks below: an older
+  # backup is restored only when named (config/manifest.ts, as the preview resolves it).
   if [[ -n "${RESTORE_VERSION:-}" ]]; then
-    [[ "$RESTORE_VERSION" =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] || die "RESTORE_VERSION must be a version like 1.2.0"
-    pattern="utilitarian-*-${RESTORE_VERSION}-to-*.dump"
+    [[ "$RESTORE_VERSION" =~ $BACKUP_VERSION_RE ]] || die "RESTORE_VERSION must be a version like 1.2.0"
   fi
-  latest=$(find "$BACKUP_DIR" -maxdepth 1 -type f -name "$pattern" -printf '%f\n' | LC_ALL=C sort -r |
-    while IFS= read -r f; do
-      if [[ -e "$BACKUP_DIR/$f.sha256" ]]; then
-        printf '%s\n' "$f"
-        break
-      fi
-    done)
+  pattern=$(backup_glob "${RESTORE_VERSION:-}")
+  mapfile -t found < <(backups_newest_first "$BACKUP_DIR" "$pattern" .sha256)
+  latest=${found[0]:-}
   [[ -n "$latest" ]] || die "no verified backup ($pattern with .sha256) in $BACKUP_DIR"
   FILE="$(cd -- "$BACKUP_DIR" && pwd -P)/$latest"
   log "RESTORE_FILE=latest: newest verified backup is $latest"
