@@ -91,10 +91,17 @@ MANIFEST="$FILE.json"
 manifest_sql=""
 if [[ -f "$MANIFEST" ]]; then
   # PostgreSQL parses the JSON (no jq needed); psql reads the file itself, so the manifest
-  # never passes through a command line.
-  manifest_sql='\set manifest `cat -- :'"'"'manifest_file'"'"'`
-select '"'"'manifest'"'"', key, value from json_each_text(coalesce((:'"'"'manifest'"'"'::json)->'"'"'row_counts'"'"', '"'"'{}'"'"'::json))
- order by key collate "C";'
+  # never passes through a command line. Its fields are checked (lib.sh), and row_counts read
+  # only when it is an object, so a malformed manifest is refused with its reason.
+  manifest_sql=$(
+    echo "\\set manifest \`cat -- :'manifest_file'\`"
+    manifest_check_sql
+    cat <<'SQL'
+select 'manifest', key, value from json_each_text(case
+  when json_typeof((:'manifest'::json)->'row_counts') = 'object' then (:'manifest'::json)->'row_counts' else '{}' end)
+ order by key collate "C";
+SQL
+  )
 fi
 # One line per answer, "<what><TAB><value>...": the owner role, PGUSER's membership, whether
 # DB and a leftover _restoring exist, DB's encoding and locale, the manifest's row counts and,
@@ -102,6 +109,7 @@ fi
 # asked in DB itself).
 psql -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 -d "$ADMIN_DB" -v owner="$OWNER" -v db="$DB" \
   -v restoring="$RESTORING" -v manifest_file="$MANIFEST" -v jobs="$((10#$RESTORE_JOBS))" \
+  -v file_name="$(basename -- "$FILE")" -v sha256="$expected" \
   >"$WORK/facts" 2>"$WORK/facts.err" <<SQL &
 select 'role', count(*) from pg_roles where rolname = :'owner';
 select 'member', pg_has_role(current_user, oid, 'MEMBER') from pg_roles where rolname = :'owner';
@@ -136,6 +144,8 @@ fi
 fact() { # WHAT: the value(s) of the line "WHAT<TAB>..." of the facts, or nothing
   awk -F '\t' -v what="$1" '$1 == what { sub(/^[^\t]*\t/, ""); print }' "$WORK/facts"
 }
+problems=$(fact manifest_problem | paste -sd ';' | sed 's/;/; /g')
+[[ -z "$problems" ]] || die "refusing to restore $FILE: its manifest $MANIFEST is not one backup.sh writes ($problems)"
 [[ "$(fact role)" == 1 ]] || die "role $OWNER does not exist (RESTORE_DB_OWNER); create it first"
 [[ "$(fact member)" == t ]] ||
   die "$PGUSER cannot act as role $OWNER: run GRANT $(sql_ident "$OWNER") TO $(sql_ident "$PGUSER")"
