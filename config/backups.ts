@@ -1,20 +1,18 @@
 import * as fs from "fs";
 import * as path from "path";
+import { BACKUP_NAME, backupGlob, globMatches, manifestProblem, manifestSchema, parseChecksumLine } from "./manifest";
 
 /**
- * The verified backups in `backup.dir`, read the way `scripts/backup.sh` writes them and
- * `scripts/restore.sh` picks them, so that `utilitarian:restoreFrom` is refused while the
- * program runs (preview included), before any resource is registered, instead of half way
- * through a rollback.
+ * The verified backups in `backup.dir`, read as config/manifest.ts defines them (the format
+ * `scripts/backup.sh` writes and `scripts/restore.sh` reads), so that `utilitarian:restoreFrom`
+ * is refused while the program runs (preview included), before any resource is registered,
+ * instead of half way through a rollback.
  *
- * A verified backup is `utilitarian-<UTC>-<from>-to-<to>.dump` with `<name>.sha256`
- * ("<hex>  <name>") and a `<name>.json` manifest (file, bytes, sha256, from, to) beside it.
  * The check compares the manifest with the file's size and with the checksum file, but does not
  * hash the dump: that reads the whole dump at every preview, and restore.sh hashes it anyway
  * before it touches the database.
  */
 
-const BACKUP_NAME = /^utilitarian-(\d{8}T\d{6}Z)-.+-to-.+\.dump$/;
 /** How many backups a refusal lists. */
 const LISTED = 5;
 
@@ -36,28 +34,25 @@ export function backupProblem(dir: string, name: string): string | undefined {
   if (!size?.isFile()) return "it is not a file";
   const checksum = readSmall(`${file}.sha256`);
   if (checksum === undefined) return `its checksum file ${name}.sha256 is missing`;
-  const [hash, listedName] = checksum.split("\n")[0].split(/\s+\*?/);
-  if (!/^[0-9a-f]{64}$/.test(hash ?? "") || listedName !== name)
-    return `its checksum file ${name}.sha256 does not hold "<sha256>  ${name}"`;
+  const listed = parseChecksumLine(checksum);
+  if (listed?.name !== name) return `its checksum file ${name}.sha256 does not hold "<sha256>  ${name}"`;
   const manifestText = readSmall(`${file}.json`);
   if (manifestText === undefined) return `its manifest ${name}.json is missing`;
-  let manifest: Record<string, unknown>;
+  let json: unknown;
   try {
-    manifest = JSON.parse(manifestText) as Record<string, unknown>;
+    json = JSON.parse(manifestText);
   } catch {
     return `its manifest ${name}.json is not JSON`;
   }
+  const invalid = manifestProblem(json);
+  if (invalid) return `its manifest ${name}.json is not one backup.sh writes (${invalid})`;
+  const manifest = manifestSchema.parse(json);
   if (manifest.file !== name) return `its manifest ${name}.json describes another file (${String(manifest.file)})`;
   if (manifest.bytes !== size.size)
     return `it has ${size.size} bytes but its manifest says ${String(manifest.bytes)}: the file changed or was cut short after it was verified`;
-  if (manifest.sha256 !== hash) return `its manifest and its checksum file disagree on the sha256`;
-  if (
-    typeof manifest.from !== "string" ||
-    typeof manifest.to !== "string" ||
-    !name.endsWith(`-${manifest.from}-to-${manifest.to}.dump`)
-  ) {
+  if (manifest.sha256 !== listed.sha256) return `its manifest and its checksum file disagree on the sha256`;
+  if (!name.endsWith(`-${manifest.from}-to-${manifest.to}.dump`))
     return `its manifest's from/to versions do not match its name`;
-  }
   return undefined;
 }
 
@@ -104,7 +99,7 @@ export function restoreFromProblems(check: RestoreCheck): string[] {
     ];
   }
   if (check.restoreFrom === "latest") {
-    const pattern = `utilitarian-*-${check.version}-to-*.dump`;
+    const pattern = backupGlob(check.version);
     const newest = latestFor(realDir, check.version);
     if (!newest)
       return [
@@ -213,9 +208,8 @@ const capitalised = (text: string) => text.charAt(0).toUpperCase() + text.slice(
 /** The value to set for a backup: backup.dir as configured joined with its name. */
 const shownPath = (check: RestoreCheck, name: string) => path.join(check.backupDir, name);
 
-/** Same glob as restore.sh: utilitarian-*-<version>-to-*.dump. */
-const matchesVersion = (name: string, version: string) =>
-  new RegExp(`^utilitarian-.*-${version.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-to-.*\\.dump$`).test(name);
+/** restore.sh's glob for the backups taken while `version` ran. */
+const matchesVersion = (name: string, version: string) => globMatches(backupGlob(version), name);
 
 /** Names of utilitarian-*.dump files, newest first (LC_ALL=C sort -r, as the scripts sort). */
 function candidates(dir: string): string[] {
@@ -225,9 +219,7 @@ function candidates(dir: string): string[] {
   } catch {
     return [];
   }
-  return names
-    .filter((n) => n.startsWith("utilitarian-") && n.endsWith(".dump"))
-    .sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  return names.filter((n) => globMatches(backupGlob(), n)).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
 }
 
 function statOf(file: string): fs.Stats | undefined {

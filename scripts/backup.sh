@@ -59,7 +59,7 @@ if [[ -n "${BACKUP_MIN_FREE_MB:-}" ]]; then
   require_int BACKUP_MIN_FREE_MB 0
 fi
 for v in BACKUP_FROM_VERSION BACKUP_TO_VERSION; do
-  [[ "${!v}" =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] ||
+  [[ "${!v}" =~ $BACKUP_VERSION_RE ]] ||
     die "$STEP: $v must be a version like 1.2.0 (letters, digits, . _ + -); got '${!v}'"
 done
 pg_setup_env
@@ -219,7 +219,7 @@ while :; do
   compgen -G "$DIR/utilitarian-${stamp}-*" >/dev/null || break
   sleep 1
 done
-NAME="utilitarian-${stamp}-${BACKUP_FROM_VERSION}-to-${BACKUP_TO_VERSION}.dump"
+NAME=$(backup_name "$stamp" "$BACKUP_FROM_VERSION" "$BACKUP_TO_VERSION")
 created_at="${stamp:0:4}-${stamp:4:2}-${stamp:6:2}T${stamp:9:2}:${stamp:11:2}:${stamp:13:2}Z"
 FINAL="$DIR/$NAME"
 PARTIAL="$DIR/.$NAME.partial"
@@ -557,7 +557,7 @@ pg_dump_version=$(<"$WORK/pg_dump.version")
 printf '%s  %s\n' "$sha" "$NAME" >"$SHA_TMP"
 {
   printf '{\n'
-  printf '  "format_version": 1,\n'
+  printf '  "format_version": %s,\n' "$MANIFEST_FORMAT_VERSION"
   printf '  "file": %s,\n' "$(json_string "$NAME")"
   printf '  "bytes": %s,\n' "$bytes"
   printf '  "sha256": "%s",\n' "$sha"
@@ -592,12 +592,7 @@ sync -- "$DIR" 2>/dev/null || true
 log "backup complete in $(seconds_since "$total_started")s: $FINAL"
 
 # 8. Retention: keep the newest BACKUP_KEEP verified dumps (names sort by time). ------------
-mapfile -t verified < <(
-  find "$DIR" -maxdepth 1 -type f -name 'utilitarian-*.dump' -printf '%f\n' | LC_ALL=C sort -r |
-    while IFS= read -r f; do
-      [[ -e "$DIR/$f.sha256" && -e "$DIR/$f.json" ]] && printf '%s\n' "$f"
-    done
-)
+mapfile -t verified < <(backups_newest_first "$DIR" "$(backup_glob "")" .sha256 .json) # every version
 for ((i = BACKUP_KEEP; i < ${#verified[@]}; i++)); do
   old=${verified[i]}
   log "retention (keep $BACKUP_KEEP): deleting $old"

@@ -319,6 +319,65 @@ json_string() {
   printf '"%s"' "$s"
 }
 
+# Backups. --------------------------------------------------------------------------------------
+# Their format (name, checksum file, manifest, "latest") is defined once, in config/manifest.ts;
+# what the scripts read as data is generated from it into manifest.sh. The functions below are
+# held to the same definition by test/unit/backup-manifest.test.ts and test/real/backup-manifest.test.ts.
+# shellcheck source-path=SCRIPTDIR source=manifest.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/manifest.sh"
+
+# backup_name STAMP FROM TO: a backup's file name. STAMP (UTC, YYYYmmddTHHMMSSZ) comes first, so
+# names sort by age.
+backup_name() {
+  printf 'utilitarian-%s-%s-to-%s.dump' "$1" "$2" "$3"
+}
+
+# backup_glob VERSION: the names of the backups taken while VERSION ran; with "", of all backups.
+backup_glob() {
+  if [[ -n "${1:-}" ]]; then backup_name '*' "$1" '*'; else printf 'utilitarian-*.dump'; fi
+}
+
+# backups_newest_first DIR GLOB SUFFIX...: the regular files (not symlinks) DIR/GLOB that have a
+# DIR/<name>SUFFIX beside them for every SUFFIX, newest first (by name, byte order).
+backups_newest_first() {
+  local dir=$1 glob=$2 f suffix
+  shift 2
+  find "$dir" -maxdepth 1 -type f -name "$glob" -printf '%f\n' | LC_ALL=C sort -r |
+    while IFS= read -r f; do
+      for suffix; do [[ -e "$dir/$f$suffix" ]] || continue 2; done
+      printf '%s\n' "$f"
+    done
+}
+
+# manifest_check_sql: one query whose rows ("manifest_problem<TAB>reason") say how the manifest
+# in psql's variable :manifest departs from manifest.sh's fields and types, and from the backup
+# it sits beside (psql variables :file_name, and :sha256 from its .sha256 file). No row: it is a
+# manifest backup.sh writes. PostgreSQL parses the JSON, so no jq is needed.
+manifest_check_sql() {
+  local entry field type required values=()
+  for entry in "${MANIFEST_REQUIRED_FIELDS[@]/%/ true}" "${MANIFEST_OPTIONAL_FIELDS[@]/%/ false}"; do
+    read -r field type required <<<"$entry"
+    values+=("('$field', '$type', $required)")
+  done
+  local IFS=,
+  cat <<SQL
+with m as (select (:'manifest')::json as j)
+select 'manifest_problem', f.field || case when j->f.field is null then ' is missing'
+       else ' is a ' || json_typeof(j->f.field) || ', not a ' || f.type end
+  from m, (values ${values[*]}) as f(field, type, required)
+ where case when j->f.field is null then f.required else json_typeof(j->f.field) <> f.type end
+union all
+select 'manifest_problem', 'format_version is ' || (j->>'format_version') || ', not $MANIFEST_FORMAT_VERSION'
+  from m where json_typeof(j->'format_version') = 'number' and j->>'format_version' <> '$MANIFEST_FORMAT_VERSION'
+union all
+select 'manifest_problem', 'file names ' || (j->>'file') || ', not this file'
+  from m where json_typeof(j->'file') = 'string' and j->>'file' <> :'file_name'
+union all
+select 'manifest_problem', 'sha256 differs from its .sha256 file'
+  from m where json_typeof(j->'sha256') = 'string' and j->>'sha256' <> :'sha256';
+SQL
+}
+
 # now_ms: milliseconds since the epoch.
 now_ms() {
   local t=${EPOCHREALTIME/./}

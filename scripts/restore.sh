@@ -44,18 +44,14 @@ if [[ "$RESTORE_FILE" == latest ]]; then
   [[ -d "$BACKUP_DIR" ]] || die "backup directory $BACKUP_DIR does not exist (BACKUP_DIR)"
   # With RESTORE_VERSION (a rollback to that version), "latest" is the newest backup taken
   # while that version ran: a backup taken later holds the newer version's schema.
-  pattern='utilitarian-*.dump'
+  # It is the newest with a checksum file even if it then fails the checks below: an older
+  # backup is restored only when named (config/manifest.ts, as the preview resolves it).
   if [[ -n "${RESTORE_VERSION:-}" ]]; then
-    [[ "$RESTORE_VERSION" =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] || die "RESTORE_VERSION must be a version like 1.2.0"
-    pattern="utilitarian-*-${RESTORE_VERSION}-to-*.dump"
+    [[ "$RESTORE_VERSION" =~ $BACKUP_VERSION_RE ]] || die "RESTORE_VERSION must be a version like 1.2.0"
   fi
-  latest=$(find "$BACKUP_DIR" -maxdepth 1 -type f -name "$pattern" -printf '%f\n' | LC_ALL=C sort -r |
-    while IFS= read -r f; do
-      if [[ -e "$BACKUP_DIR/$f.sha256" ]]; then
-        printf '%s\n' "$f"
-        break
-      fi
-    done)
+  pattern=$(backup_glob "${RESTORE_VERSION:-}")
+  mapfile -t found < <(backups_newest_first "$BACKUP_DIR" "$pattern" .sha256)
+  latest=${found[0]:-}
   [[ -n "$latest" ]] || die "no verified backup ($pattern with .sha256) in $BACKUP_DIR"
   FILE="$(cd -- "$BACKUP_DIR" && pwd -P)/$latest"
   log "RESTORE_FILE=latest: newest verified backup is $latest"
@@ -95,10 +91,17 @@ MANIFEST="$FILE.json"
 manifest_sql=""
 if [[ -f "$MANIFEST" ]]; then
   # PostgreSQL parses the JSON (no jq needed); psql reads the file itself, so the manifest
-  # never passes through a command line.
-  manifest_sql='\set manifest `cat -- :'"'"'manifest_file'"'"'`
-select '"'"'manifest'"'"', key, value from json_each_text(coalesce((:'"'"'manifest'"'"'::json)->'"'"'row_counts'"'"', '"'"'{}'"'"'::json))
- order by key collate "C";'
+  # never passes through a command line. Its fields are checked (lib.sh), and row_counts read
+  # only when it is an object, so a malformed manifest is refused with its reason.
+  manifest_sql=$(
+    echo "\\set manifest \`cat -- :'manifest_file'\`"
+    manifest_check_sql
+    cat <<'SQL'
+select 'manifest', key, value from json_each_text(case
+  when json_typeof((:'manifest'::json)->'row_counts') = 'object' then (:'manifest'::json)->'row_counts' else '{}' end)
+ order by key collate "C";
+SQL
+  )
 fi
 # One line per answer, "<what><TAB><value>...": the owner role, PGUSER's membership, whether
 # DB and a leftover _restoring exist, DB's encoding and locale, the manifest's row counts and,
@@ -106,6 +109,7 @@ fi
 # asked in DB itself).
 psql -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 -d "$ADMIN_DB" -v owner="$OWNER" -v db="$DB" \
   -v restoring="$RESTORING" -v manifest_file="$MANIFEST" -v jobs="$((10#$RESTORE_JOBS))" \
+  -v file_name="$(basename -- "$FILE")" -v sha256="$expected" \
   >"$WORK/facts" 2>"$WORK/facts.err" <<SQL &
 select 'role', count(*) from pg_roles where rolname = :'owner';
 select 'member', pg_has_role(current_user, oid, 'MEMBER') from pg_roles where rolname = :'owner';
@@ -140,6 +144,8 @@ fi
 fact() { # WHAT: the value(s) of the line "WHAT<TAB>..." of the facts, or nothing
   awk -F '\t' -v what="$1" '$1 == what { sub(/^[^\t]*\t/, ""); print }' "$WORK/facts"
 }
+problems=$(fact manifest_problem | paste -sd ';' | sed 's/;/; /g')
+[[ -z "$problems" ]] || die "refusing to restore $FILE: its manifest $MANIFEST is not one backup.sh writes ($problems)"
 [[ "$(fact role)" == 1 ]] || die "role $OWNER does not exist (RESTORE_DB_OWNER); create it first"
 [[ "$(fact member)" == t ]] ||
   die "$PGUSER cannot act as role $OWNER: run GRANT $(sql_ident "$OWNER") TO $(sql_ident "$PGUSER")"
