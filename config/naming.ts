@@ -19,11 +19,6 @@ export interface Naming {
   suggest(path: string, example: string): string;
   /** What a key that is no setting is told, after its name. */
   unknown: string;
-  /**
-   * A message config/backups.ts worded for stack config, worded for this entry point: those
-   * refusals take no Naming yet (see LIBRARY_ARGS).
-   */
-  reword(message: string): string;
 }
 
 /** The stack config's namespace: every key is `utilitarian:<path>`. */
@@ -55,7 +50,6 @@ export const STACK_CONFIG: Naming = {
   suggest: (path, example) =>
     `. Set it with \`pulumi config set --path ${shellWord(configKey(path))} ${shellWord(example)}\`.`,
   unknown: "is not a known setting; check its spelling against the README's configuration reference",
-  reword: (message) => message,
 };
 
 export const LIBRARY_ARGS: Naming = {
@@ -64,19 +58,4 @@ export const LIBRARY_ARGS: Naming = {
   remove: (path) => `leave \`${path}\` out`,
   suggest: (path, example) => `; for example \`${path}: ${example}\``,
   unknown: "is not a known arg; check its spelling against UtilitarianDeploymentArgs",
-  // config/backups.ts names `restoreFrom`, `backup.dir` and `version` (no secret) in the forms
-  // STACK_CONFIG gives them; each form back to its path, then worded as args.
-  reword: (message) =>
-    message
-      .replace(/with `pulumi config rm (?:--path )?'?utilitarian:([^'`\s]+)'?`/g, (_, path: string) => {
-        return `(${LIBRARY_ARGS.remove(path)})`;
-      })
-      .replace(/`pulumi config rm (?:--path )?'?utilitarian:([^'`\s]+)'?`/g, (_, path: string) =>
-        LIBRARY_ARGS.remove(path),
-      )
-      .replace(
-        /`(?:pulumi config set )?(?:--(?:path|secret) )*'?utilitarian:([^'`\s]+)'?(?: ([^`]*))?`/g,
-        (_, path: string, value?: string) => (value ? LIBRARY_ARGS.set(path, value) : LIBRARY_ARGS.name(path)),
-      )
-      .replace(/utilitarian:([A-Za-z][A-Za-z0-9_.[\]-]*)/g, (_, path: string) => path),
 };

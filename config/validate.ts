@@ -70,7 +70,8 @@ export function validateDeployment(input: DeploymentInput, n: Naming, context: V
           backupDir: settings.backup.dir,
           version: settings.version,
           projectDir: context.projectDir,
-        }).map(n.reword)),
+          naming: n,
+        })),
   );
   return { settings, problems };
 }
