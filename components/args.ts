@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
-import { restoreFromProblems } from "../config/backups";
-import type { Issue } from "../config/load";
-import { SECRET_KEYS, settingsSchema, type SecretKey, type Settings } from "../config/schema";
+import { LIBRARY_ARGS } from "../config/naming";
+import { ENV_HOLDERS, settingsSchema, type EnvHolder, type Settings } from "../config/schema";
+import { KNOWN_LATER, validateDeployment } from "../config/validate";
 import type { DeploymentSecrets } from "./secrets";
 
 /**
@@ -20,10 +20,6 @@ type Typed<I, O> = unknown extends I
       : I;
 
 type SettingsInput = Typed<z.input<typeof settingsSchema>, Settings>;
-
-/** The settings blocks with an `env`: their values reach container environments only. */
-const ENV_HOLDERS = ["api", "processor", "poster", "udpServer"] as const;
-type EnvHolder = (typeof ENV_HOLDERS)[number];
 
 /** Extra container environment: a value may be an Input, as it is needed only when the container is created. */
 export type EnvArgs = Record<string, pulumi.Input<string> | number | boolean>;
@@ -122,11 +118,13 @@ export class ArgsError extends Error {
 /** Stands in for an env Input while the schema checks the names; one line, so it passes. */
 const INPUT_PLACEHOLDER = "(input)";
 
+/** An Output or a promise: its value is known only when its resource is created. */
+const isLater = (value: unknown) => pulumi.Output.isInstance(value) || value instanceof Promise;
+
 /**
- * Validates the args with the settings schema (the stack config's rules and defaults), checks
- * that the secrets the settings need are given and that `restoreFrom` names a verified backup,
- * and throws an ArgsError listing every problem. `projectDir` is where relative paths start: the
- * program's working directory.
+ * Validates the args with the stack config's rules and defaults (config/validate.ts), each
+ * problem named by its arg path, and throws an ArgsError listing every problem. `projectDir` is
+ * where relative paths start: the program's working directory.
  */
 export function validateArgs(
   name: string,
@@ -134,14 +132,14 @@ export function validateArgs(
   projectDir: string = process.cwd(),
 ): ValidArgs {
   const { secrets, ...given } = args as UtilitarianDeploymentArgs & Record<string, unknown>;
-  const plain: Record<string, unknown> = { ...given, prefix: given.prefix ?? name };
+  const plain: Record<string, unknown> = { ...given };
   const deferred: Partial<Record<EnvHolder, Record<string, pulumi.Input<string>>>> = {};
   for (const holder of ENV_HOLDERS) {
     const block = given[holder] as { env?: EnvArgs } | undefined;
     if (!block?.env) continue;
     const env: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(block.env)) {
-      if (pulumi.Output.isInstance(value) || value instanceof Promise) {
+      if (isLater(value)) {
         (deferred[holder] ??= {})[key] = value;
         env[key] = INPUT_PLACEHOLDER;
       } else env[key] = value;
@@ -149,24 +147,13 @@ export function validateArgs(
     plain[holder] = { ...block, env };
   }
 
-  const parsed = settingsSchema.safeParse(plain);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => describeArgIssue(issue, given.prefix === undefined));
-    throw new ArgsError(name, problems);
-  }
-  const settings = parsed.data;
-  const problems = [...secretProblems(settings, secrets ?? {})];
-  if (settings.restoreFrom !== undefined) {
-    problems.push(
-      ...restoreFromProblems({
-        restoreFrom: settings.restoreFrom,
-        backupDir: settings.backup.dir,
-        version: settings.version,
-        projectDir,
-      }).map(forArgs),
-    );
-  }
-  if (problems.length > 0) throw new ArgsError(name, problems);
+  const { settings: valid, problems } = validateDeployment(
+    { settings: plain, secrets: knownNow(secrets ?? {}) },
+    LIBRARY_ARGS,
+    { projectDir, derivedPrefix: { value: name, from: "the component's name" } },
+  );
+  if (!valid || problems.length > 0) throw new ArgsError(name, problems);
+  const settings = { ...valid, prefix: valid.prefix ?? name };
 
   // An Input's value is known only when its container is created: the schema checked its name.
   const env = (holder: EnvHolder): Record<string, pulumi.Input<string>> => ({
@@ -180,78 +167,18 @@ export function validateArgs(
     poster: { ...settings.poster, env: env("poster") },
     udpServer: { ...settings.udpServer, env: env("udpServer") },
   };
-  return { settings: withInputs, planSettings: settings, prefix: settings.prefix! };
+  return { settings: withInputs, planSettings: settings, prefix: settings.prefix };
 }
 
-function secretProblems(settings: Settings, secrets: Record<string, unknown>): string[] {
-  const problems: string[] = [];
-  for (const key of Object.keys(secrets)) {
-    if (!(key in SECRET_KEYS))
-      problems.push(`\`secrets.${key}\` is not a known secret; the secrets are ${Object.keys(SECRET_KEYS).join(", ")}`);
-  }
-  for (const key of Object.keys(SECRET_KEYS) as SecretKey[]) {
-    const spec = SECRET_KEYS[key];
-    if (spec.when(settings) && (secrets[key] === undefined || secrets[key] === "")) {
-      problems.push(
-        `\`secrets.${key}\` is required${spec.required === "always" ? "" : ` ${spec.required}`}: ${spec.what}; pass it in \`secrets\``,
-      );
-    }
-  }
-  return problems;
-}
-
-function describeArgIssue(issue: Issue, prefixFromName: boolean): string {
-  const key = argPath(issue.path);
-  if (issue.code === "unrecognized_keys" && issue.keys) {
-    return issue.keys
-      .map(
-        (k) =>
-          `\`${key ? `${key}.` : ""}${k}\` is not a known arg; check its spelling against UtilitarianDeploymentArgs`,
-      )
-      .join("\n  - ");
-  }
-  if (issue.code === "invalid_key" && issue.issues?.[0]) return `\`${key}\` ${forArgs(issue.issues[0].message)}`;
-  if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) return `\`${key}\` is required`;
-  const message = forArgs(
-    issue.code === "invalid_type" && !/must/.test(issue.message)
-      ? `has the wrong type (${issue.message})`
-      : issue.message,
+/** The secrets as the validator reads them: an Input whose value is not known yet as KNOWN_LATER. */
+function knownNow(secrets: Record<string, unknown>): Record<string, unknown> {
+  const now = (value: unknown) => (isLater(value) ? KNOWN_LATER : value);
+  return Object.fromEntries(
+    Object.entries(secrets).map(([key, value]) => [
+      key,
+      key === "apiSecretEnv" && typeof value === "object" && value !== null && !isLater(value)
+        ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, now(v)]))
+        : now(value),
+    ]),
   );
-  const named = key === "prefix" && prefixFromName ? `\`prefix\` (not given, so the component's name)` : `\`${key}\``;
-  const example = issue.params?.example;
-  return example === undefined || /`[^`]*:/.test(message)
-    ? `${named} ${message}`
-    : `${named} ${message}; for example \`${key}: ${example}\``;
-}
-
-/** `workers[0].count` from a zod path. */
-function argPath(path: PropertyKey[]): string {
-  return path.map(String).reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), "");
-}
-
-/** An arg's name for a stack config key: secrets live under `secrets`. */
-function argOf(configKey: string): string {
-  return configKey.split(/[.[]/)[0] in SECRET_KEYS ? `secrets.${configKey}` : configKey;
-}
-
-/**
- * The schema's and backups' messages name their fix for stack config (`pulumi config set
- * utilitarian:key value`); a program passes args instead. Rewrites those fixes, so one message
- * serves both.
- */
-export function forArgs(message: string): string {
-  return message
-    .replace(
-      /with `pulumi config rm (?:--path )?'?utilitarian:([^'`\s]+)'?`/g,
-      (_, key: string) => `(leave \`${argOf(key)}\` out)`,
-    )
-    .replace(
-      /`pulumi config rm (?:--path )?'?utilitarian:([^'`\s]+)'?`/g,
-      (_, key: string) => `leave \`${argOf(key)}\` out`,
-    )
-    .replace(
-      /`(?:pulumi config set )?(?:--(?:path|secret) )*'?utilitarian:([^'`\s]+)'?(?: ([^`]*))?`/g,
-      (_, key: string, value?: string) => (value ? `\`${argOf(key)}: ${value}\`` : `\`${argOf(key)}\``),
-    )
-    .replace(/utilitarian:([A-Za-z][A-Za-z0-9_.[\]-]*)/g, (_, key: string) => argOf(key));
 }

@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { BACKUP_NAME, backupGlob, globMatches, manifestProblem, manifestSchema, parseChecksumLine } from "./manifest";
+import { STACK_CONFIG, type Naming } from "./naming";
 
 /**
  * The verified backups in `backup.dir`, read as config/manifest.ts defines them (the format
@@ -78,6 +79,8 @@ export interface RestoreCheck {
   version: string;
   /** Relative paths (backup.dir, restoreFrom) are taken from here: the project directory. */
   projectDir: string;
+  /** How the refusals name the settings and word the fix: stack config's unless given. */
+  naming?: Naming;
 }
 
 /**
@@ -148,7 +151,7 @@ export function restoreFromProblems(check: RestoreCheck): string[] {
     return [
       refusal(
         check,
-        `${check.restoreFrom} was taken while ${taken.from} ran, but utilitarian:version is ${check.version}: ` +
+        `${check.restoreFrom} was taken while ${taken.from} ran, but ${namingOf(check).name("version")} is ${check.version}: ` +
           `${check.version}'s code would meet ${taken.from}'s schema`,
         realDir,
       ),
@@ -177,9 +180,10 @@ export function latestFor(dir: string, version: string): string | undefined {
  * backup.dir itself is missing.
  */
 function refusal(check: RestoreCheck, what: string, realDir: string | undefined): string {
-  const head = `\`utilitarian:restoreFrom\` is refused: ${what}.`;
-  const remove = `or remove it with \`pulumi config rm utilitarian:restoreFrom\` if no rollback is under way.`;
-  const otherDir = `point backup.dir at the directory that holds the backups (\`pulumi config set --path utilitarian:backup.dir <directory>\`, relative to the project directory)`;
+  const n = namingOf(check);
+  const head = `${n.name("restoreFrom")} is refused: ${what}.`;
+  const remove = `or remove it (${n.remove("restoreFrom")}) if no rollback is under way.`;
+  const otherDir = `point backup.dir at the directory that holds the backups (${n.set("backup.dir", "<directory>")}, relative to the project directory)`;
   const found = realDir ? verifiedBackups(realDir) : [];
   if (found.length === 0) {
     return `${head}${realDir ? ` backup.dir ${check.backupDir} holds no verified backup.` : ""} ${capitalised(otherDir)}, ${remove}`;
@@ -196,12 +200,14 @@ function refusal(check: RestoreCheck, what: string, realDir: string | undefined)
   const usable = found.find((b) => b.from === check.version);
   const fix =
     latest !== undefined && backupProblem(realDir!, latest) === undefined
-      ? `Set it with \`pulumi config set utilitarian:restoreFrom latest\` (${shownPath(check, latest)}), ${remove}`
+      ? `Set it with ${n.set("restoreFrom", "latest")} (${shownPath(check, latest)}), ${remove}`
       : usable
-        ? `Set it with \`pulumi config set utilitarian:restoreFrom ${shownPath(check, usable.name)}\`, the newest verified backup taken while ${check.version} ran, ${remove}`
-        : `None was taken while ${check.version} ran: set \`utilitarian:version\` to the version a backup was taken under, or ${otherDir}, ${remove}`;
+        ? `Set it with ${n.set("restoreFrom", shownPath(check, usable.name))}, the newest verified backup taken while ${check.version} ran, ${remove}`
+        : `None was taken while ${check.version} ran: set ${n.name("version")} to the version a backup was taken under, or ${otherDir}, ${remove}`;
   return `${head} ${inventory} ${fix}`;
 }
+
+const namingOf = (check: RestoreCheck) => check.naming ?? STACK_CONFIG;
 
 const capitalised = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 

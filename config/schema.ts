@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { refuse } from "./issues";
+import type { Naming } from "./naming";
 import {
   allowedHost,
   dnsName,
@@ -36,11 +38,14 @@ const IMAGE_REPOSITORY =
   "an image repository as Docker parses it (lower-case path components, optionally after `registry[:port]/`), without tag or digest";
 
 const RELEASE = /^\d+\.\d+\.\d+([-.][0-9A-Za-z.-]+)?$/;
-const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
+export const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 const QUEUE = /^[A-Za-z0-9_.-]+$/;
 
 const release = (key: string) =>
-  z.string().regex(RELEASE, `must be a release tag like 1.2.0 (set \`utilitarian:${key}\` to the version to run)`);
+  z.string().superRefine((value, ctx) => {
+    if (!RELEASE.test(value))
+      refuse(ctx, (n) => `must be a release tag like 1.2.0 (set ${n.name(key)} to the version to run)`);
+  });
 
 const bool = z.preprocess(
   (v) => (v === "true" ? true : v === "false" ? false : v),
@@ -71,23 +76,46 @@ const envMap = z.record(
 
 /** Plain env names that hold secrets by their look: those belong in an encrypted key. */
 export const SECRET_LIKE_ENV = /(^|_)(PASSWORD|PASSWD|PASS|SECRET|TOKEN|KEY|CREDENTIALS?)$/;
-/** Edge env the deployment sets itself (`components/environment.ts`): a user's value would be overwritten. */
-const EDGE_RESERVED_ENV: Record<"processor" | "poster" | "udpServer", Record<string, string>> = {
-  processor: {
-    AMQP_CONNECTION_STRING: "set from the broker",
-    UTILITARIAN_BASE_URL: "the API's container",
-    UTILITARIAN_AUTH_TOKEN: "the secret `utilitarian:edgeAuthToken`",
+/** `A`, `B` and `C`, as the descriptions list names. */
+const codeList = (names: string[]) =>
+  names
+    .map((n) => `\`${n}\``)
+    .join(", ")
+    .replace(/, ([^,]*)$/, " and $1");
+
+/** The settings blocks with an `env`: their values reach container environments only. */
+export const ENV_HOLDERS = ["api", "processor", "poster", "udpServer"] as const;
+export type EnvHolder = (typeof ENV_HOLDERS)[number];
+
+const fromTheBroker = () => "the broker";
+const edgeCallingTheApi = {
+  AMQP_CONNECTION_STRING: fromTheBroker,
+  UTILITARIAN_BASE_URL: () => "the API's container",
+  UTILITARIAN_AUTH_TOKEN: (n: Naming) => `the secret ${n.name("secrets.edgeAuthToken")}`,
+};
+/**
+ * Environment the deployment sets itself (components/environment.ts), by the block whose `env`
+ * would carry it: a user's value would be overwritten without a word, so it is refused, naming
+ * where the value comes from. `apiSecretEnv` shares the API's (config/validate.ts).
+ */
+export const RESERVED_ENV: Record<EnvHolder, Record<string, (n: Naming) => string>> = {
+  api: {
+    DATABASE_URL: (n) => `the database settings and the secret ${n.name("secrets.databasePassword")}`,
+    SECRET_KEY: (n) => `the secret ${n.name("secrets.secretKey")}`,
+    AMQP_CONNECTION_STRING: fromTheBroker,
+    ALLOWED_HOSTS: (n) => n.name("api.allowedHosts"),
   },
-  poster: {
-    AMQP_CONNECTION_STRING: "set from the broker",
-    UTILITARIAN_BASE_URL: "the API's container",
-    UTILITARIAN_AUTH_TOKEN: "the secret `utilitarian:edgeAuthToken`",
-  },
+  processor: edgeCallingTheApi,
+  poster: edgeCallingTheApi,
   udpServer: {
-    AMQP_CONNECTION_STRING: "set from the broker",
-    UTILITARIAN_APPLICATION_CONTEXT: "`utilitarian:udpServer.applicationContext`",
+    AMQP_CONNECTION_STRING: fromTheBroker,
+    UTILITARIAN_APPLICATION_CONTEXT: (n) => n.name("udpServer.applicationContext"),
   },
 };
+
+/** The refusal of an env name the deployment sets itself, for `api.env.X` or `secrets.apiSecretEnv.X`. */
+export const reservedEnvRefusal = (path: string, source: (n: Naming) => string) => (n: Naming) =>
+  `is set by the deployment itself (from ${source(n)}); remove it (${n.remove(path)})`;
 
 const SQL_IDENTIFIER =
   "a lower-case SQL identifier of letters, digits and `_`, not starting with a digit, at most 63 characters";
@@ -192,8 +220,7 @@ const apiSchema = z.strictObject({
         "Django `ALLOWED_HOSTS`, to which the deployment adds the API's container name and its alias `api` (the edge services call it by them): at least one entry, each a host name, a subdomain wildcard like `.example.net`, an IPv4 address, an IPv6 address in brackets (`[::1]`) or `*`, without scheme or port.",
     }),
   env: envMap.default({}).meta({
-    description:
-      "Extra plain environment of the API, beat and workers (`UTILITARIAN_LOGLEVEL`, `DATA_RETENTION_DAYS`, `CORS_WHITELIST`, ...): UPPER_CASE names with one-line values, except `DATABASE_URL`, `SECRET_KEY`, `AMQP_CONNECTION_STRING` and `ALLOWED_HOSTS`, which the deployment sets, and names ending in `_KEY`, `_PASSWORD`, `_PASSWD`, `_PASS`, `_SECRET`, `_TOKEN` or `_CREDENTIALS`, which belong in the secret `apiSecretEnv`.",
+    description: `Extra plain environment of the API, beat and workers (\`UTILITARIAN_LOGLEVEL\`, \`DATA_RETENTION_DAYS\`, \`CORS_WHITELIST\`, ...): UPPER_CASE names with one-line values, except ${codeList(Object.keys(RESERVED_ENV.api))}, which the deployment sets, and names ending in \`_KEY\`, \`_PASSWORD\`, \`_PASSWD\`, \`_PASS\`, \`_SECRET\`, \`_TOKEN\` or \`_CREDENTIALS\`, which belong in the secret \`apiSecretEnv\`.`,
   }),
   healthTimeoutSeconds: int(10, 3600).default(120).meta({
     description: "How long the API may take to start and become healthy, in seconds: a whole number from 10 to 3600.",
@@ -227,11 +254,6 @@ const EDGE_TITLE: Record<EdgeRole, string> = {
   poster: "the poster",
   udpServer: "the DLMS UDP server",
 };
-const codeList = (names: string[]) =>
-  names
-    .map((n) => `\`${n}\``)
-    .join(", ")
-    .replace(/, ([^,]*)$/, " and $1");
 
 /** The keys every edge service has; `role` only words their descriptions. */
 const edgeSchema = (role: EdgeRole, defaults: { enabled: boolean; dependsOnApi: boolean }) =>
@@ -251,7 +273,7 @@ const edgeSchema = (role: EdgeRole, defaults: { enabled: boolean; dependsOnApi: 
       description: `Whether ${EDGE_TITLE[role]} follows the API, stopped before it and started after the migrations during an API upgrade: \`true\` or \`false\`.`,
     }),
     env: envMap.default({}).meta({
-      description: `Extra plain environment of ${EDGE_TITLE[role]}: UPPER_CASE names with one-line values, except ${codeList(Object.keys(EDGE_RESERVED_ENV[role]))}, which the deployment sets.`,
+      description: `Extra plain environment of ${EDGE_TITLE[role]}: UPPER_CASE names with one-line values, except ${codeList(Object.keys(RESERVED_ENV[role]))}, which the deployment sets.`,
     }),
   });
 
@@ -353,7 +375,7 @@ export const settingsSchema = z
     }),
     images: z
       .strictObject({
-        api: imageRepository("quay.io/pwit/utilitarian", "utilitarian:version")
+        api: imageRepository("quay.io/pwit/utilitarian", "version")
           .default("quay.io/pwit/utilitarian")
           .meta({
             description: `Image repository of the API, beat and workers, tagged with \`version\`: ${IMAGE_REPOSITORY}.`,
@@ -489,11 +511,12 @@ export const settingsSchema = z
     }
     for (const role of ["processor", "poster", "udpServer"] as const) {
       if (s[role].enabled && !s[role].version) {
-        ctx.addIssue({
-          code: "custom",
-          path: [role, "version"],
-          message: `is required while ${role} is enabled: the release of this edge service, like 1.0.0; set it with \`pulumi config set --path utilitarian:${role}.version 1.0.0\` or disable it with \`--path utilitarian:${role}.enabled false\``,
-        });
+        refuse(
+          ctx,
+          (n) =>
+            `is required while ${role} is enabled: the release of this edge service, like 1.0.0; set it with ${n.set(`${role}.version`, "1.0.0")} or disable it with ${n.set(`${role}.enabled`, "false")}`,
+          { path: [role, "version"] },
+        );
       }
     }
     const names = s.workers.map((w) => w.name);
@@ -526,20 +549,20 @@ function hostNetworkProblems(s: Settings, ctx: z.RefinementCtx): void {
   if (!u.enabled || u.network !== "host") return;
   const fix = "or set `udpServer.network` to `bridge`, where Docker maps the port";
   if (u.port !== UDP_SERVER_PORT) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["udpServer", "port"],
-      params: { example: String(UDP_SERVER_PORT) },
-      message: `is ${u.port}, but with udpServer.network host the DLMS UDP server binds the host's UDP ${UDP_SERVER_PORT} itself and nothing maps it: set it to ${UDP_SERVER_PORT} (\`pulumi config set --path utilitarian:udpServer.port ${UDP_SERVER_PORT}\`), ${fix}`,
-    });
+    refuse(
+      ctx,
+      (n) =>
+        `is ${u.port}, but with udpServer.network host the DLMS UDP server binds the host's UDP ${UDP_SERVER_PORT} itself and nothing maps it: set it to ${UDP_SERVER_PORT} (${n.set("udpServer.port", String(UDP_SERVER_PORT))}), ${fix}`,
+      { path: ["udpServer", "port"] },
+    );
   }
   if (u.publishAddress !== "0.0.0.0") {
-    ctx.addIssue({
-      code: "custom",
-      path: ["udpServer", "publishAddress"],
-      params: { example: "0.0.0.0" },
-      message: `is ${shown(u.publishAddress)}, but with udpServer.network host the DLMS UDP server binds every address of the host itself: remove it (\`pulumi config rm --path utilitarian:udpServer.publishAddress\`), ${fix}`,
-    });
+    refuse(
+      ctx,
+      (n) =>
+        `is ${shown(u.publishAddress)}, but with udpServer.network host the DLMS UDP server binds every address of the host itself: remove it (${n.remove("udpServer.publishAddress")}), ${fix}`,
+      { path: ["udpServer", "publishAddress"] },
+    );
   }
   if (s.rabbitmq.mode !== "managed") return;
   const amqp = s.rabbitmq.loopbackPort;
@@ -603,23 +626,20 @@ function crossFieldProblems(s: Settings, ctx: z.RefinementCtx): void {
   }
 
   for (const name of Object.keys(s.api.env)) {
-    if (SECRET_LIKE_ENV.test(name) && name !== "SECRET_KEY") {
-      ctx.addIssue({
-        code: "custom",
-        path: ["api", "env", name],
-        message: `looks like a secret, and plain config is stored unencrypted; move it: \`pulumi config rm --path utilitarian:api.env.${name}\`, then \`pulumi config set --secret --path 'utilitarian:apiSecretEnv.${name}' ...\``,
-      });
+    // A name the deployment sets is refused below, with its own fix.
+    if (SECRET_LIKE_ENV.test(name) && !(name in RESERVED_ENV.api)) {
+      refuse(
+        ctx,
+        (n) =>
+          `looks like a secret, and plain config is stored unencrypted; move it: ${n.remove(`api.env.${name}`)}, then ${n.set(`secrets.apiSecretEnv.${name}`, "...")}`,
+        { path: ["api", "env", name] },
+      );
     }
   }
-  for (const role of ["processor", "poster", "udpServer"] as const) {
-    for (const [name, source] of Object.entries(EDGE_RESERVED_ENV[role])) {
-      if (name in s[role].env) {
-        ctx.addIssue({
-          code: "custom",
-          path: [role, "env", name],
-          message: `is set by the deployment itself (from ${source}); remove it with \`pulumi config rm --path utilitarian:${role}.env.${name}\``,
-        });
-      }
+  for (const holder of ENV_HOLDERS) {
+    for (const [name, source] of Object.entries(RESERVED_ENV[holder])) {
+      if (name in s[holder].env)
+        refuse(ctx, reservedEnvRefusal(`${holder}.env.${name}`, source), { path: [holder, "env", name] });
     }
   }
 }
@@ -691,8 +711,7 @@ export const SECRET_KEYS = {
     when: () => false,
     required: "no",
     what: "extra secret environment for API, beat and workers, as a map (e.g. JWT_SIGNING_KEY)",
-    description:
-      "Extra secret environment of the API, beat and workers, like `JWT_SIGNING_KEY`: a map of UPPER_CASE names to values without NUL characters, one entry set at a time, none of them also in `api.env`.",
+    description: `Extra secret environment of the API, beat and workers, like \`JWT_SIGNING_KEY\`: a map of UPPER_CASE names to values without NUL characters, one entry set at a time, none of them also in \`api.env\` or one the deployment sets (${codeList(Object.keys(RESERVED_ENV.api))}).`,
     how: "pulumi config set --secret --path 'utilitarian:apiSecretEnv.JWT_SIGNING_KEY'",
   },
 } as const;

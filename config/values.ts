@@ -4,8 +4,9 @@ import { z } from "zod";
 /**
  * Validators for the settings a user types by hand: host names, addresses, ports, image
  * references, paths. Each refusal says what is allowed and shows what was given; its `example`
- * (issue params) becomes the "Set it with `pulumi config set ...`" fix in `config/load.ts`,
- * which also adds the key. Values that may hold a secret are never shown.
+ * (issue params) becomes the fix, worded for stack config or for args by the entry point's
+ * Naming (config/naming.ts), which also names the setting. Values that may hold a secret are
+ * never shown.
  */
 
 /** A value as a message shows it: quoted, control characters escaped, long values cut. */

@@ -373,7 +373,7 @@ describe("restoreFrom names a verified backup in backup.dir, checked before anyt
     expect(message.match(/backups\/utilitarian-[^ ]+\.dump \(taken/g)).toHaveLength(5);
     expect(message).toContain("; and 4 older.");
     expect(message).toContain(
-      `Set it with \`pulumi config set utilitarian:restoreFrom latest\` (backups/${names.newer}), or remove it with \`pulumi config rm utilitarian:restoreFrom\` if no rollback is under way.`,
+      `Set it with \`pulumi config set utilitarian:restoreFrom latest\` (backups/${names.newer}), or remove it (\`pulumi config rm utilitarian:restoreFrom\`) if no rollback is under way.`,
     );
   });
 
@@ -439,7 +439,7 @@ describe("restoreFrom names a verified backup in backup.dir, checked before anyt
   test("a verified backup taken while another version ran is refused: its schema is not the target's", () => {
     const other = writeBackup(backups, { stamp: "20250401T090000Z", from: "1.1.0", to: "1.2.0" });
     expect(problem(`backups/${other}`)).toContain(
-      `backups/${other} was taken while 1.1.0 ran, but utilitarian:version is 1.0.0: 1.0.0's code would meet 1.1.0's schema.`,
+      `backups/${other} was taken while 1.1.0 ran, but \`utilitarian:version\` is 1.0.0: 1.0.0's code would meet 1.1.0's schema.`,
     );
   });
 

@@ -155,12 +155,14 @@ describe("bad args: every problem at once, named by its arg, with the fix, befor
 
   test("an unknown arg and an unknown secret are named; a missing one is required", async () => {
     expect(await refused({ ...MINIMAL, wokers: [] })).toEqual([expect.stringMatching(/^`wokers` is not a known arg/)]);
-    expect(await refused({ ...MINIMAL, version: undefined })).toEqual(["`version` is required"]);
+    expect(await refused({ ...MINIMAL, version: undefined })).toEqual([
+      "`version` is required: the Utilitarian release to run, like 1.2.0; set it with `version: 1.2.0`",
+    ]);
     const { edgeAuthToken: _, ...withoutToken } = SECRET_VALUES;
     expect(await refused({ ...MINIMAL, secrets: { ...withoutToken, secretkey: "x".repeat(40) } })).toEqual([
       expect.stringMatching(/^`secrets.secretkey` is not a known secret; the secrets are secretKey, /),
       expect.stringMatching(
-        /^`secrets.edgeAuthToken` is required while the processor or the poster is enabled .*; pass it in `secrets`$/,
+        /^`secrets.edgeAuthToken` is required while the processor or the poster is enabled .*; set it with `secrets.edgeAuthToken: ...`$/,
       ),
     ]);
   });
@@ -178,7 +180,7 @@ describe("bad args: every problem at once, named by its arg, with the fix, befor
       ),
       expect.stringContaining("`api.env.API_TOKEN` looks like a secret"),
       expect.stringContaining(
-        "`udpServer.env.AMQP_CONNECTION_STRING` is set by the deployment itself (from set from the broker); remove it (leave `udpServer.env.AMQP_CONNECTION_STRING` out)",
+        "`udpServer.env.AMQP_CONNECTION_STRING` is set by the deployment itself (from the broker); remove it (leave `udpServer.env.AMQP_CONNECTION_STRING` out)",
       ),
     ]);
     expect(problems[1]).toContain("move it: leave `api.env.API_TOKEN` out, then `secrets.apiSecretEnv.API_TOKEN: ...`");
@@ -187,7 +189,9 @@ describe("bad args: every problem at once, named by its arg, with the fix, befor
 
   test("a component name that is not a valid prefix is refused when no prefix is given", async () => {
     expect(await refused(MINIMAL, "My_App")).toEqual([
-      expect.stringMatching(/^`prefix` \(not given, so the component's name\) must be/),
+      expect.stringMatching(
+        /^`prefix` is not set, so names would start with 'My_App' \(from the component's name\), which is not a valid name: .* Set it with `prefix: my-app`\.$/,
+      ),
     ]);
   });
 
@@ -247,7 +251,10 @@ describe("Inputs: values needed only when a container is created", () => {
   test("an Input env value's name is still checked", async () => {
     expect(
       await refused({ ...MINIMAL, api: { env: { SECRET_KEY: pulumi.output("x"), DB_PASSWORD: pulumi.secret("p") } } }),
-    ).toEqual([expect.stringMatching(/^`api.env.DB_PASSWORD` looks like a secret/)]);
+    ).toEqual([
+      expect.stringMatching(/^`api.env.DB_PASSWORD` looks like a secret/),
+      expect.stringMatching(/^`api.env.SECRET_KEY` is set by the deployment itself/),
+    ]);
   });
 });
 

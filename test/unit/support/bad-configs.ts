@@ -374,7 +374,7 @@ export const BAD_CONFIGS: [label: string, values: Record<string, unknown>, messa
   [
     "restoreFrom taken while another version ran",
     { version: "1.0.0", backup: { dir: BACKUPS.dir }, restoreFrom: BACKUPS.verified["1.1.0"] },
-    "was taken while 1.1.0 ran, but utilitarian:version is 1.0.0",
+    "was taken while 1.1.0 ran, but `utilitarian:version` is 1.0.0",
   ],
   [
     "restoreFrom latest with no backup of the version",
