@@ -277,6 +277,19 @@ export function liveContainers(state: { resources: StateResource[] }): string[] 
 }
 
 /**
+ * A component's step has no provider call and is done at once; its outputs event comes only when
+ * the program registers its outputs, which may be after its children's steps began.
+ */
+export function endsAtOnce(metadata: {
+  type: string;
+  new?: { provider?: string };
+  old?: { provider?: string };
+}): boolean {
+  const state = metadata.new ?? metadata.old;
+  return state?.provider === "" && !metadata.type.startsWith("pulumi:providers:");
+}
+
+/**
  * The engine's event log (`--event-log`, one JSON event a line): each step's resourcePreEvent
  * begins it and its resOutputsEvent (or resOpFailedEvent) ends it; diagnostics with a URN are the
  * resource's log lines. The stack itself and the engine's default providers are left out.
@@ -326,10 +339,7 @@ export function readEventLog(
         failed: false,
       };
       steps.push(step);
-      // A component's step has no provider call and is done at once; its outputs event comes only
-      // when the program registers its outputs, at the end of the run.
-      const state = metadata.new ?? metadata.old;
-      if (state?.provider === "" && !String(metadata.type).startsWith("pulumi:providers:")) {
+      if (endsAtOnce(metadata)) {
         step.end = position;
         step.endedAt = time;
       } else {

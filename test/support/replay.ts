@@ -18,6 +18,7 @@ import {
 } from "./engine-types";
 import { CONTAINER, factsOf } from "./provider-facts";
 import { PROJECT_DIR, type Workspace } from "./real-engine";
+import { endsAtOnce } from "./real-stack";
 
 /**
  * How long the replay's creates and deletes take, by type: a command runs a script, a container
@@ -74,7 +75,8 @@ export interface TimedStep extends StepName {
 
 /**
  * The steps of a run as the model names them, in the order the engine started them (its
- * resourcePreEvents), each with the position of its end (resOutputsEvent): OpCreateReplacement is
+ * resourcePreEvents), each with the position of its end (resOutputsEvent; a component's at once,
+ * as `endsAtOnce` says): OpCreateReplacement is
  * the model's "replace", the logical OpReplace (no provider call) is left out, and so are the
  * stack and the engine's default providers, which the model does not register.
  */
@@ -112,9 +114,9 @@ export function engineRun(eventLog: string): TimedStep[] {
       const name = (metadata.urn as string).split("::").pop()!;
       const key = `${op} ${name}`;
       if (pre) {
-        const step = { op, name, start: position, end: Number.POSITIVE_INFINITY };
+        const step = { op, name, start: position, end: endsAtOnce(metadata) ? position : Number.POSITIVE_INFINITY };
         steps.push(step);
-        open.set(key, step);
+        if (step.end === Number.POSITIVE_INFINITY) open.set(key, step);
       } else {
         const step = open.get(key);
         if (step) step.end = position;
