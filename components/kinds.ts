@@ -1,7 +1,8 @@
 /**
  * One descriptor per kind of service the deployment runs: what image it runs, what port it
  * listens on and where that is published, its health check, the upgrade stages that stop and
- * start it, whether it follows the API, whether the backup stops it, and which secrets reach it.
+ * start it, whether it follows the API, whether the backup stops it, whether it calls the API,
+ * and which secrets reach it.
  * The plan, the builder, the printed maintenance and the tests read these; adding a kind is one
  * entry here plus its tests. Nothing here is Docker's own vocabulary (labels, networks, restart
  * policies live in the builder), so a second target can read the same descriptors.
@@ -9,13 +10,28 @@
 import type { SecretKey, Settings } from "../config/schema";
 import type { RunbookStep } from "./plan";
 
-/** The upgrade's stages (components/stages.ts orders them by the plan). */
-export type StageKey = "pull" | "backup" | "restore" | "stop" | "start-api" | "migrate" | "static" | "start" | "verify";
+/**
+ * The upgrade's stages, in the order one `pulumi up` carries them out (the plan's node order:
+ * images, backup, restore, the API's stop and start, migrate, static, the rest, verify). Each
+ * step node of the plan is the stage of its name; the services' stages are their kinds'.
+ */
+export const STAGES = [
+  "pull",
+  "backup",
+  "restore",
+  "stop",
+  "start-api",
+  "migrate",
+  "static",
+  "start",
+  "verify",
+] as const;
+export type StageKey = (typeof STAGES)[number];
 
 /** The settings a descriptor reads; the stack's `Settings` and the library's settings both have them. */
 export interface KindSettings {
   api: { port: number; publishAddress: string; healthTimeoutSeconds: number };
-  udpServer: { port: number; publishAddress: string; network: "bridge" | "host" };
+  udpServer: { port: number; publishAddress: string; network: "bridge" | "host"; applicationContext: string };
   database: { adminUser: string };
 }
 
@@ -28,7 +44,7 @@ export interface HealthCheck {
   startPeriod: string;
 }
 
-/** Where in the upgrade a service stops or starts: the stage, and the runbook steps it carries out there. */
+/** Where in the upgrade a service stops, is declared anew, or starts: the stage, and the runbook steps it carries out there. */
 export interface UpgradePart {
   stage: StageKey;
   runbook: RunbookStep[];
@@ -58,8 +74,12 @@ export interface ServiceKind {
    * code: always, never, or as the settings say (`<role>.dependsOnApi`).
    */
   followsApi: boolean | "setting";
-  /** Where an upgrade stops and starts it, when it is the API or follows it; undefined: it keeps running. */
-  upgrade?: { stop: UpgradePart; start: UpgradePart };
+  /** Where an upgrade stops and starts it, when it is the API or follows it, in stage order; undefined: it keeps running. */
+  upgrade?: UpgradePart[];
+  /** Calls the API: it gets the API's URL (`UTILITARIAN_BASE_URL`) and, among its secrets, the token it authenticates with. */
+  callsApi: boolean;
+  /** Plain environment from its settings, set after its own `env` (config/schema.ts reserves these names). */
+  environment?: (s: KindSettings) => Record<string, string>;
   /** Writes what the backup must contain: with `backup.stopWriters`, the backup stops it while it follows the API. */
   writer: boolean;
   /** Runs in the Docker host's network instead of the private one, as the settings say. */
@@ -77,15 +97,25 @@ const APP_FOLLOWER = {
   release: "app",
   followsApi: true,
   writer: true,
+  callsApi: false,
   secrets: APP_SECRETS,
-  upgrade: { stop: { stage: "stop", runbook: [3] }, start: { stage: "start", runbook: [5, 9] } },
+  // Their run config is upgraded with the API's (runbook 5: declared from the same image and
+  // version while only the API starts); they start after static files.
+  upgrade: [
+    { stage: "stop", runbook: [3] },
+    { stage: "start-api", runbook: [5] },
+    { stage: "start", runbook: [9] },
+  ],
 } as const satisfies Partial<ServiceKind>;
-/** The processor and the poster call the API (when they follow it, as by default). */
+/** Edge services: their own release; stopped before the API (runbook 2) when `<role>.dependsOnApi`, started with the rest. */
 const EDGE_FOLLOWER = {
   release: "own",
   followsApi: "setting",
   grace: "edge",
-  upgrade: { stop: { stage: "stop", runbook: [2] }, start: { stage: "start", runbook: [9] } },
+  upgrade: [
+    { stage: "stop", runbook: [2] },
+    { stage: "start", runbook: [9] },
+  ],
 } as const satisfies Partial<ServiceKind>;
 
 export const API_PORT = 8000;
@@ -111,8 +141,12 @@ export const KINDS = {
     grace: "api",
     followsApi: false,
     // Stopping the API closes its followers down first (runbook 2 and 3); the new one starts alone.
-    upgrade: { stop: { stage: "stop", runbook: [3] }, start: { stage: "start-api", runbook: [5, 6] } },
+    upgrade: [
+      { stage: "stop", runbook: [3] },
+      { stage: "start-api", runbook: [5, 6] },
+    ],
     writer: false,
+    callsApi: false,
     secrets: APP_SECRETS,
   },
   beat: {
@@ -139,8 +173,14 @@ export const KINDS = {
       ];
     },
   },
-  processor: { ...EDGE_FOLLOWER, role: "processor", writer: true, secrets: ["edgeAuthToken", ...BROKER] },
-  poster: { ...EDGE_FOLLOWER, role: "poster", writer: true, secrets: ["edgeAuthToken", ...BROKER] },
+  processor: {
+    ...EDGE_FOLLOWER,
+    role: "processor",
+    writer: true,
+    callsApi: true,
+    secrets: ["edgeAuthToken", ...BROKER],
+  },
+  poster: { ...EDGE_FOLLOWER, role: "poster", writer: true, callsApi: true, secrets: ["edgeAuthToken", ...BROKER] },
   udpServer: {
     ...EDGE_FOLLOWER,
     role: "udpServer",
@@ -149,6 +189,8 @@ export const KINDS = {
     port: { number: 4059, protocol: "udp" },
     publish: (s) => ({ external: s.udpServer.port, ip: s.udpServer.publishAddress }),
     hostNetwork: (s) => s.udpServer.network === "host",
+    callsApi: false,
+    environment: (s) => ({ UTILITARIAN_APPLICATION_CONTEXT: s.udpServer.applicationContext }),
     secrets: BROKER,
   },
   postgres: {
@@ -166,6 +208,7 @@ export const KINDS = {
     grace: "api",
     followsApi: false,
     writer: false,
+    callsApi: false,
     secrets: ["databaseAdminPassword"],
   },
   rabbitmq: {
@@ -183,6 +226,7 @@ export const KINDS = {
     grace: "edge",
     followsApi: false,
     writer: false,
+    callsApi: false,
     secrets: ["rabbitmqPassword"],
   },
 } as const satisfies Record<string, ServiceKind>;

@@ -7,8 +7,16 @@
  * and against the dependencies the real runtime records.
  */
 import type { Settings } from "../config/schema";
-import { EDGE_ROLES, kindOf, type EdgeRole, type ServiceKind, type ServiceRole } from "./kinds";
-import { urlHost } from "./urls";
+import {
+  EDGE_ROLES,
+  KINDS,
+  kindOf,
+  STAGES,
+  type EdgeRole,
+  type ServiceKind,
+  type ServiceRole,
+  type StageKey,
+} from "./kinds";
 
 export type { ServiceRole } from "./kinds";
 
@@ -369,7 +377,8 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   for (const role of EDGE_ROLES) {
     const edge = input[role];
     if (!edge.enabled) continue;
-    const follows = edge.dependsOnApi;
+    const kind = kindOf(role);
+    const follows = kind.followsApi === "setting" ? edge.dependsOnApi : kind.followsApi;
     // A following edge service calls the API by its container name; an independent one needs only the broker.
     service(
       role,
@@ -377,7 +386,7 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
       follows,
       follows
         ? [
-            ...follower(stopWriters && kindOf(role).writer),
+            ...follower(stopWriters && kind.writer),
             { on: api.key, via: "apiBaseUrl", why: "calls the API by its container name" },
           ]
         : brokerUp,
@@ -414,21 +423,34 @@ export const appImagesOf = (plan: DeploymentPlan) =>
 
 /** The runbook steps a service carries out when an upgrade stops and starts it (kinds.ts). */
 function upgradeRunbook(kind: ServiceKind): RunbookStep[] {
-  if (!kind.upgrade) return [];
-  return [...kind.upgrade.stop.runbook, ...kind.upgrade.start.runbook].sort((a, b) => a - b);
+  return sorted((kind.upgrade ?? []).flatMap((part) => part.runbook));
 }
+
+const sorted = (steps: Iterable<RunbookStep>) => [...new Set(steps)].sort((a, b) => a - b);
 
 function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
+export interface UpgradeStage {
+  key: StageKey;
+  /** The runbook steps carried out in this stage. */
+  runbook: RunbookStep[];
+}
+
 /**
- * Where the operator reaches the API. A wildcard publish address is not an address to call:
- * use the Docker host's name for an `ssh://` or `tcp://` engine, and loopback for the local one.
+ * The stages of an upgrade to this plan, in order, each with its runbook steps: a step node's are
+ * its own, the pulls' are the image nodes', and the services' stages are their kinds' stops and
+ * starts (kinds.ts), whether or not this plan runs a service of every kind. The restore stage is
+ * there only for a rollback.
  */
-export function apiUrlFor(publishAddress: string, port: number, dockerHost?: string): string {
-  const remoteHost = dockerHost && /^(ssh|tcp):\/\//.test(dockerHost) ? new URL(dockerHost).hostname : undefined;
-  const wildcard = ["0.0.0.0", "::", "[::]"].includes(publishAddress);
-  const host = wildcard ? (remoteHost ?? "127.0.0.1") : publishAddress;
-  return `http://${urlHost(host)}:${port}`;
+export function upgradeStages(plan: DeploymentPlan): UpgradeStage[] {
+  const runbook = new Map<StageKey, RunbookStep[]>();
+  const carry = (stage: StageKey, steps: RunbookStep[]) =>
+    runbook.set(stage, [...(runbook.get(stage) ?? []), ...steps]);
+  for (const image of appImagesOf(plan)) carry("pull", image.runbook);
+  for (const kind of Object.values(KINDS) as ServiceKind[])
+    for (const part of kind.upgrade ?? []) carry(part.stage, part.runbook);
+  for (const step of stepsOf(plan)) carry(step.step, step.runbook);
+  return STAGES.filter((key) => runbook.has(key)).map((key) => ({ key, runbook: sorted(runbook.get(key)!) }));
 }
