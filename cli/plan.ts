@@ -13,6 +13,7 @@ import * as zlib from "zlib";
 import * as yaml from "js-yaml";
 import { ConfigError, defaultPrefix, loadConfig, NAMESPACE } from "../config/load";
 import { SECRET_KEYS, type Settings } from "../config/schema";
+import { databaseEndpoints } from "../components/endpoints";
 import { maintenanceStages, renderMaintenance } from "../components/maintenance";
 import { packageRoot } from "../components/paths";
 import { planDeployment } from "../components/plan";
@@ -108,8 +109,7 @@ function settingsOf(stacksDir: string, stack: string): { settings: Settings; mis
 /** The database's size and the dump's expected duration, when this machine reaches the database. */
 function backupEstimate(settings: Settings): string | undefined {
   const db = settings.database;
-  const host = db.operatorHost ?? (db.mode === "managed" ? "127.0.0.1" : db.host!);
-  const port = db.operatorPort ?? (db.mode === "managed" ? 15432 : db.port);
+  const { operatorHost: host, operatorPort: port } = databaseEndpoints(db);
   try {
     // The password comes from the operator's environment or ~/.pgpass, never from the stack.
     const bytes = Number(

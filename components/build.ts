@@ -3,13 +3,25 @@ import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import type { DeploymentSettings } from "./args";
 import { ManagedRabbitMq } from "./broker";
-import { envEntries, serviceContainer } from "./containers";
+import { envEntries, healthcheckOf, publishedPorts, serviceContainer } from "./containers";
 import { engineSupportsReplaceWith } from "./engine";
 import { applicationDatabase, databaseUrl, ManagedPostgres, type DatabaseEndpoints } from "./database";
+import { databaseEndpoints } from "./endpoints";
 import { appEnvironment, edgeEnvironment } from "./environment";
-import type { DeploymentPlan, FoundationNode, ImageNode, PlanNode, ServiceNode, StepNode, Via } from "./plan";
+import { KINDS, kindOf } from "./kinds";
+import {
+  servicesOf,
+  type DeploymentPlan,
+  type FoundationNode,
+  type ImageNode,
+  type PlanNode,
+  type ServiceNode,
+  type StepNode,
+  type Via,
+} from "./plan";
 import { SchemaGuard } from "./schemaGuard";
 import type { DeploymentSecrets } from "./secrets";
+import { stepEnvironment } from "./stepEnvironment";
 import { maintenanceStep } from "./steps";
 
 /** Labels that carry an edge: a ForceNew input whose value comes from another resource. */
@@ -28,6 +40,29 @@ export interface BuildContext {
   plan: DeploymentPlan;
 }
 
+/** A docker provider the caller gave the component (opts.providers) is used as it is; else one for the settings' host and registry. */
+function dockerProvider({ settings, secrets, parent, name }: BuildContext): pulumi.ProviderResource {
+  return (
+    parent.getProvider("docker:index/container:Container") ??
+    new docker.Provider(
+      `${name}-docker`,
+      {
+        host: settings.dockerHost,
+        registryAuth: settings.registry
+          ? [
+              {
+                address: settings.registry.server,
+                username: settings.registry.username,
+                password: secrets.registryPassword,
+              },
+            ]
+          : undefined,
+      },
+      { parent },
+    )
+  );
+}
+
 /**
  * Builds the plan's nodes in plan order. Every `dependsOn` comes from a node's `dependsOn`
  * waits, and every input that takes a value from another resource goes through `input()`,
@@ -42,42 +77,9 @@ export class PlanBuilder {
   private hostAmqpUrl?: pulumi.Input<string>;
 
   constructor(private readonly ctx: BuildContext) {
-    const { settings, secrets, parent, name } = ctx;
-    // A docker provider the caller gave the component (opts.providers) is used as it is.
-    const provider =
-      parent.getProvider("docker:index/container:Container") ??
-      new docker.Provider(
-        `${name}-docker`,
-        {
-          host: settings.dockerHost,
-          registryAuth: settings.registry
-            ? [
-                {
-                  address: settings.registry.server,
-                  username: settings.registry.username,
-                  password: secrets.registryPassword,
-                },
-              ]
-            : undefined,
-        },
-        { parent },
-      );
-    this.onDocker = { parent, provider };
-    const db = settings.database;
-    this.endpoints =
-      db.mode === "managed"
-        ? {
-            containerHost: "postgres",
-            containerPort: 5432,
-            operatorHost: db.operatorHost ?? "127.0.0.1",
-            operatorPort: db.operatorPort ?? 15432,
-          }
-        : {
-            containerHost: db.host!,
-            containerPort: db.port,
-            operatorHost: db.operatorHost ?? db.host!,
-            operatorPort: db.operatorPort ?? db.port,
-          };
+    const { settings, secrets, parent } = ctx;
+    this.onDocker = { parent, provider: dockerProvider(ctx) };
+    this.endpoints = databaseEndpoints(settings.database);
     if (settings.rabbitmq.mode === "external") this.amqpUrl = this.hostAmqpUrl = secrets.rabbitmqUrl!;
   }
 
@@ -168,7 +170,7 @@ export class PlanBuilder {
         adminUser: settings.database.adminUser,
         adminPassword: secrets.databaseAdminPassword,
         operatorPort: this.endpoints.operatorPort,
-        graceSeconds: settings.stopGraceSeconds.api,
+        graceSeconds: settings.stopGraceSeconds[KINDS.postgres.grace],
       },
       this.dockerOpts(node),
     ).container;
@@ -204,7 +206,7 @@ export class PlanBuilder {
         network: this.input<docker.Network>(node, "network").name,
         user: settings.rabbitmq.user,
         password: secrets.rabbitmqPassword!,
-        graceSeconds: settings.stopGraceSeconds.edge,
+        graceSeconds: settings.stopGraceSeconds[KINDS.rabbitmq.grace],
         loopbackPort: this.ctx.plan.nodes.some((n) => n.kind === "service" && n.hostNetwork)
           ? settings.rabbitmq.loopbackPort
           : undefined,
@@ -227,7 +229,8 @@ export class PlanBuilder {
 
   private service(node: ServiceNode): docker.Container {
     const { settings, secrets } = this.ctx;
-    const isApi = node.role === "api";
+    // The image, ports, health check and alias are the kind's (kinds.ts); labels and the network are Docker's.
+    const kind = kindOf(node.role);
     const labels: Record<string, pulumi.Input<string>> = {
       "io.utilitarian.stack": this.ctx.prefix,
       "io.utilitarian.role": node.role,
@@ -240,7 +243,7 @@ export class PlanBuilder {
       labels[LABEL_BACKUP] = this.input<command.local.Command>(node, "stoppedForBackup").id;
     const apiHost = node.waits.some((w) => w.via === "apiBaseUrl")
       ? this.input<docker.Container>(node, "apiBaseUrl").name
-      : "api";
+      : KINDS.api.alias;
     const envs =
       node.image === "app"
         ? this.appEnvironment()
@@ -259,36 +262,12 @@ export class PlanBuilder {
         image: this.input<docker.RemoteImage>(node, "image").imageId,
         network: node.hostNetwork
           ? "host"
-          : { name: this.input<docker.Network>(node, "network").name, aliases: isApi ? ["api"] : undefined },
+          : { name: this.input<docker.Network>(node, "network").name, aliases: kind.alias ? [kind.alias] : undefined },
         envs,
         labels,
         command: node.command,
-        ports: isApi
-          ? [{ internal: 8000, external: settings.api.port, ip: settings.api.publishAddress }]
-          : node.role === "udpServer"
-            ? [
-                {
-                  internal: 4059,
-                  external: settings.udpServer.port,
-                  ip: settings.udpServer.publishAddress,
-                  protocol: "udp",
-                },
-              ]
-            : undefined,
-        healthcheck: isApi
-          ? {
-              tests: [
-                "CMD",
-                "python",
-                "-c",
-                "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/_health/', timeout=5)",
-              ],
-              interval: "15s",
-              timeout: "6s",
-              retries: 3,
-              startPeriod: `${settings.api.healthTimeoutSeconds}s`,
-            }
-          : undefined,
+        ports: publishedPorts(kind, settings),
+        healthcheck: healthcheckOf(kind, settings),
         // Not waiting for health: the runbook migrates right after the start; verify checks health.
         graceSeconds: node.graceSeconds,
       },
@@ -335,81 +314,16 @@ export class PlanBuilder {
       {
         script: node.script,
         runsOnceFor: triggers[node.runsOnceFor](),
-        environment: this.stepEnvironment(node),
+        environment: stepEnvironment(node, {
+          settings,
+          secrets: this.ctx.secrets,
+          endpoints: this.endpoints,
+          services: servicesOf(this.ctx.plan),
+          containerName: (key) => this.containerName(key),
+        }),
         wrapper: node.step === "backup" && settings.backup.stopWriters ? "writers-stopped.sh" : undefined,
       },
       { parent: this.ctx.parent, dependsOn: this.dependsOn(node) },
     );
-  }
-
-  /** What each step script reads (docs/step-scripts.md); container names are plain strings, not edges. */
-  private stepEnvironment(node: StepNode): Record<string, pulumi.Input<string>> {
-    const { settings, secrets } = this.ctx;
-    const db = settings.database;
-    const docker: Record<string, string> = settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {};
-    const api = this.containerName("api");
-    const services = this.ctx.plan.nodes.filter((n): n is ServiceNode => n.kind === "service");
-    const admin = {
-      PGHOST: this.endpoints.operatorHost,
-      PGPORT: String(this.endpoints.operatorPort),
-      PGUSER: db.adminUser,
-      PGPASSWORD: secrets.databaseAdminPassword,
-      PGDATABASE: db.name,
-      PGSSLMODE: db.sslmode,
-      // As configured: relative paths are relative to the project directory, where the steps
-      // run, so another clone or CI checkout of the same stack sees the same input.
-      BACKUP_DIR: settings.backup.dir,
-      // The scripts check the managed server's own disk before they copy the database there.
-      ...(db.mode === "managed" ? { DATABASE_CONTAINER: this.containerName("postgres") } : {}),
-    };
-    switch (node.step) {
-      case "backup":
-        return {
-          ...docker,
-          ...admin,
-          BACKUP_KEEP: String(settings.backup.keep),
-          BACKUP_TEST_RESTORE: String(settings.backup.testRestore),
-          BACKUP_COMPRESS_LEVEL: String(settings.backup.compressLevel),
-          RESTORE_JOBS: String(settings.backup.restoreJobs),
-          ...(settings.backup.minFreeMb !== undefined ? { BACKUP_MIN_FREE_MB: String(settings.backup.minFreeMb) } : {}),
-          // The version running now is read from the API container's label by the script.
-          API_CONTAINER: api,
-          BACKUP_TO_VERSION: settings.version,
-          // The writers whose followers' plan says the backup stops them (see plan.ts, stoppedForBackup).
-          ...(settings.backup.stopWriters
-            ? {
-                STOP_WRITERS: services
-                  .filter((s) => s.waits.some((w) => w.via === "stoppedForBackup"))
-                  .map((s) => this.containerName(s.key))
-                  .join(" "),
-              }
-            : {}),
-        };
-      case "restore":
-        return {
-          ...docker,
-          ...admin,
-          RESTORE_FILE: settings.restoreFrom!,
-          RESTORE_DB_OWNER: db.user,
-          RESTORE_JOBS: String(settings.backup.restoreJobs),
-          // "latest" means the newest backup taken while this (older) version ran.
-          RESTORE_VERSION: settings.version,
-          // The app containers are stopped by the script before the database is swapped.
-          STOP_CONTAINERS: services
-            .filter((s) => s.key === "api" || s.followsApi)
-            .map((s) => this.containerName(s.key))
-            .join(" "),
-        };
-      case "migrate":
-      case "static":
-        return { ...docker, API_CONTAINER: api, API_START_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds) };
-      case "verify":
-        return {
-          ...docker,
-          API_CONTAINER: api,
-          EXPECTED_CONTAINERS: services.map((s) => this.containerName(s.key)).join(" "),
-          HEALTH_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds),
-        };
-    }
   }
 }

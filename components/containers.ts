@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
+import type { KindSettings, ServiceKind } from "./kinds";
 
 export interface ContainerSpec {
   /** Container name on the Docker host (fixed names: the provider replaces delete-before-create). */
@@ -79,4 +80,26 @@ export function envEntries(env: Record<string, pulumi.Input<string>>): pulumi.Ou
       .sort()
       .map((k) => `${k}=${values[k]}`),
   );
+}
+
+/** The port a kind publishes on the Docker host, as the provider takes it; TCP, Docker's default, is left unsaid. */
+export function publishedPorts(
+  kind: ServiceKind,
+  settings: KindSettings,
+): docker.types.input.ContainerPort[] | undefined {
+  if (!kind.port || !kind.publish) return undefined;
+  const { external, ip } = kind.publish(settings);
+  const { number: internal, protocol } = kind.port;
+  return [{ internal, external, ip, ...(protocol === "tcp" ? {} : { protocol }) }];
+}
+
+/** A kind's health check as the provider takes it: the command run without a shell (`CMD`). */
+export function healthcheckOf(
+  kind: ServiceKind,
+  settings: KindSettings,
+): docker.types.input.ContainerHealthcheck | undefined {
+  const health = kind.health?.(settings);
+  if (!health) return undefined;
+  const { command, ...timing } = health;
+  return { tests: ["CMD", ...command], ...timing };
 }

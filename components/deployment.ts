@@ -3,7 +3,8 @@ import type * as command from "@pulumi/command";
 import { ArgsError, validateArgs, type UtilitarianDeploymentArgs } from "./args";
 import { PlanBuilder } from "./build";
 import { maintenanceStages, type Maintenance } from "./maintenance";
-import { apiUrlFor, planDeployment, servicesOf, type DeploymentPlan } from "./plan";
+import { planDeployment, servicesOf, type DeploymentPlan } from "./plan";
+import { apiUrlFor } from "./urls";
 import type { SchemaGuard } from "./schemaGuard";
 import { secretInputs } from "./secrets";
 

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { DeploymentSettings } from "./args";
+import { API_PORT, KINDS, kindOf, type EdgeRole } from "./kinds";
 
 type Env = Record<string, pulumi.Input<string>>;
 
@@ -22,13 +23,11 @@ export function appEnvironment(args: AppEnvironmentArgs): Env {
     DATABASE_URL: args.databaseUrl,
     SECRET_KEY: args.secretKey,
     // Edge services call the API by its container name (or alias): Django must accept those Host headers.
-    ALLOWED_HOSTS: [...new Set([...api.allowedHosts, args.apiName, "api"])].join(","),
+    ALLOWED_HOSTS: [...new Set([...api.allowedHosts, args.apiName, KINDS.api.alias])].join(","),
     AMQP_CONNECTION_STRING: args.amqpUrl,
     UTILITARIAN_DEBUG: api.env.UTILITARIAN_DEBUG ?? "False",
   };
 }
-
-export type EdgeRole = "processor" | "poster" | "udpServer";
 
 export interface EdgeEnvironmentArgs {
   settings: DeploymentSettings;
@@ -38,14 +37,21 @@ export interface EdgeEnvironmentArgs {
   edgeAuthToken?: pulumi.Input<string>;
 }
 
-/** The settings of one edge service; its own `env` entries come first and may set the optional ones. */
+/**
+ * The settings of one edge service; its own `env` entries come first and may set the optional
+ * ones. What it gets beyond the broker is its kind's (kinds.ts): its settings' environment, and the
+ * API's URL and token when it calls the API.
+ */
 export function edgeEnvironment(role: EdgeRole, args: EdgeEnvironmentArgs): Env {
-  const env: Env = { ...args.settings[role].env, AMQP_CONNECTION_STRING: args.amqpUrl };
-  if (role === "udpServer") {
-    env.UTILITARIAN_APPLICATION_CONTEXT = args.settings.udpServer.applicationContext;
-    return env;
-  }
-  env.UTILITARIAN_BASE_URL = pulumi.interpolate`http://${args.apiHost}:8000`;
-  if (args.edgeAuthToken !== undefined) env.UTILITARIAN_AUTH_TOKEN = args.edgeAuthToken;
+  const kind = kindOf(role);
+  const env: Env = {
+    ...args.settings[role].env,
+    AMQP_CONNECTION_STRING: args.amqpUrl,
+    ...kind.environment?.(args.settings),
+  };
+  if (!kind.callsApi) return env;
+  env.UTILITARIAN_BASE_URL = pulumi.interpolate`http://${args.apiHost}:${API_PORT}`;
+  if (args.edgeAuthToken !== undefined && kind.secrets.includes("edgeAuthToken"))
+    env.UTILITARIAN_AUTH_TOKEN = args.edgeAuthToken;
   return env;
 }

@@ -3,7 +3,19 @@
  * Pulumi): what a `pulumi up` from one version to the plan's does, stage by stage, in the order
  * the plan's waits give the engine. `npm run plan` prints it; the stack exports it.
  */
-import { RUNBOOK, servicesOf, stepsOf, type DeploymentPlan, type RunbookStep, type ServiceNode } from "./plan";
+import type { StageKey } from "./kinds";
+import {
+  appImagesOf,
+  RUNBOOK,
+  servicesOf,
+  stepsOf,
+  upgradeStages,
+  type DeploymentPlan,
+  type RunbookStep,
+  type ServiceNode,
+  type StepKey,
+  type StepNode,
+} from "./plan";
 
 export interface Stage {
   title: string;
@@ -34,31 +46,36 @@ export interface MaintenanceContext {
 
 const list = (names: string[]) => (names.length > 0 ? names.join(", ") : "none");
 
-/** The stages of the change from `ctx.from` to the plan's version (a version bump or a rollback). */
-export function maintenanceStages(plan: DeploymentPlan, ctx: MaintenanceContext): Maintenance {
-  const services = servicesOf(plan);
-  const api = services.find((s) => s.role === "api")!;
-  const followers = services.filter((s) => s.waits.some((w) => w.on === api.key && w.via === "followsApi"));
-  const independent = services.filter((s) => s !== api && !followers.includes(s));
-  const writers = followers.filter((s) => s.waits.some((w) => w.via === "stoppedForBackup"));
-  const names = (ss: ServiceNode[]) => ss.map((s) => ctx.containerName(s.key));
-  const steps = new Map(stepsOf(plan).map((s) => [s.step, s]));
-  const stages: Stage[] = [];
-  const stage = (title: string, runbook: RunbookStep[], actions: string[]) => stages.push({ title, runbook, actions });
+/** The plan's services as the stages speak of them. */
+interface Cast {
+  api: ServiceNode;
+  /** Stopped before the API and started after static files. */
+  followers: ServiceNode[];
+  /** Followers the backup stops first. */
+  writers: ServiceNode[];
+  services: ServiceNode[];
+  names: (services: ServiceNode[]) => string[];
+  steps: Map<StepKey, StepNode>;
+}
 
-  const appImage = plan.nodes.find((n) => n.kind === "image" && n.image === "app");
-  stage(
-    "Pull the new images while everything runs",
-    [4],
-    [
-      `pull ${appImage && appImage.kind === "image" ? appImage.ref : `the ${plan.version} image`} (API, beat and workers); edge images only where their own version changed`,
-      "a failed pull stops nothing",
-    ],
-  );
-  stage(
-    "Verified backup, before anything stops",
-    [1],
-    [
+/** What each stage is called and does; which stages there are, in what order, and their runbook steps come from the plan. */
+const STAGE_TEXT: Record<
+  StageKey,
+  (plan: DeploymentPlan, ctx: MaintenanceContext, cast: Cast) => Omit<Stage, "runbook">
+> = {
+  pull: (plan) => {
+    const appImage = appImagesOf(plan).find((i) => i.image === "app");
+    return {
+      title: "Pull the new images while everything runs",
+      actions: [
+        `pull ${appImage ? appImage.ref : `the ${plan.version} image`} (API, beat and workers); edge images only where their own version changed`,
+        "a failed pull stops nothing",
+      ],
+    };
+  },
+  backup: (plan, ctx, { writers, names, steps }) => ({
+    title: "Verified backup, before anything stops",
+    actions: [
       ...(ctx.backup.stopWriters && writers.length > 0
         ? [
             `stop the writers first, so what they would write waits in RabbitMQ: ${list(names(writers))} (the API keeps serving)`,
@@ -68,62 +85,72 @@ export function maintenanceStages(plan: DeploymentPlan, ctx: MaintenanceContext)
       ...(ctx.backup.estimate ? [ctx.backup.estimate] : []),
       "if it fails: the writers start again and nothing else has changed",
     ],
-  );
-  if (steps.has("restore")) {
-    stage(
-      "Restore the chosen backup (rollback)",
-      [],
-      [
-        `${steps.get("restore")!.script}: ${ctx.restoreFrom === "latest" ? `the newest verified backup taken while ${plan.version} ran` : ctx.restoreFrom}, checksum and archive verified, restored beside the live database, row counts compared, then swapped in (the old one is kept)`,
-        `stops ${list(names([api, ...followers]))} before the swap`,
-      ],
-    );
-  }
-  stage(
-    "Stop the services that depend on the API, then the API",
-    [2, 3],
-    [
+  }),
+  restore: (plan, ctx, { api, followers, names, steps }) => ({
+    title: "Restore the chosen backup (rollback)",
+    actions: [
+      `${steps.get("restore")!.script}: ${ctx.restoreFrom === "latest" ? `the newest verified backup taken while ${plan.version} ran` : ctx.restoreFrom}, checksum and archive verified, restored beside the live database, row counts compared, then swapped in (the old one is kept)`,
+      `stops ${list(names([api, ...followers]))} before the swap`,
+    ],
+  }),
+  stop: (_plan, ctx, { api, followers, names }) => ({
+    title: "Stop the services that depend on the API, then the API",
+    actions: [
       `stop ${list(names(followers.filter((s) => s.image !== "app")))} (they call the API)`,
       `stop ${list(names(followers.filter((s) => s.image === "app")))} (beat and workers share the API's code and database)`,
       `stop ${ctx.containerName(api.key)} last; each gets its grace period`,
     ],
-  );
-  stage(
-    `Start only the API on ${plan.version}`,
-    [5, 6],
-    [
+  }),
+  "start-api": (plan, ctx, { api }) => ({
+    title: `Start only the API on ${plan.version}`,
+    actions: [
       `create ${ctx.containerName(api.key)} from the new image (beat and workers are declared from the same image and version)`,
     ],
-  );
-  stage(
-    "Run migrations",
-    [7],
-    [
+  }),
+  migrate: (_plan, ctx, { api, steps }) => ({
+    title: "Run migrations",
+    actions: [
       `${steps.get("migrate")!.script}: python manage.py migrate --noinput in ${ctx.containerName(api.key)}, once per version; its output streams line by line`,
     ],
-  );
-  stage(
-    "Collect and compress static assets",
-    [8],
-    [
+  }),
+  static: (_plan, ctx, { api, steps }) => ({
+    title: "Collect and compress static assets",
+    actions: [
       `${steps.get("static")!.script}: collectstatic --no-input, then compress, in ${ctx.containerName(api.key)}; then restarts it, so no server process keeps the manifest it read before compress`,
     ],
-  );
-  stage(
-    `Start everything else on ${plan.version}`,
-    [9],
-    [`create ${list(names(followers))}; they drain what queued up in RabbitMQ`],
-  );
-  stage(
-    "Verify",
-    [10],
-    [
+  }),
+  start: (plan, _ctx, { followers, names }) => ({
+    title: `Start everything else on ${plan.version}`,
+    actions: [`create ${list(names(followers))}; they drain what queued up in RabbitMQ`],
+  }),
+  verify: (_plan, _ctx, { services, names, steps }) => ({
+    title: "Verify",
+    actions: [
       `${steps.get("verify")!.script}: /_health/ answers 200, no unapplied migration, every container running: ${list(names(services))}`,
     ],
-  );
+  }),
+};
 
+/** The stages of the change from `ctx.from` to the plan's version (a version bump or a rollback). */
+export function maintenanceStages(plan: DeploymentPlan, ctx: MaintenanceContext): Maintenance {
+  const services = servicesOf(plan);
+  const api = services.find((s) => s.role === "api")!;
+  const followers = services.filter((s) => s.waits.some((w) => w.on === api.key && w.via === "followsApi"));
+  const independent = services.filter((s) => s !== api && !followers.includes(s));
+  const cast: Cast = {
+    api,
+    followers,
+    writers: followers.filter((s) => s.waits.some((w) => w.via === "stoppedForBackup")),
+    services,
+    names: (ss) => ss.map((s) => ctx.containerName(s.key)),
+    steps: new Map(stepsOf(plan).map((s) => [s.step, s])),
+  };
+  const stages = upgradeStages(plan).map(({ key, runbook }): Stage => {
+    const { title, actions } = STAGE_TEXT[key](plan, ctx, cast);
+    return { title, runbook, actions };
+  });
   const keepsRunning = [
-    ...names(independent),
+    ...cast.names(independent),
     ...plan.nodes.filter((n) => n.kind === "postgres" || n.kind === "rabbitmq").map((n) => ctx.containerName(n.key)),
   ];
   return { from: ctx.from, to: plan.version, stages, keepsRunning };

@@ -7,6 +7,18 @@
  * and against the dependencies the real runtime records.
  */
 import type { Settings } from "../config/schema";
+import {
+  EDGE_ROLES,
+  KINDS,
+  kindOf,
+  STAGES,
+  type EdgeRole,
+  type ServiceKind,
+  type ServiceRole,
+  type StageKey,
+} from "./kinds";
+
+export type { ServiceRole } from "./kinds";
 
 /** The vendor's upgrade runbook (upgrade-instructions.md), step by step. */
 export const RUNBOOK = {
@@ -24,8 +36,7 @@ export const RUNBOOK = {
 export type RunbookStep = keyof typeof RUNBOOK;
 
 /** One image per repository; the API, beat and workers share `app`. */
-export type ImageKey = "app" | "processor" | "poster" | "udpServer";
-export type ServiceRole = "api" | "beat" | "worker" | "processor" | "poster" | "udpServer";
+export type ImageKey = "app" | EdgeRole;
 /** The maintenance steps. Each is a script in `scripts/`. */
 export type StepKey = "backup" | "restore" | "migrate" | "static" | "verify";
 
@@ -146,15 +157,11 @@ export type PlanInput = Pick<
   | "rabbitmq"
   | "beat"
   | "workers"
-  | "processor"
-  | "poster"
-  | "udpServer"
+  | EdgeRole
   | "stopGraceSeconds"
   | "restoreFrom"
   | "backup"
 >;
-
-const EDGE_ROLES = ["processor", "poster", "udpServer"] as const;
 
 export function planDeployment(input: PlanInput): DeploymentPlan {
   const nodes: PlanNode[] = [];
@@ -279,40 +286,42 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   });
 
   // --- Runbooks 2, 3, 5, 6: the API; its followers are stopped first through their edges on it. ---
-  const grace = input.stopGraceSeconds;
   const services: ServiceNode[] = [];
-  const service = (
-    s: Omit<ServiceNode, "kind" | "waits" | "runbook" | "replacedWith" | "hostNetwork">,
-    extra: Wait[],
-  ) => {
-    const hostNetwork = s.role === "udpServer" && input.udpServer.network === "host";
+  /** A service node of the role's kind: image, grace period, runbook steps and network from its descriptor. */
+  const service = (role: ServiceRole, key: string, follows: boolean, extra: Wait[], command?: string[]) => {
+    const kind = kindOf(role);
+    const image: ImageKey = kind.release === "app" ? "app" : (role as EdgeRole);
+    const hostNetwork = kind.hostNetwork?.(input) ?? false;
     const node: ServiceNode = {
-      ...s,
+      key,
+      role,
+      image,
+      version: image === "app" ? input.version : input[image].version!,
+      followsApi: follows,
+      graceSeconds: input.stopGraceSeconds[kind.grace],
+      ...(command ? { command } : {}),
       kind: "service",
-      replacedWith: s.followsApi ? ["api"] : [],
+      replacedWith: follows ? ["api"] : [],
       hostNetwork,
-      runbook: s.role === "api" ? [3, 5, 6] : s.followsApi ? (s.image === "app" ? [3, 5, 9] : [2, 9]) : [],
+      runbook: role === "api" || follows ? upgradeRunbook(kind) : [],
       waits: [
-        { on: `image-${s.image}`, via: "image", why: "runs the pulled image: a new image replaces the container" },
+        { on: `image-${image}`, via: "image", why: "runs the pulled image: a new image replaces the container" },
         ...(hostNetwork ? [] : [{ on: "network", via: "network", why: "joins the private network" } satisfies Wait]),
         ...extra,
       ],
     };
     services.push(node);
+    nodes.push(node);
     return node;
   };
-  const api = service(
-    { key: "api", role: "api", image: "app", version: input.version, followsApi: false, graceSeconds: grace.api },
-    [
-      {
-        on: "schema-guard",
-        via: "dependsOn",
-        why: "nothing stops before the verified backup: the API is replaced only after it (and the guard)",
-      },
-      ...brokerUp,
-    ],
-  );
-  nodes.push(api);
+  const api = service("api", "api", false, [
+    {
+      on: "schema-guard",
+      via: "dependsOn",
+      why: "nothing stops before the verified backup: the API is replaced only after it (and the guard)",
+    },
+    ...brokerUp,
+  ]);
   add({
     kind: "step",
     key: "migrate",
@@ -356,54 +365,31 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
       : []),
   ];
   const stopWriters = input.backup.stopWriters;
-  if (input.beat.enabled) {
-    nodes.push(
-      service(
-        {
-          key: "beat",
-          role: "beat",
-          image: "app",
-          version: input.version,
-          followsApi: true,
-          graceSeconds: grace.beat,
-          command: ["celery", "-A", "utilitarian", "beat", "--loglevel=INFO"],
-        },
-        follower(stopWriters),
-      ),
-    );
-  }
+  const beat = kindOf("beat");
+  if (input.beat.enabled) service("beat", "beat", true, follower(stopWriters && beat.writer), beat.command!());
+  const worker = kindOf("worker");
   for (const group of input.workers) {
-    for (let i = 1; i <= group.count; i++) {
-      nodes.push(
-        service(
-          {
-            key: `worker-${group.name}-${i}`,
-            role: "worker",
-            image: "app",
-            version: input.version,
-            followsApi: true,
-            graceSeconds: grace.worker,
-            command: workerCommand(group, i),
-          },
-          follower(stopWriters),
-        ),
-      );
+    for (let index = 1; index <= group.count; index++) {
+      const key = `worker-${group.name}-${index}`;
+      service("worker", key, true, follower(stopWriters && worker.writer), worker.command!({ group, index }));
     }
   }
   for (const role of EDGE_ROLES) {
     const edge = input[role];
     if (!edge.enabled) continue;
-    const follows = edge.dependsOnApi;
-    nodes.push(
-      service(
-        { key: kebab(role), role, image: role, version: edge.version!, followsApi: follows, graceSeconds: grace.edge },
-        follows
-          ? [
-              ...follower(stopWriters && role !== "udpServer"),
-              { on: api.key, via: "apiBaseUrl", why: "calls the API by its container name" },
-            ]
-          : brokerUp,
-      ),
+    const kind = kindOf(role);
+    const follows = kind.followsApi === "setting" ? edge.dependsOnApi : kind.followsApi;
+    // A following edge service calls the API by its container name; an independent one needs only the broker.
+    service(
+      role,
+      kebab(role),
+      follows,
+      follows
+        ? [
+            ...follower(stopWriters && kind.writer),
+            { on: api.key, via: "apiBaseUrl", why: "calls the API by its container name" },
+          ]
+        : brokerUp,
     );
   }
 
@@ -435,32 +421,36 @@ export const appImagesOf = (plan: DeploymentPlan) =>
     (n): n is ImageNode & { image: ImageKey } => n.kind === "image" && n.image !== "postgres" && n.image !== "rabbitmq",
   );
 
-function workerCommand(group: PlanInput["workers"][number], index: number): string[] {
-  const command = [
-    "celery",
-    "-A",
-    "utilitarian",
-    "worker",
-    "--loglevel=INFO",
-    `--concurrency=${group.concurrency}`,
-    `--hostname=${group.name}-${index}@%h`,
-  ];
-  if (group.queues.length > 0) command.push("-Q", group.queues.join(","));
-  return command;
+/** The runbook steps a service carries out when an upgrade stops and starts it (kinds.ts). */
+function upgradeRunbook(kind: ServiceKind): RunbookStep[] {
+  return sorted((kind.upgrade ?? []).flatMap((part) => part.runbook));
 }
+
+const sorted = (steps: Iterable<RunbookStep>) => [...new Set(steps)].sort((a, b) => a - b);
 
 function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
+export interface UpgradeStage {
+  key: StageKey;
+  /** The runbook steps carried out in this stage. */
+  runbook: RunbookStep[];
+}
+
 /**
- * Where the operator reaches the API. A wildcard publish address is not an address to call:
- * use the Docker host's name for an `ssh://` or `tcp://` engine, and loopback for the local one.
+ * The stages of an upgrade to this plan, in order, each with its runbook steps: a step node's are
+ * its own, the pulls' are the image nodes', and the services' stages are their kinds' stops and
+ * starts (kinds.ts), whether or not this plan runs a service of every kind. The restore stage is
+ * there only for a rollback.
  */
-export function apiUrlFor(publishAddress: string, port: number, dockerHost?: string): string {
-  const remoteHost = dockerHost && /^(ssh|tcp):\/\//.test(dockerHost) ? new URL(dockerHost).hostname : undefined;
-  const wildcard = ["0.0.0.0", "::", "[::]"].includes(publishAddress);
-  const host = wildcard ? (remoteHost ?? "127.0.0.1") : publishAddress;
-  const bracketed = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-  return `http://${bracketed}:${port}`;
+export function upgradeStages(plan: DeploymentPlan): UpgradeStage[] {
+  const runbook = new Map<StageKey, RunbookStep[]>();
+  const carry = (stage: StageKey, steps: RunbookStep[]) =>
+    runbook.set(stage, [...(runbook.get(stage) ?? []), ...steps]);
+  for (const image of appImagesOf(plan)) carry("pull", image.runbook);
+  for (const kind of Object.values(KINDS) as ServiceKind[])
+    for (const part of kind.upgrade ?? []) carry(part.stage, part.runbook);
+  for (const step of stepsOf(plan)) carry(step.step, step.runbook);
+  return STAGES.filter((key) => runbook.has(key)).map((key) => ({ key, runbook: sorted(runbook.get(key)!) }));
 }

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { settingsSchema } from "../../config/schema";
+import { apiUrlFor } from "../../components/urls";
 import {
-  apiUrlFor,
   appImagesOf,
   planDeployment,
   RUNBOOK,

@@ -1,0 +1,86 @@
+import type * as pulumi from "@pulumi/pulumi";
+import type { DeploymentSettings } from "./args";
+import type { DatabaseEndpoints } from "./database";
+import type { ServiceNode, StepNode } from "./plan";
+import type { DeploymentSecrets } from "./secrets";
+
+export interface StepContext {
+  settings: DeploymentSettings;
+  secrets: DeploymentSecrets;
+  /** Where the scripts, which run on this machine, reach PostgreSQL. */
+  endpoints: DatabaseEndpoints;
+  /** The plan's services, in plan order. */
+  services: ServiceNode[];
+  /** The physical container name of a service key. */
+  containerName: (key: string) => string;
+}
+
+/** What each step script reads (docs/step-scripts.md); container names are plain strings, not edges. */
+export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string, pulumi.Input<string>> {
+  const { settings, secrets, endpoints, services, containerName } = ctx;
+  const db = settings.database;
+  const docker: Record<string, string> = settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {};
+  const api = containerName("api");
+  const admin = {
+    PGHOST: endpoints.operatorHost,
+    PGPORT: String(endpoints.operatorPort),
+    PGUSER: db.adminUser,
+    PGPASSWORD: secrets.databaseAdminPassword,
+    PGDATABASE: db.name,
+    PGSSLMODE: db.sslmode,
+    // As configured: relative paths are relative to the project directory, where the steps
+    // run, so another clone or CI checkout of the same stack sees the same input.
+    BACKUP_DIR: settings.backup.dir,
+    // The scripts check the managed server's own disk before they copy the database there.
+    ...(db.mode === "managed" ? { DATABASE_CONTAINER: containerName("postgres") } : {}),
+  };
+  switch (node.step) {
+    case "backup":
+      return {
+        ...docker,
+        ...admin,
+        BACKUP_KEEP: String(settings.backup.keep),
+        BACKUP_TEST_RESTORE: String(settings.backup.testRestore),
+        BACKUP_COMPRESS_LEVEL: String(settings.backup.compressLevel),
+        RESTORE_JOBS: String(settings.backup.restoreJobs),
+        ...(settings.backup.minFreeMb !== undefined ? { BACKUP_MIN_FREE_MB: String(settings.backup.minFreeMb) } : {}),
+        // The version running now is read from the API container's label by the script.
+        API_CONTAINER: api,
+        BACKUP_TO_VERSION: settings.version,
+        // The writers whose followers' plan says the backup stops them (see plan.ts, stoppedForBackup).
+        ...(settings.backup.stopWriters
+          ? {
+              STOP_WRITERS: services
+                .filter((s) => s.waits.some((w) => w.via === "stoppedForBackup"))
+                .map((s) => containerName(s.key))
+                .join(" "),
+            }
+          : {}),
+      };
+    case "restore":
+      return {
+        ...docker,
+        ...admin,
+        RESTORE_FILE: settings.restoreFrom!,
+        RESTORE_DB_OWNER: db.user,
+        RESTORE_JOBS: String(settings.backup.restoreJobs),
+        // "latest" means the newest backup taken while this (older) version ran.
+        RESTORE_VERSION: settings.version,
+        // The app containers are stopped by the script before the database is swapped.
+        STOP_CONTAINERS: services
+          .filter((s) => s.key === "api" || s.followsApi)
+          .map((s) => containerName(s.key))
+          .join(" "),
+      };
+    case "migrate":
+    case "static":
+      return { ...docker, API_CONTAINER: api, API_START_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds) };
+    case "verify":
+      return {
+        ...docker,
+        API_CONTAINER: api,
+        EXPECTED_CONTAINERS: services.map((s) => containerName(s.key)).join(" "),
+        HEALTH_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds),
+      };
+  }
+}
