@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import { serviceContainer } from "./containers";
+import { KINDS } from "./kinds";
 
 export interface ManagedRabbitMqArgs {
   prefix: string;
@@ -9,6 +10,8 @@ export interface ManagedRabbitMqArgs {
   user: string;
   password: pulumi.Input<string>;
   graceSeconds: number;
+  /** Its kind's health check (`KINDS.rabbitmq`), as the provider takes it. */
+  healthcheck: docker.types.input.ContainerHealthcheck;
   /**
    * Publish AMQP on the Docker host's 127.0.0.1 at this port, for a service in the host's network
    * (the UDP server with `udpServer.network: host`), which cannot reach the private network's names.
@@ -47,7 +50,7 @@ export class ManagedRabbitMq extends pulumi.ComponentResource {
       {
         name: `${args.prefix}-rabbitmq`,
         image: args.image,
-        network: { name: args.network, aliases: ["rabbitmq"] },
+        network: { name: args.network, aliases: [KINDS.rabbitmq.alias] },
         // RabbitMQ keeps its data per node name, which derives from the host name: keep it fixed.
         hostname: "rabbitmq",
         envs: [
@@ -58,15 +61,9 @@ export class ManagedRabbitMq extends pulumi.ComponentResource {
         volumes: [{ volumeName: this.volume.name, containerPath: "/var/lib/rabbitmq" }],
         ports:
           args.loopbackPort !== undefined
-            ? [{ internal: 5672, external: args.loopbackPort, ip: "127.0.0.1" }]
+            ? [{ internal: KINDS.rabbitmq.port.number, external: args.loopbackPort, ip: "127.0.0.1" }]
             : undefined,
-        healthcheck: {
-          tests: ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"],
-          interval: "5s",
-          timeout: "10s",
-          retries: 24,
-          startPeriod: "10s",
-        },
+        healthcheck: args.healthcheck,
         waitHealthy: { timeoutSeconds: 180 },
         graceSeconds: Math.max(args.graceSeconds, 30),
       },
@@ -78,7 +75,7 @@ export class ManagedRabbitMq extends pulumi.ComponentResource {
           .output(args.password)
           .apply((pw) => `amqp://${encodeURIComponent(args.user)}:${encodeURIComponent(pw)}@${hostPort}//`),
       );
-    this.url = urlAt("rabbitmq:5672");
+    this.url = urlAt(`${KINDS.rabbitmq.alias}:${KINDS.rabbitmq.port.number}`);
     if (args.loopbackPort !== undefined) this.loopbackUrl = urlAt(`127.0.0.1:${args.loopbackPort}`);
     this.registerOutputs({});
   }

@@ -171,6 +171,7 @@ export class PlanBuilder {
         adminPassword: secrets.databaseAdminPassword,
         operatorPort: this.endpoints.operatorPort,
         graceSeconds: settings.stopGraceSeconds[KINDS.postgres.grace],
+        healthcheck: healthcheckOf(KINDS.postgres, settings)!,
       },
       this.dockerOpts(node),
     ).container;
@@ -207,6 +208,7 @@ export class PlanBuilder {
         user: settings.rabbitmq.user,
         password: secrets.rabbitmqPassword!,
         graceSeconds: settings.stopGraceSeconds[KINDS.rabbitmq.grace],
+        healthcheck: healthcheckOf(KINDS.rabbitmq, settings)!,
         loopbackPort: this.ctx.plan.nodes.some((n) => n.kind === "service" && n.hostNetwork)
           ? settings.rabbitmq.loopbackPort
           : undefined,

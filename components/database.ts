@@ -2,6 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as postgresql from "@pulumi/postgresql";
 import { serviceContainer } from "./containers";
+import { KINDS } from "./kinds";
+import { urlHost } from "./urls";
 
 /** How the containers and this machine reach PostgreSQL. */
 export interface DatabaseEndpoints {
@@ -22,6 +24,8 @@ export interface ManagedPostgresArgs {
   /** Port published on the Docker host's 127.0.0.1 only, for this machine's connections. */
   operatorPort: number;
   graceSeconds: number;
+  /** Its kind's health check (`KINDS.postgres`), as the provider takes it. */
+  healthcheck: docker.types.input.ContainerHealthcheck;
 }
 
 /**
@@ -50,7 +54,7 @@ export class ManagedPostgres extends pulumi.ComponentResource {
       {
         name: `${args.prefix}-postgres`,
         image: args.image,
-        network: { name: args.network, aliases: ["postgres"] },
+        network: { name: args.network, aliases: [KINDS.postgres.alias] },
         envs: [
           pulumi.interpolate`POSTGRES_USER=${args.adminUser}`,
           pulumi.interpolate`POSTGRES_PASSWORD=${args.adminPassword}`,
@@ -58,15 +62,9 @@ export class ManagedPostgres extends pulumi.ComponentResource {
         ],
         labels: { "io.utilitarian.role": "postgres", "io.utilitarian.stack": args.prefix },
         // Loopback only: reachable from this machine (or through an SSH tunnel to a remote Docker host), never from outside.
-        ports: [{ internal: 5432, external: args.operatorPort, ip: "127.0.0.1" }],
+        ports: [{ internal: KINDS.postgres.port.number, external: args.operatorPort, ip: "127.0.0.1" }],
         volumes: [{ volumeName: this.volume.name, containerPath: "/var/lib/postgresql/data" }],
-        healthcheck: {
-          tests: ["CMD", "pg_isready", "-U", args.adminUser, "-d", "postgres"],
-          interval: "5s",
-          timeout: "5s",
-          retries: 12,
-          startPeriod: "10s",
-        },
+        healthcheck: args.healthcheck,
         waitHealthy: { timeoutSeconds: 120 },
         // PostgreSQL needs time to checkpoint; killing it risks a long recovery.
         graceSeconds: Math.max(args.graceSeconds, 60),
@@ -160,9 +158,4 @@ export function databaseUrl(
           `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@${urlHost(endpoints.containerHost)}:${endpoints.containerPort}/${encodeURIComponent(dbName)}`,
       ),
   );
-}
-
-/** A host as a URL needs it: an IPv6 address in brackets (the config stores it without). */
-function urlHost(host: string): string {
-  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }
