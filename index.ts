@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { defaultPrefix, loadConfig } from "./config/load";
-import { UtilitarianDeployment } from "./components";
+import { UtilitarianDeployment } from "./components/deployment";
 
 /**
  * Reads and validates the stack configuration (every problem reported at once, nothing created

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { UtilitarianDeployment } from "../../../components";
+import { UtilitarianDeployment } from "../../../components/deployment";
 import { loaded, SECRET_VALUES } from "./fixtures";
 import { RecordingMocks } from "./mocks";
 
