@@ -7,7 +7,6 @@
  * entry here plus its tests. Nothing here is Docker's own vocabulary (labels, networks, restart
  * policies live in the builder), so a second target can read the same descriptors.
  */
-import type { SecretKey, Settings } from "../config/schema";
 import type { RunbookStep } from "./plan";
 
 /**
@@ -33,6 +32,45 @@ export interface KindSettings {
   api: { port: number; publishAddress: string; healthTimeoutSeconds: number };
   udpServer: { port: number; publishAddress: string; network: "bridge" | "host"; applicationContext: string };
   database: { adminUser: string };
+}
+
+/**
+ * The secrets a kind can be given, as config/schema.ts's `SECRET_KEYS` names them, and the
+ * `stopGraceSeconds` keys. Spelled out here rather than read from the schema, whose settings are
+ * derived from these descriptors: a test checks that they name the same keys.
+ */
+export type SecretKey =
+  | "secretKey"
+  | "databasePassword"
+  | "databaseAdminPassword"
+  | "rabbitmqPassword"
+  | "rabbitmqUrl"
+  | "edgeAuthToken"
+  | "registryPassword"
+  | "apiSecretEnv";
+export type GraceKey = "api" | "beat" | "worker" | "edge";
+/** What a worker replica's command reads of its group (config/schema.ts's `WorkerGroup` has it). */
+export interface WorkerGroup {
+  name: string;
+  queues: readonly string[];
+  concurrency: number;
+}
+
+/**
+ * An edge service's settings (config/schema.ts derives them): its block `<role>` with `enabled`,
+ * `version`, `dependsOnApi` and `env`, and its image repository `images.<role>`.
+ */
+export interface EdgeSettingsFacts {
+  /** How the descriptions name it, like `the DLMS processor`. */
+  title: string;
+  /** What it does, as its block's description says: `<Title>, an edge service that <does> and has its own releases`. */
+  does: string;
+  /** Its default image repository (`images.<role>`), tagged with `<role>.version`. */
+  image: string;
+  /** Whether it runs by default (`<role>.enabled`). */
+  enabled: boolean;
+  /** Whether it follows the API by default (`<role>.dependsOnApi`). */
+  dependsOnApi: boolean;
 }
 
 export interface HealthCheck {
@@ -68,7 +106,7 @@ export interface ServiceKind {
   /** Its command; undefined keeps the image's. A worker replica is told its group and index. */
   command?: (replica?: { group: WorkerGroup; index: number }) => string[];
   /** The grace period it gets to stop (`stopGraceSeconds.<key>`). */
-  grace: keyof Settings["stopGraceSeconds"];
+  grace: GraceKey;
   /**
    * Stopped before the API and started after static files, because it calls the API or shares its
    * code: always, never, or as the settings say (`<role>.dependsOnApi`).
@@ -86,9 +124,9 @@ export interface ServiceKind {
   hostNetwork?: (s: Pick<KindSettings, "udpServer">) => boolean;
   /** The secrets that reach its environment (the broker's: `rabbitmqPassword` or `rabbitmqUrl`, by the broker's mode). */
   secrets: SecretKey[];
+  /** An edge service's (`release: "own"`) settings; config/schema.ts derives its keys from these. */
+  settings?: EdgeSettingsFacts;
 }
-
-type WorkerGroup = Settings["workers"][number];
 
 const BROKER: SecretKey[] = ["rabbitmqPassword", "rabbitmqUrl"];
 const APP_SECRETS: SecretKey[] = ["secretKey", "databasePassword", "apiSecretEnv", ...BROKER];
@@ -179,11 +217,39 @@ export const KINDS = {
     writer: true,
     callsApi: true,
     secrets: ["edgeAuthToken", ...BROKER],
+    settings: {
+      title: "the DLMS processor",
+      does: "calls the API",
+      image: "quay.io/pwit/utilitarian-dlms-processor",
+      enabled: true,
+      dependsOnApi: true,
+    },
   },
-  poster: { ...EDGE_FOLLOWER, role: "poster", writer: true, callsApi: true, secrets: ["edgeAuthToken", ...BROKER] },
+  poster: {
+    ...EDGE_FOLLOWER,
+    role: "poster",
+    writer: true,
+    callsApi: true,
+    secrets: ["edgeAuthToken", ...BROKER],
+    settings: {
+      title: "the poster",
+      does: "calls the API",
+      image: "quay.io/pwit/utilitarian-poster",
+      enabled: true,
+      dependsOnApi: true,
+    },
+  },
   udpServer: {
     ...EDGE_FOLLOWER,
     role: "udpServer",
+    // Its further keys (network, port, publishAddress, applicationContext) extend its block in config/schema.ts.
+    settings: {
+      title: "the DLMS UDP server",
+      does: "receives the meters' push messages",
+      image: "quay.io/pwit/utilitarian-dlms-udp-server",
+      enabled: true,
+      dependsOnApi: false,
+    },
     // It only queues what meters push; it writes nothing to the database the backup could miss.
     writer: false,
     port: { number: 4059, protocol: "udp" },
@@ -240,3 +306,6 @@ export const EDGE_ROLES = (Object.keys(KINDS) as KindKey[]).filter((k): k is Edg
 
 /** The descriptor of a role, typed as the general shape. */
 export const kindOf = (role: KindKey): ServiceKind => KINDS[role];
+
+/** The settings of an edge service's descriptor: every `release: "own"` entry has them. */
+export const edgeSettingsOf = (role: EdgeRole): EdgeSettingsFacts => KINDS[role].settings;
