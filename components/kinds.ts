@@ -2,10 +2,11 @@
  * One descriptor per kind of service the deployment runs: what image it runs, what port it
  * listens on and where that is published, its health check, the upgrade stages that stop and
  * start it, whether it follows the API, whether the backup stops it, whether it calls the API,
- * and which secrets reach it.
- * The plan, the builder, the printed maintenance and the tests read these; adding a kind is one
- * entry here plus its tests. Nothing here is Docker's own vocabulary (labels, networks, restart
- * policies live in the builder), so a second target can read the same descriptors.
+ * which secrets reach it, and an edge service's settings.
+ * The plan, the builder, the printed maintenance, the settings (config/schema.ts) and the tests
+ * read these; adding a kind is one entry here plus its tests. Nothing here is Docker's own
+ * vocabulary (labels, networks, restart policies live in the builder), so a second target can read
+ * the same descriptors.
  */
 import type { RunbookStep } from "./plan";
 
@@ -128,7 +129,7 @@ export interface ServiceKind {
   settings?: EdgeSettingsFacts;
 }
 
-const BROKER: SecretKey[] = ["rabbitmqPassword", "rabbitmqUrl"];
+export const BROKER: SecretKey[] = ["rabbitmqPassword", "rabbitmqUrl"];
 const APP_SECRETS: SecretKey[] = ["secretKey", "databasePassword", "apiSecretEnv", ...BROKER];
 /** Beat and workers run the API's code from its image: stopped with it, started after its static files. */
 const APP_FOLLOWER = {
@@ -146,7 +147,7 @@ const APP_FOLLOWER = {
   ],
 } as const satisfies Partial<ServiceKind>;
 /** Edge services: their own release; stopped before the API (runbook 2) when `<role>.dependsOnApi`, started with the rest. */
-const EDGE_FOLLOWER = {
+export const EDGE_FOLLOWER = {
   release: "own",
   followsApi: "setting",
   grace: "edge",

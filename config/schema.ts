@@ -312,7 +312,7 @@ const udpServerSchema = edgeSchema("udpServer").extend({
 });
 
 /** The edge services whose block has keys beyond `edgeSchema`'s; the others' blocks are `edgeSchema(role)`. */
-const EXTENDED_EDGE_SCHEMAS = { udpServer: udpServerSchema };
+const EXTENDED_EDGE_SCHEMAS = { udpServer: udpServerSchema } satisfies Partial<Record<EdgeRole, z.ZodObject>>;
 type EdgeBlockSchema<R extends EdgeRole> = R extends keyof typeof EXTENDED_EDGE_SCHEMAS
   ? (typeof EXTENDED_EDGE_SCHEMAS)[R]
   : ReturnType<typeof edgeSchema>;
