@@ -3,6 +3,7 @@ import type { z } from "zod";
 import { LIBRARY_ARGS } from "../config/naming";
 import { ENV_HOLDERS, settingsSchema, type EnvHolder, type Settings } from "../config/schema";
 import { KNOWN_LATER, validateDeployment } from "../config/validate";
+import { EDGE_ROLES, type EdgeRole } from "./kinds";
 import type { DeploymentSecrets } from "./secrets";
 
 /**
@@ -33,6 +34,8 @@ export type ApiArgs = WithEnvArgs<NonNullable<SettingsInput["api"]>>;
 export type WorkerGroupArgs = NonNullable<SettingsInput["workers"]>[number];
 export type EdgeServiceArgs = WithEnvArgs<NonNullable<SettingsInput["processor"]>>;
 export type UdpServerArgs = WithEnvArgs<NonNullable<SettingsInput["udpServer"]>>;
+/** Each edge service's block (components/kinds.ts); the ones named in the args below are documented there. */
+type EdgeServicesArgs = { [R in EdgeRole]?: WithEnvArgs<NonNullable<SettingsInput[R]>> };
 export type BackupArgs = NonNullable<SettingsInput["backup"]>;
 export type StopGraceSecondsArgs = NonNullable<SettingsInput["stopGraceSeconds"]>;
 
@@ -42,7 +45,7 @@ export type StopGraceSecondsArgs = NonNullable<SettingsInput["stopGraceSeconds"]
  * configuration reference lists them with their defaults); values that decide which resources
  * exist are plain values, not Inputs.
  */
-export interface UtilitarianDeploymentArgs {
+export interface UtilitarianDeploymentArgs extends EdgeServicesArgs {
   /** Utilitarian release to run, the tag of the API, beat and worker image, like `1.2.0`. Required. */
   version: SettingsInput["version"];
   /** Prefix of every container, network and volume name (lower-case letters, digits and `-`). Defaults to the component's name. */
@@ -163,9 +166,9 @@ export function validateArgs(
   const withInputs: DeploymentSettings = {
     ...settings,
     api: { ...settings.api, env: env("api") },
-    processor: { ...settings.processor, env: env("processor") },
-    poster: { ...settings.poster, env: env("poster") },
-    udpServer: { ...settings.udpServer, env: env("udpServer") },
+    ...(Object.fromEntries(EDGE_ROLES.map((role) => [role, { ...settings[role], env: env(role) }])) as {
+      [R in EdgeRole]: DeploymentSettings[R];
+    }),
   };
   return { settings: withInputs, planSettings: settings, prefix: settings.prefix };
 }

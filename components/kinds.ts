@@ -2,12 +2,12 @@
  * One descriptor per kind of service the deployment runs: what image it runs, what port it
  * listens on and where that is published, its health check, the upgrade stages that stop and
  * start it, whether it follows the API, whether the backup stops it, whether it calls the API,
- * and which secrets reach it.
- * The plan, the builder, the printed maintenance and the tests read these; adding a kind is one
- * entry here plus its tests. Nothing here is Docker's own vocabulary (labels, networks, restart
- * policies live in the builder), so a second target can read the same descriptors.
+ * which secrets reach it, and an edge service's settings.
+ * The plan, the builder, the printed maintenance, the settings (config/schema.ts) and the tests
+ * read these; adding a kind is one entry here plus its tests. Nothing here is Docker's own
+ * vocabulary (labels, networks, restart policies live in the builder), so a second target can read
+ * the same descriptors.
  */
-import type { SecretKey, Settings } from "../config/schema";
 import type { RunbookStep } from "./plan";
 
 /**
@@ -33,6 +33,45 @@ export interface KindSettings {
   api: { port: number; publishAddress: string; healthTimeoutSeconds: number };
   udpServer: { port: number; publishAddress: string; network: "bridge" | "host"; applicationContext: string };
   database: { adminUser: string };
+}
+
+/**
+ * The secrets a kind can be given, as config/schema.ts's `SECRET_KEYS` names them, and the
+ * `stopGraceSeconds` keys. Spelled out here rather than read from the schema, whose settings are
+ * derived from these descriptors: a test checks that they name the same keys.
+ */
+export type SecretKey =
+  | "secretKey"
+  | "databasePassword"
+  | "databaseAdminPassword"
+  | "rabbitmqPassword"
+  | "rabbitmqUrl"
+  | "edgeAuthToken"
+  | "registryPassword"
+  | "apiSecretEnv";
+export type GraceKey = "api" | "beat" | "worker" | "edge";
+/** What a worker replica's command reads of its group (config/schema.ts's `WorkerGroup` has it). */
+export interface WorkerGroup {
+  name: string;
+  queues: readonly string[];
+  concurrency: number;
+}
+
+/**
+ * An edge service's settings (config/schema.ts derives them): its block `<role>` with `enabled`,
+ * `version`, `dependsOnApi` and `env`, and its image repository `images.<role>`.
+ */
+export interface EdgeSettingsFacts {
+  /** How the descriptions name it, like `the DLMS processor`. */
+  title: string;
+  /** What it does, as its block's description says: `<Title>, an edge service that <does> and has its own releases`. */
+  does: string;
+  /** Its default image repository (`images.<role>`), tagged with `<role>.version`. */
+  image: string;
+  /** Whether it runs by default (`<role>.enabled`). */
+  enabled: boolean;
+  /** Whether it follows the API by default (`<role>.dependsOnApi`). */
+  dependsOnApi: boolean;
 }
 
 export interface HealthCheck {
@@ -68,7 +107,7 @@ export interface ServiceKind {
   /** Its command; undefined keeps the image's. A worker replica is told its group and index. */
   command?: (replica?: { group: WorkerGroup; index: number }) => string[];
   /** The grace period it gets to stop (`stopGraceSeconds.<key>`). */
-  grace: keyof Settings["stopGraceSeconds"];
+  grace: GraceKey;
   /**
    * Stopped before the API and started after static files, because it calls the API or shares its
    * code: always, never, or as the settings say (`<role>.dependsOnApi`).
@@ -86,11 +125,11 @@ export interface ServiceKind {
   hostNetwork?: (s: Pick<KindSettings, "udpServer">) => boolean;
   /** The secrets that reach its environment (the broker's: `rabbitmqPassword` or `rabbitmqUrl`, by the broker's mode). */
   secrets: SecretKey[];
+  /** An edge service's (`release: "own"`) settings; config/schema.ts derives its keys from these. */
+  settings?: EdgeSettingsFacts;
 }
 
-type WorkerGroup = Settings["workers"][number];
-
-const BROKER: SecretKey[] = ["rabbitmqPassword", "rabbitmqUrl"];
+export const BROKER: SecretKey[] = ["rabbitmqPassword", "rabbitmqUrl"];
 const APP_SECRETS: SecretKey[] = ["secretKey", "databasePassword", "apiSecretEnv", ...BROKER];
 /** Beat and workers run the API's code from its image: stopped with it, started after its static files. */
 const APP_FOLLOWER = {
@@ -108,7 +147,7 @@ const APP_FOLLOWER = {
   ],
 } as const satisfies Partial<ServiceKind>;
 /** Edge services: their own release; stopped before the API (runbook 2) when `<role>.dependsOnApi`, started with the rest. */
-const EDGE_FOLLOWER = {
+export const EDGE_FOLLOWER = {
   release: "own",
   followsApi: "setting",
   grace: "edge",
@@ -179,11 +218,39 @@ export const KINDS = {
     writer: true,
     callsApi: true,
     secrets: ["edgeAuthToken", ...BROKER],
+    settings: {
+      title: "the DLMS processor",
+      does: "calls the API",
+      image: "quay.io/pwit/utilitarian-dlms-processor",
+      enabled: true,
+      dependsOnApi: true,
+    },
   },
-  poster: { ...EDGE_FOLLOWER, role: "poster", writer: true, callsApi: true, secrets: ["edgeAuthToken", ...BROKER] },
+  poster: {
+    ...EDGE_FOLLOWER,
+    role: "poster",
+    writer: true,
+    callsApi: true,
+    secrets: ["edgeAuthToken", ...BROKER],
+    settings: {
+      title: "the poster",
+      does: "calls the API",
+      image: "quay.io/pwit/utilitarian-poster",
+      enabled: true,
+      dependsOnApi: true,
+    },
+  },
   udpServer: {
     ...EDGE_FOLLOWER,
     role: "udpServer",
+    // Its further keys (network, port, publishAddress, applicationContext) extend its block in config/schema.ts.
+    settings: {
+      title: "the DLMS UDP server",
+      does: "receives the meters' push messages",
+      image: "quay.io/pwit/utilitarian-dlms-udp-server",
+      enabled: true,
+      dependsOnApi: false,
+    },
     // It only queues what meters push; it writes nothing to the database the backup could miss.
     writer: false,
     port: { number: 4059, protocol: "udp" },
@@ -240,3 +307,6 @@ export const EDGE_ROLES = (Object.keys(KINDS) as KindKey[]).filter((k): k is Edg
 
 /** The descriptor of a role, typed as the general shape. */
 export const kindOf = (role: KindKey): ServiceKind => KINDS[role];
+
+/** The settings of an edge service's descriptor: every `release: "own"` entry has them. */
+export const edgeSettingsOf = (role: EdgeRole): EdgeSettingsFacts => KINDS[role].settings;

@@ -1,4 +1,13 @@
 import { z } from "zod";
+import {
+  EDGE_ROLES,
+  edgeSettingsOf,
+  KINDS,
+  type EdgeRole,
+  type GraceKey,
+  type SecretKey as KindSecretKey,
+  type WorkerGroup as KindWorkerGroup,
+} from "../components/kinds";
 import { refuse } from "./issues";
 import type { Naming } from "./naming";
 import {
@@ -84,15 +93,24 @@ const codeList = (names: string[]) =>
     .replace(/, ([^,]*)$/, " and $1");
 
 /** The settings blocks with an `env`: their values reach container environments only. */
-export const ENV_HOLDERS = ["api", "processor", "poster", "udpServer"] as const;
-export type EnvHolder = (typeof ENV_HOLDERS)[number];
+export type EnvHolder = "api" | EdgeRole;
+export const ENV_HOLDERS: readonly EnvHolder[] = ["api", ...EDGE_ROLES];
 
 const fromTheBroker = () => "the broker";
-const edgeCallingTheApi = {
-  AMQP_CONNECTION_STRING: fromTheBroker,
+const callingTheApi = {
   UTILITARIAN_BASE_URL: () => "the API's container",
   UTILITARIAN_AUTH_TOKEN: (n: Naming) => `the secret ${n.name("secrets.edgeAuthToken")}`,
 };
+/** What an edge kind's own `environment` (components/kinds.ts) sets, by the setting it comes from. */
+const EDGE_OWN_ENV: Partial<Record<EdgeRole, Record<string, (n: Naming) => string>>> = {
+  udpServer: { UTILITARIAN_APPLICATION_CONTEXT: (n) => n.name("udpServer.applicationContext") },
+};
+/** An edge service's: the broker's URL, the API's URL and token when it calls the API, and its kind's own. */
+const edgeReservedEnv = (role: EdgeRole): Record<string, (n: Naming) => string> => ({
+  AMQP_CONNECTION_STRING: fromTheBroker,
+  ...(KINDS[role].callsApi ? callingTheApi : {}),
+  ...EDGE_OWN_ENV[role],
+});
 /**
  * Environment the deployment sets itself (components/environment.ts), by the block whose `env`
  * would carry it: a user's value would be overwritten without a word, so it is refused, naming
@@ -105,12 +123,10 @@ export const RESERVED_ENV: Record<EnvHolder, Record<string, (n: Naming) => strin
     AMQP_CONNECTION_STRING: fromTheBroker,
     ALLOWED_HOSTS: (n) => n.name("api.allowedHosts"),
   },
-  processor: edgeCallingTheApi,
-  poster: edgeCallingTheApi,
-  udpServer: {
-    AMQP_CONNECTION_STRING: fromTheBroker,
-    UTILITARIAN_APPLICATION_CONTEXT: (n) => n.name("udpServer.applicationContext"),
-  },
+  ...(Object.fromEntries(EDGE_ROLES.map((role) => [role, edgeReservedEnv(role)])) as Record<
+    EdgeRole,
+    Record<string, (n: Naming) => string>
+  >),
 };
 
 /** The refusal of an env name the deployment sets itself, for `api.env.X` or `secrets.apiSecretEnv.X`. */
@@ -248,36 +264,32 @@ const workerSchema = z.strictObject({
   }),
 });
 
-type EdgeRole = "processor" | "poster" | "udpServer";
-const EDGE_TITLE: Record<EdgeRole, string> = {
-  processor: "the DLMS processor",
-  poster: "the poster",
-  udpServer: "the DLMS UDP server",
-};
+const title = (role: EdgeRole) => edgeSettingsOf(role).title;
+const capitalized = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 
-/** The keys every edge service has; `role` only words their descriptions. */
-const edgeSchema = (role: EdgeRole, defaults: { enabled: boolean; dependsOnApi: boolean }) =>
+/** The keys every edge service has, with its kind's defaults (components/kinds.ts, `settings`). */
+const edgeSchema = (role: EdgeRole) =>
   z.strictObject({
-    enabled: bool.default(defaults.enabled).meta({
-      description: `Whether ${EDGE_TITLE[role]} runs: \`true\` or \`false\`.`,
+    enabled: bool.default(edgeSettingsOf(role).enabled).meta({
+      description: `Whether ${title(role)} runs: \`true\` or \`false\`.`,
     }),
     version: z
       .string()
       .regex(RELEASE, "must be a release tag like 1.2.0")
       .optional()
       .meta({
-        description: `Release of ${EDGE_TITLE[role]}, the tag of its image, changed only to upgrade it (edge services have their own releases; following the API's version would restart them with every API upgrade): a release tag like \`1.0.0\`.`,
+        description: `Release of ${title(role)}, the tag of its image, changed only to upgrade it (edge services have their own releases; following the API's version would restart them with every API upgrade): a release tag like \`1.0.0\`.`,
         whenUnset: `required while \`${role}.enabled\``,
       }),
-    dependsOnApi: bool.default(defaults.dependsOnApi).meta({
-      description: `Whether ${EDGE_TITLE[role]} follows the API, stopped before it and started after the migrations during an API upgrade: \`true\` or \`false\`.`,
+    dependsOnApi: bool.default(edgeSettingsOf(role).dependsOnApi).meta({
+      description: `Whether ${title(role)} follows the API, stopped before it and started after the migrations during an API upgrade: \`true\` or \`false\`.`,
     }),
     env: envMap.default({}).meta({
-      description: `Extra plain environment of ${EDGE_TITLE[role]}: UPPER_CASE names with one-line values, except ${codeList(Object.keys(RESERVED_ENV[role]))}, which the deployment sets.`,
+      description: `Extra plain environment of ${title(role)}: UPPER_CASE names with one-line values, except ${codeList(Object.keys(RESERVED_ENV[role]))}, which the deployment sets.`,
     }),
   });
 
-const udpServerSchema = edgeSchema("udpServer", { enabled: true, dependsOnApi: false }).extend({
+const udpServerSchema = edgeSchema("udpServer").extend({
   // README, failure guide: a restarting Docker daemon flushes its NAT rules before it restores the
   // port mappings; meters' datagrams that arrive in that moment are lost on `bridge`, not on `host`.
   network: z.enum(["bridge", "host"], { error: "must be bridge or host" }).default("bridge").meta({
@@ -298,6 +310,41 @@ const udpServerSchema = edgeSchema("udpServer", { enabled: true, dependsOnApi: f
       "DLMS application context of the UDP server, its `UTILITARIAN_APPLICATION_CONTEXT`: one line of text, not empty, without leading or trailing spaces.",
   }),
 });
+
+/** The edge services whose block has keys beyond `edgeSchema`'s; the others' blocks are `edgeSchema(role)`. */
+const EXTENDED_EDGE_SCHEMAS = { udpServer: udpServerSchema } satisfies Partial<Record<EdgeRole, z.ZodObject>>;
+type EdgeBlockSchema<R extends EdgeRole> = R extends keyof typeof EXTENDED_EDGE_SCHEMAS
+  ? (typeof EXTENDED_EDGE_SCHEMAS)[R]
+  : ReturnType<typeof edgeSchema>;
+
+/** The settings block of each edge service, `<role>`, in the order of components/kinds.ts. */
+const edgeBlocks = Object.fromEntries(
+  EDGE_ROLES.map((role) => {
+    const schema: z.ZodObject =
+      (EXTENDED_EDGE_SCHEMAS as Partial<Record<EdgeRole, z.ZodObject>>)[role] ?? edgeSchema(role);
+    const { title: what, does } = edgeSettingsOf(role);
+    return [
+      role,
+      schema.default(schema.parse({})).meta({
+        description: `${capitalized(what)}, an edge service that ${does} and has its own releases: the keys below.`,
+      }),
+    ];
+  }),
+) as { [R in EdgeRole]: z.ZodDefault<EdgeBlockSchema<R>> };
+
+/** The image repository of each edge service, `images.<role>`, with its kind's default. */
+const edgeImage = (role: EdgeRole) => {
+  const image = edgeSettingsOf(role).image;
+  return imageRepository(image, `${role}.version`)
+    .default(image)
+    .meta({
+      description: `Image repository of ${title(role)}, tagged with \`${role}.version\`: ${IMAGE_REPOSITORY}.`,
+    });
+};
+const edgeImages = Object.fromEntries(EDGE_ROLES.map((role) => [role, edgeImage(role)])) as {
+  [R in EdgeRole]: ReturnType<typeof edgeImage>;
+};
+const COUNTS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
 
 const backupSchema = z.strictObject({
   dir: z.string().min(1).default("./backups").meta({
@@ -380,31 +427,17 @@ export const settingsSchema = z
           .meta({
             description: `Image repository of the API, beat and workers, tagged with \`version\`: ${IMAGE_REPOSITORY}.`,
           }),
-        processor: imageRepository("quay.io/pwit/utilitarian-dlms-processor", "processor.version")
-          .default("quay.io/pwit/utilitarian-dlms-processor")
-          .meta({
-            description: `Image repository of the DLMS processor, tagged with \`processor.version\`: ${IMAGE_REPOSITORY}.`,
-          }),
-        poster: imageRepository("quay.io/pwit/utilitarian-poster", "poster.version")
-          .default("quay.io/pwit/utilitarian-poster")
-          .meta({
-            description: `Image repository of the poster, tagged with \`poster.version\`: ${IMAGE_REPOSITORY}.`,
-          }),
-        udpServer: imageRepository("quay.io/pwit/utilitarian-dlms-udp-server", "udpServer.version")
-          .default("quay.io/pwit/utilitarian-dlms-udp-server")
-          .meta({
-            description: `Image repository of the DLMS UDP server, tagged with \`udpServer.version\`: ${IMAGE_REPOSITORY}.`,
-          }),
+        ...edgeImages,
       })
       .default({
         api: "quay.io/pwit/utilitarian",
-        processor: "quay.io/pwit/utilitarian-dlms-processor",
-        poster: "quay.io/pwit/utilitarian-poster",
-        udpServer: "quay.io/pwit/utilitarian-dlms-udp-server",
+        ...(Object.fromEntries(EDGE_ROLES.map((role) => [role, edgeSettingsOf(role).image])) as Record<
+          EdgeRole,
+          string
+        >),
       })
       .meta({
-        description:
-          "Where the images of the Utilitarian services come from; their tags come from the version keys: the four keys below.",
+        description: `Where the images of the Utilitarian services come from; their tags come from the version keys: the ${COUNTS[1 + EDGE_ROLES.length]} keys below.`,
       }),
     registry: z
       .strictObject({
@@ -461,20 +494,7 @@ export const settingsSchema = z
         description:
           "Celery worker groups, each its own containers: a list of groups with the keys below, set with `--path 'utilitarian:workers[0].count'`.",
       }),
-    processor: edgeSchema("processor", { enabled: true, dependsOnApi: true })
-      .default(edgeSchema("processor", { enabled: true, dependsOnApi: true }).parse({}))
-      .meta({
-        description: "The DLMS processor, an edge service that calls the API and has its own releases: the keys below.",
-      }),
-    poster: edgeSchema("poster", { enabled: true, dependsOnApi: true })
-      .default(edgeSchema("poster", { enabled: true, dependsOnApi: true }).parse({}))
-      .meta({
-        description: "The poster, an edge service that calls the API and has its own releases: the keys below.",
-      }),
-    udpServer: udpServerSchema.default(udpServerSchema.parse({})).meta({
-      description:
-        "The DLMS UDP server, an edge service that receives the meters' push messages and has its own releases: the keys below.",
-    }),
+    ...edgeBlocks,
     backup: backupSchema.default(backupSchema.parse({})).meta({
       description: "The verified pg_dump backup taken before every upgrade: the keys below.",
     }),
@@ -509,7 +529,7 @@ export const settingsSchema = z
         message: "is required when database.mode is external (the host the containers reach the server at)",
       });
     }
-    for (const role of ["processor", "poster", "udpServer"] as const) {
+    for (const role of EDGE_ROLES) {
       if (s[role].enabled && !s[role].version) {
         refuse(
           ctx,
@@ -608,9 +628,7 @@ function crossFieldProblems(s: Settings, ctx: z.RefinementCtx): void {
     // The Docker provider hands the credentials only to pulls from this registry.
     const images = [
       s.images.api,
-      s.images.processor,
-      s.images.poster,
-      s.images.udpServer,
+      ...EDGE_ROLES.map((role) => s.images[role]),
       ...(s.database.mode === "managed" ? [s.database.image] : []),
       ...(s.rabbitmq.mode === "managed" ? [s.rabbitmq.image] : []),
     ];
@@ -693,8 +711,8 @@ export const SECRET_KEYS = {
       "URL of the external RabbitMQ, the services' `AMQP_CONNECTION_STRING`: `amqp://` or `amqps://`, then `user:password@host[:port]/vhost` with `@`, `:` and `/` in the password percent-encoded.",
   },
   edgeAuthToken: {
-    when: (s: Settings) =>
-      (s.processor.enabled && s.processor.dependsOnApi) || (s.poster.enabled && s.poster.dependsOnApi),
+    // Every edge service that calls the API presents it.
+    when: (s: Settings) => EDGE_ROLES.some((role) => KINDS[role].callsApi && s[role].enabled && s[role].dependsOnApi),
     required: "while the processor or the poster is enabled and follows the API (`dependsOnApi`)",
     what: "API token the DLMS processor and poster present (create it in Utilitarian's admin)",
     description:
@@ -717,6 +735,14 @@ export const SECRET_KEYS = {
 } as const;
 
 export type SecretKey = keyof typeof SECRET_KEYS;
+
+// Compile-time: the names components/kinds.ts spells out itself (its descriptors are read above, so
+// they cannot be typed from these settings) are these settings' own.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const kindsNameTheSecrets: Same<SecretKey, KindSecretKey> = true;
+const kindsNameTheGraces: Same<keyof Settings["stopGraceSeconds"], GraceKey> = true;
+const workersAreKindsGroups: WorkerGroup extends KindWorkerGroup ? true : false = true;
+void [kindsNameTheSecrets, kindsNameTheGraces, workersAreKindsGroups];
 /** Secret values after validation: the always-required ones are present. */
 export type Secrets = Record<"secretKey" | "databasePassword" | "databaseAdminPassword", string> &
   Partial<Record<"rabbitmqPassword" | "rabbitmqUrl" | "edgeAuthToken" | "registryPassword", string>> & {
