@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
-import { BACKUP_NAME, backupGlob, globMatches, manifestProblem, manifestSchema, parseChecksumLine } from "./manifest";
+import { BACKUP_NAME, backupGlob, globMatches, parseChecksumLine, parseManifest } from "./manifest";
 import { STACK_CONFIG, type Naming } from "./naming";
 
 /**
@@ -45,12 +45,12 @@ export function backupProblem(dir: string, name: string): string | undefined {
   } catch {
     return `its manifest ${name}.json is not JSON`;
   }
-  const invalid = manifestProblem(json);
-  if (invalid) return `its manifest ${name}.json is not one backup.sh writes (${invalid})`;
-  const manifest = manifestSchema.parse(json);
-  if (manifest.file !== name) return `its manifest ${name}.json describes another file (${String(manifest.file)})`;
+  const parsed = parseManifest(json);
+  if ("problem" in parsed) return `its manifest ${name}.json is not one backup.sh writes (${parsed.problem})`;
+  const { manifest } = parsed;
+  if (manifest.file !== name) return `its manifest ${name}.json describes another file (${manifest.file})`;
   if (manifest.bytes !== size.size)
-    return `it has ${size.size} bytes but its manifest says ${String(manifest.bytes)}: the file changed or was cut short after it was verified`;
+    return `it has ${size.size} bytes but its manifest says ${manifest.bytes}: the file changed or was cut short after it was verified`;
   if (manifest.sha256 !== listed.sha256) return `its manifest and its checksum file disagree on the sha256`;
   if (!name.endsWith(`-${manifest.from}-to-${manifest.to}.dump`))
     return `its manifest's from/to versions do not match its name`;

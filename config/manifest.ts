@@ -87,13 +87,19 @@ export const manifestSchema = z.object({
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
-/** Why `value` is not a manifest (its first problem, naming the field), or undefined when it is one. */
-export function manifestProblem(value: unknown): string | undefined {
+/** `value` read as a manifest, or why it is not one (its first problem, naming the field). */
+export function parseManifest(value: unknown): { manifest: Manifest } | { problem: string } {
   const result = manifestSchema.safeParse(value);
-  if (result.success) return undefined;
+  if (result.success) return { manifest: result.data };
   const issue = result.error.issues[0];
   const field = issue.path.join(".");
-  return field ? `${field}: ${issue.message}` : issue.message;
+  return { problem: field ? `${field}: ${issue.message}` : issue.message };
+}
+
+/** Why `value` is not a manifest, or undefined when it is one. */
+export function manifestProblem(value: unknown): string | undefined {
+  const parsed = parseManifest(value);
+  return "problem" in parsed ? parsed.problem : undefined;
 }
 
 /** The JSON type (as PostgreSQL's json_typeof names it) each field must have, and whether it must be present. */
