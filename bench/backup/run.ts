@@ -21,6 +21,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { startPostgres, type PgCluster } from "../../test/support/postgres";
+import { cpuMeter, type CpuMeter } from "./cpu";
 
 /** The repository root: the compiled file runs from a cache directory, so look for scripts/backup.sh. */
 function repoRoot(): string {
@@ -145,6 +146,9 @@ interface Round {
 
 interface Measurement {
   seconds: number;
+  /** CPU seconds of the programs the candidate ran and of the server (bench/backup/cpu.ts). */
+  cpuClient: number;
+  cpuServer: number;
   ratio: number;
   walBytes: number;
   bytes?: number;
@@ -162,11 +166,18 @@ async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const work = mkdtempSync(join(tmpdir(), "utilitarian-bench-backup-"));
   let pg: PgCluster | undefined;
+  let cpu: CpuMeter | undefined;
   const cleanUp = async () => {
+    cpu?.stop();
     await pg?.stop().catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   };
-  process.on("SIGINT", () => void cleanUp().then(() => process.exit(130)));
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
+    process.on(signal, () => void cleanUp().then(() => process.exit(code)));
+  }
   try {
     const loadStart = loadavg();
     pg = await startPostgres({ durable: true });
@@ -354,9 +365,12 @@ async function main(): Promise<void> {
     const walSince = async (lsn: string) =>
       Number(await psql(`select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '${lsn}')`));
 
+    const meter = (cpu = cpuMeter(cluster.dataDir));
     const measure = async (candidate: Candidate, round: Round) => {
       const lsn = await walNow();
+      const cpuSince = meter.start();
       const { run: result, output } = await candidate.go(round);
+      const cpuSeconds = cpuSince();
       const walBytes = await walSince(lsn);
       const split = /\(dump with read-back ([\d.]+)s, then ([\d.]+)s\)/.exec(result.stdout);
       const bytes =
@@ -368,6 +382,8 @@ async function main(): Promise<void> {
       if (output !== undefined && !candidate.keep) rmSync(output, { recursive: true, force: true });
       return {
         seconds: result.seconds,
+        cpuClient: cpuSeconds.client,
+        cpuServer: cpuSeconds.server,
         ratio: NaN,
         walBytes,
         bytes,
@@ -384,6 +400,8 @@ async function main(): Promise<void> {
         ["dumps", dumps, "plain"],
         ["restores", restores, "psql"],
       ] as const) {
+        // A phase with nothing but its baseline compares nothing: skip it (the 20 M run's restores take minutes).
+        if (list.every((c) => c.key === baselineKey)) continue;
         if (phase === "restores") {
           // What the restores read, made untimed when its candidate was skipped.
           if (!existsSync(round.custom)) await run("pg_dump", ["-Fc", "-Z1", "-f", round.custom], env());
@@ -409,7 +427,7 @@ async function main(): Promise<void> {
           record(candidate.key, m);
           record(baseline.key, after);
           say(
-            `round ${roundNo + 1} ${phase}: ${candidate.key} ${m.seconds.toFixed(2)} s, ${m.ratio.toFixed(2)}x (${baseline.key} ${before.seconds.toFixed(2)} s before, ${after.seconds.toFixed(2)} s after)`,
+            `round ${roundNo + 1} ${phase}: ${candidate.key} ${m.seconds.toFixed(2)} s, ${m.ratio.toFixed(2)}x, CPU ${cpuText(m)} (${baseline.key} ${before.seconds.toFixed(2)} s, CPU ${cpuText(before)} before; ${after.seconds.toFixed(2)} s, CPU ${cpuText(after)} after)`,
           );
           before = after;
         }
@@ -489,6 +507,7 @@ function renderReport(
   results: Map<string, Measurement[]>,
   peaks: Peak[],
 ): string {
+  const cores = cpus().length;
   const lines: string[] = [];
   const of = (key: string, pick: (m: Measurement) => number | undefined) =>
     median((results.get(key) ?? []).map(pick).filter((x): x is number => x !== undefined));
@@ -507,10 +526,15 @@ function renderReport(
   );
   lines.push("");
   const plainBytes = of("plain", (m) => m.bytes);
+  /** Median CPU seconds, programs + server; and against all cores for the baseline's median time. */
+  const cpu = (key: string) => of(key, (m) => m.cpuClient + m.cpuServer);
+  const cpuColumns = (key: string, baselineKey: string) =>
+    `${of(key, (m) => m.cpuClient).toFixed(2)} + ${of(key, (m) => m.cpuServer).toFixed(2)} s | ` +
+    `${(cpu(key) / (cores * of(baselineKey, (m) => m.seconds))).toFixed(2)}`;
   lines.push(
-    "| backup | median time | ratio to plain `pg_dump` (the runs just before and after) | size | size ratio | WAL on the server | backup.sh's own split |",
+    "| backup | median time | ratio to plain `pg_dump` (the runs just before and after) | CPU (programs + server) | CPU ÷ (cores × plain's time) | size | size ratio | WAL on the server | backup.sh's own split |",
   );
-  lines.push("|---|---|---|---|---|---|---|");
+  lines.push("|---|---|---|---|---|---|---|---|---|");
   for (const c of dumps) {
     const bytes = of(c.key, (m) => m.bytes);
     const dump = of(c.key, (m) => m.dumpSeconds);
@@ -518,19 +542,21 @@ function renderReport(
       ? ""
       : `dump with read-back ${dump.toFixed(2)} s, then ${of(c.key, (m) => m.verifySeconds).toFixed(2)} s`;
     lines.push(
-      `| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${ratio(c.key)} | ` +
+      `| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${ratio(c.key)} | ${cpuColumns(c.key, "plain")} | ` +
         `${mb(bytes)} | ${Number.isNaN(bytes) ? "" : (bytes / plainBytes).toFixed(2)} | ${mb(of(c.key, (m) => m.walBytes))} | ${split} |`,
     );
   }
-  lines.push("");
-  lines.push(
-    "| restore | median time | ratio to `psql -f x.sql` (the runs just before and after) | WAL on the server |",
-  );
-  lines.push("|---|---|---|---|");
-  for (const c of restores) {
+  if (results.has("psql")) {
+    lines.push("");
     lines.push(
-      `| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${ratio(c.key)} | ${mb(of(c.key, (m) => m.walBytes))} |`,
+      "| restore | median time | ratio to `psql -f x.sql` (the runs just before and after) | CPU (programs + server) | CPU ÷ (cores × psql's time) | WAL on the server |",
     );
+    lines.push("|---|---|---|---|---|---|");
+    for (const c of restores) {
+      lines.push(
+        `| \`${c.command}\` | ${of(c.key, (m) => m.seconds).toFixed(2)} s | ${ratio(c.key)} | ${cpuColumns(c.key, "psql")} | ${mb(of(c.key, (m) => m.walBytes))} |`,
+      );
+    }
   }
   lines.push("");
   lines.push(
@@ -543,6 +569,10 @@ function renderReport(
     );
   }
   return lines.join("\n");
+}
+
+function cpuText(m: Measurement): string {
+  return `${m.cpuClient.toFixed(2)}+${m.cpuServer.toFixed(2)} s`;
 }
 
 function mb(bytes: number): string {
