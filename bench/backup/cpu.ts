@@ -9,55 +9,20 @@
  *   group counts them all, also those nobody waits for (bash does not reap a process
  *   substitution, such as backup.sh's read-back, before it exits: the rusage of reaped children
  *   would miss it). cgroup v2's cpu.stat where it is mounted, else v1's cpuacct.
- * - Server: the postmaster's own CPU, its live children's, and that of the backends it has
- *   reaped (/proc/<pid>/stat; the postmaster reaps each backend as soon as it exits). The server
- *   was started before this process joined its group, so none of it is counted twice.
+ * - Server: the postmaster moves into a group of its own, and every backend it forks from then on
+ *   (each connection's, parallel workers) is counted there, also after it has exited. The server
+ *   was started before this process joined its group, so none of it is counted twice. (Reading
+ *   the postmaster's reaped children from /proc raced with a backend's exit: a dump's backend
+ *   was now and then counted in neither window.)
  * The kernel's own threads (the page cache's writeback) are counted on neither side.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-/** Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on every Linux architecture node runs on). */
-const TICKS_PER_SECOND = 100;
-
-interface Times {
-  own: number;
-  children: number;
-  parent: number;
-}
-
-/** utime+stime, cutime+cstime and the parent's pid of one process; undefined when it is gone. */
-function times(pid: number): Times | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return undefined;
-  }
-  // The command name (field 2) is in parentheses and may hold spaces: count fields after it.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // fields[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14..17.
-  const n = (field: number) => Number(fields[field - 3]);
-  return { own: n(14) + n(15), children: n(16) + n(17), parent: n(4) };
-}
-
-/** The server's CPU seconds so far: the postmaster's own and reaped children's, and its live children's. */
-function serverSeconds(postmaster: number): number {
-  const main = times(postmaster);
-  if (!main) throw new Error(`the PostgreSQL server (postmaster ${postmaster}) is not running`);
-  let ticks = main.own + main.children;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const child = times(Number(entry));
-    if (child?.parent === postmaster) ticks += child.own + child.children;
-  }
-  return ticks / TICKS_PER_SECOND;
-}
-
-/** A control group of this process's own, for the CPU of everything it starts. */
+/** A control group of one process's own, for its CPU and that of everything it starts. */
 interface Group {
   seconds(): number;
-  /** Moves this process back to where it was and removes the group. */
+  /** Moves the process back to the hierarchy's root and removes the group. */
   leave(): void;
 }
 
@@ -74,8 +39,8 @@ function usecFromCpuStat(text: string): number {
   return Number(usec[1]) / 1e6;
 }
 
-/** Joins a new group in the first hierarchy that allows it; the reasons when none does. */
-function joinGroup(): Group {
+/** Moves `pid` into a new group `name` in the first hierarchy that allows it; the reasons when none does. */
+function groupOf(pid: number, name: string): Group {
   const reasons: string[] = [];
   for (const { root, usage, seconds } of HIERARCHIES) {
     if (
@@ -85,10 +50,10 @@ function joinGroup(): Group {
       reasons.push(`${root}: not a hierarchy that counts CPU`);
       continue;
     }
-    const dir = join(root, `utilitarian-bench-backup-${process.pid}`);
+    const dir = join(root, `utilitarian-bench-backup-${process.pid}-${name}`);
     try {
       mkdirSync(dir);
-      writeFileSync(join(dir, "cgroup.procs"), String(process.pid));
+      writeFileSync(join(dir, "cgroup.procs"), String(pid));
     } catch (error) {
       reasons.push(`${root}: ${error instanceof Error ? error.message : String(error)}`);
       try {
@@ -101,13 +66,20 @@ function joinGroup(): Group {
     return {
       seconds: () => seconds(readFileSync(join(dir, usage), "utf8")),
       leave() {
-        writeFileSync(join(root, "cgroup.procs"), String(process.pid));
+        // Whatever is still in the group (the server's last processes, when it was not stopped) goes back to the root.
+        for (const member of readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
+          try {
+            writeFileSync(join(root, "cgroup.procs"), member);
+          } catch {
+            // it has exited meanwhile
+          }
+        }
         rmdirSync(dir);
       },
     };
   }
   throw new Error(
-    `cannot count the programs' CPU: no control group could be joined (${reasons.join("; ")}); ` +
+    `cannot count CPU: no control group could be made for the ${name} (${reasons.join("; ")}); ` +
       "run the benchmark as root on Linux with cgroups mounted under /sys/fs/cgroup",
   );
 }
@@ -124,18 +96,27 @@ export interface CpuMeter {
   stop(): void;
 }
 
-/** A meter for the programs this process starts from now on and for the cluster in `dataDir`. */
+/**
+ * A meter for the cluster in `dataDir` and for the programs this process starts from now on. The
+ * server's group holds the postmaster and the backends it forks from now on (a connection's
+ * backend, parallel workers, autovacuum workers); its background processes started before
+ * (checkpointer, WAL writer) stay outside.
+ */
 export function cpuMeter(dataDir: string): CpuMeter {
   // The postmaster's pid is the first line of postmaster.pid in the data directory.
   const postmaster = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
   if (!Number.isInteger(postmaster) || postmaster <= 0) throw new Error(`no postmaster pid in ${dataDir}`);
-  const group = joinGroup();
+  const server = groupOf(postmaster, "server");
+  const client = groupOf(process.pid, "programs");
   return {
     start() {
-      const client0 = group.seconds();
-      const server0 = serverSeconds(postmaster);
-      return () => ({ client: group.seconds() - client0, server: serverSeconds(postmaster) - server0 });
+      const client0 = client.seconds();
+      const server0 = server.seconds();
+      return () => ({ client: client.seconds() - client0, server: server.seconds() - server0 });
     },
-    stop: () => group.leave(),
+    stop() {
+      client.leave();
+      server.leave();
+    },
   };
 }
