@@ -28,25 +28,34 @@ const FILES = { config: "haproxy.cfg", html: "maintenance-html.http", json: "mai
 /**
  * The container's command: the configuration and the maintenance answers from the environment
  * into files, then HAProxy in the foreground (`-db`) under its master process (`-W`), which turns
- * Docker's SIGTERM into a graceful stop. No value is in the command text; `printf %s` writes them
- * unchanged.
+ * Docker's SIGTERM into a graceful stop. No value is in the command text. The values are base64,
+ * one line each, because an environment is often handled line by line (env files, `docker
+ * inspect` listings), and a configuration is many lines.
  */
 export function proxyCommand(): string[] {
   const script = [
     "set -eu",
     'cd "$(mktemp -d)"',
-    ...(Object.keys(ENV) as (keyof typeof ENV)[]).map((k) => `printf '%s' "$${ENV[k]}" >${FILES[k]}`),
+    ...(Object.keys(ENV) as (keyof typeof ENV)[]).map((k) => `printf '%s' "$${ENV[k]}" | base64 -d >${FILES[k]}`),
     `exec haproxy -W -db -f ${FILES.config}`,
   ].join("\n");
   return ["sh", "-c", script];
 }
 
-/** The proxy's environment: its configuration and the two maintenance answers. */
+/** The proxy's environment: its configuration and the two maintenance answers, each base64. */
 export function proxyEnvironment(s: ProxySettings): Record<string, string> {
+  const files = proxyFiles(s);
+  return Object.fromEntries(
+    (Object.keys(ENV) as (keyof typeof ENV)[]).map((k) => [ENV[k], Buffer.from(files[k], "utf8").toString("base64")]),
+  );
+}
+
+/** What the proxy's files hold: its configuration and the maintenance answer for each kind of client. */
+export function proxyFiles(s: ProxySettings): Record<keyof typeof ENV, string> {
   return {
-    [ENV.config]: haproxyConfig(s),
-    [ENV.html]: maintenanceResponse("text/html; charset=utf-8", maintenanceHtml(s.message), s.retryAfterSeconds),
-    [ENV.json]: maintenanceResponse("application/json", maintenanceJson(s), s.retryAfterSeconds),
+    config: haproxyConfig(s),
+    html: maintenanceResponse("text/html; charset=utf-8", maintenanceHtml(s.message), s.retryAfterSeconds),
+    json: maintenanceResponse("application/json", maintenanceJson(s), s.retryAfterSeconds),
   };
 }
 

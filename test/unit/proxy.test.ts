@@ -110,7 +110,14 @@ describe("on: the proxy in the API's place", () => {
   test("its environment carries the configured Retry-After and page text, and no secret", async () => {
     const { mocks } = await deploy(settings);
     const envs: string[] = plain(mocks.get("u-proxy").inputs.envs);
-    const env = Object.fromEntries(envs.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+    // Each value is base64, one line; what the proxy's command writes to its files is the decoded text.
+    for (const entry of envs) expect(entry).toMatch(/^[A-Z_]+=[A-Za-z0-9+/]+=*$/);
+    const env = Object.fromEntries(
+      envs.map((e) => [
+        e.slice(0, e.indexOf("=")),
+        Buffer.from(e.slice(e.indexOf("=") + 1), "base64").toString("utf8"),
+      ]),
+    );
     expect(Object.keys(env).sort()).toEqual(["PROXY_CONFIG", "PROXY_MAINTENANCE_HTML", "PROXY_MAINTENANCE_JSON"]);
     expect(env.PROXY_CONFIG).toContain("server api api:8000 check");
     expect(env.PROXY_CONFIG).toContain(`bind :${PROXY_PORT}`);
