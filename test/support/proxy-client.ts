@@ -68,3 +68,15 @@ export function unexpected(results: PollResult[]): string[] {
     .filter((r) => !(r.status === 200 || (r.status === 503 && r.retryAfter !== undefined)))
     .map((r) => `${r.at} ms: ${r.error ?? `${r.status} retry-after=${r.retryAfter ?? "none"} ${r.body.slice(0, 80)}`}`);
 }
+
+/** The stretches of consecutive 503 answers (a request answered otherwise ends one), as [first, last] send times in ms. */
+export function maintenanceStretches(results: PollResult[]): [number, number][] {
+  const stretches: [number, number][] = [];
+  let open: [number, number] | undefined;
+  for (const r of [...results].sort((a, b) => a.at - b.at)) {
+    if (r.status !== 503) open = undefined;
+    else if (open) open[1] = r.at;
+    else stretches.push((open = [r.at, r.at]));
+  }
+  return stretches;
+}
