@@ -100,6 +100,15 @@ describe("the maintenance proxy in front of a running API", () => {
     });
     expect(response.status).toBe(201);
     expect(await response.json()).toMatchObject({ meter: "mp-a", value: 1.5 });
+    // A large upload (2.4 MB, under Django's 2.5 MB limit) arrives whole: the API parses all of it.
+    const padding = "x".repeat(2_400_000);
+    const large = await fetch(`${base}/api/v1/readings/`, {
+      method: "POST",
+      headers: { Authorization: `Token ${TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ meter: "mp-large", value: 2.5, timestamp: new Date().toISOString(), padding }),
+    });
+    expect(large.status).toBe(201);
+    expect(await large.json()).toMatchObject({ meter: "mp-large", value: 2.5 });
     // The API's own refusals and headers come back as they are, not the maintenance answer.
     const refused = await fetch(`${base}/api/v1/readings/`, { method: "POST", body: "{}" });
     expect(refused.status).toBe(401);
