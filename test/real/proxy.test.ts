@@ -4,6 +4,7 @@
  * stand-in API on a private network, the API stopped, removed and started again under it as an
  * upgrade does. The engine's upgrade with the proxy on is not run here.
  */
+import * as http from "http";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { proxyCommand, proxyEnvironment, PROXY_PORT } from "../../components/proxy";
 import { docker, exec, sleep, waitFor } from "../support/exec";
@@ -185,5 +186,57 @@ describe("the API stopped, removed and started again under the proxy, a client p
 
   test("the proxy kept running throughout", async () => {
     expect(await docker(["inspect", "-f", "{{.State.Running}} {{.RestartCount}}", PROXY])).toBe("true 0");
+  });
+});
+
+/** A POST whose body is sent in `chunks` pieces `gapMs` apart: a request in flight for a while. */
+function trickledPost(path: string, body: string, chunks: number, gapMs: number) {
+  return new Promise<{ status: number; retryAfter?: string; body: string }>((resolve, reject) => {
+    const request = http.request(
+      `${base}${path}`,
+      {
+        method: "POST",
+        headers: {
+          Authorization: `Token ${TOKEN}`,
+          "Content-Type": "application/json",
+          "Content-Length": Buffer.byteLength(body),
+        },
+      },
+      (response) => {
+        let text = "";
+        response.setEncoding("utf8");
+        response.on("data", (d) => (text += d));
+        response.on("end", () =>
+          resolve({ status: response.statusCode ?? 0, retryAfter: response.headers["retry-after"], body: text }),
+        );
+      },
+    );
+    request.on("error", reject);
+    const size = Math.ceil(body.length / chunks);
+    let sent = 0;
+    const next = () => {
+      request.write(body.slice(sent, sent + size));
+      sent += size;
+      if (sent >= body.length) request.end();
+      else setTimeout(next, gapMs);
+    };
+    next();
+  });
+}
+
+describe("a request in flight when the API stops", () => {
+  test("finishes within the API's stop grace period, or gets the maintenance answer", async () => {
+    const body = JSON.stringify({ meter: "mp-in-flight", value: 3.5, timestamp: new Date().toISOString() });
+    // Its body takes 2 s to arrive; the API is told to stop 0.5 s in (it has 10 s to finish).
+    const answer = trickledPost("/api/v1/readings/", body, 10, 200);
+    await sleep(500);
+    const stopped = docker(["stop", API]);
+    const { status, retryAfter, body: text } = await answer;
+    await stopped;
+    expect(await docker(["inspect", "-f", "{{.State.Running}}", API])).toBe("false");
+    expect([201, 503], text).toContain(status);
+    if (status === 201) expect(JSON.parse(text)).toMatchObject({ meter: "mp-in-flight", value: 3.5 });
+    else expect(retryAfter).toBe(String(RETRY_AFTER));
+    console.log(`proxy: a request in flight when the API stopped was answered ${status}`);
   });
 });
