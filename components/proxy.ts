@@ -4,8 +4,9 @@
  * `Retry-After` and a maintenance page instead of a refused connection. HAProxy itself is the
  * image's (`proxy.image`, the official `haproxy` image or the Debian package); everything it is
  * told is written here: the configuration and both pages reach the container as environment
- * values, and its command writes them to files before it starts HAProxy, so any image with a
- * shell and `haproxy` on its PATH serves.
+ * values, and its command writes them to files before it starts HAProxy, so any image with
+ * `haproxy` 2.6 or newer and `sh`, `base64` and `mktemp` on its PATH serves (the official image's
+ * entrypoint runs a command other than `haproxy` as it is).
  */
 
 /** The port HAProxy listens on in its container: above 1023, as the official image runs it unprivileged. */
