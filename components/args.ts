@@ -66,6 +66,8 @@ export interface UtilitarianDeploymentArgs extends EdgeServicesArgs {
   rabbitmq?: RabbitMqArgs;
   /** The API container: where it is published, its `ALLOWED_HOSTS` and extra environment (`env` values may be Inputs). Defaults to port `8000` on `127.0.0.1`, hosts `localhost` and `127.0.0.1`, no extra environment. */
   api?: ApiArgs;
+  /** The maintenance proxy (HAProxy) in front of the API, published in its place, answering 503 with `Retry-After` while the API is unhealthy. Defaults to off (`false`), with image `haproxy:2.6`, a retry after `30` seconds and a one-line maintenance message. */
+  proxy?: SettingsInput["proxy"];
   /** The Celery beat scheduler, one container at most. Defaults to enabled. */
   beat?: SettingsInput["beat"];
   /** Celery worker groups, each its own containers. Defaults to one group `default` of `1` container with concurrency `2` on Celery's default queue. */

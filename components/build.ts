@@ -249,14 +249,16 @@ export class PlanBuilder {
     const envs =
       node.image === "app"
         ? this.appEnvironment()
-        : envEntries(
-            edgeEnvironment(node.image, {
-              settings,
-              amqpUrl: (node.hostNetwork ? this.hostAmqpUrl : this.amqpUrl)!,
-              apiHost,
-              edgeAuthToken: secrets.edgeAuthToken,
-            }),
-          );
+        : node.image === "proxy"
+          ? envEntries(kind.environment!(settings))
+          : envEntries(
+              edgeEnvironment(node.image, {
+                settings,
+                amqpUrl: (node.hostNetwork ? this.hostAmqpUrl : this.amqpUrl)!,
+                apiHost,
+                edgeAuthToken: secrets.edgeAuthToken,
+              }),
+            );
     return serviceContainer(
       this.resourceName(node),
       {

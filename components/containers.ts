@@ -87,8 +87,9 @@ export function publishedPorts(
   kind: ServiceKind,
   settings: KindSettings,
 ): docker.types.input.ContainerPort[] | undefined {
-  if (!kind.port || !kind.publish) return undefined;
-  const { external, ip } = kind.publish(settings);
+  const published = kind.port && kind.publish?.(settings);
+  if (!kind.port || !published) return undefined;
+  const { external, ip } = published;
   const { number: internal, protocol } = kind.port;
   return [{ internal, external, ip, ...(protocol === "tcp" ? {} : { protocol }) }];
 }

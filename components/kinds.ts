@@ -9,6 +9,7 @@
  * the same descriptors.
  */
 import type { RunbookStep } from "./plan";
+import { PROXY_PORT, proxyCommand, proxyEnvironment } from "./proxy";
 
 /**
  * The upgrade's stages, in the order one `pulumi up` carries them out (the plan's node order:
@@ -33,6 +34,7 @@ export interface KindSettings {
   api: { port: number; publishAddress: string; healthTimeoutSeconds: number };
   udpServer: { port: number; publishAddress: string; network: "bridge" | "host"; applicationContext: string };
   database: { adminUser: string };
+  proxy: { enabled: boolean; retryAfterSeconds: number; message: string };
 }
 
 /**
@@ -94,15 +96,16 @@ export interface ServiceKind {
   role: string;
   /**
    * `app`: the API's image and version; `own`: its own image and release (`<role>.version`), an
-   * edge service; `foundation`: PostgreSQL or RabbitMQ, never touched by an application upgrade.
+   * edge service; `foundation`: PostgreSQL, RabbitMQ or the maintenance proxy, an image reference
+   * of its own settings, never touched by an application upgrade.
    */
   release: "app" | "own" | "foundation";
   /** The name the other services reach it by on the private network. */
   alias?: string;
   /** The port it listens on in its container. */
   port?: { number: number; protocol: "tcp" | "udp" };
-  /** Where its port is published on the host, from the settings (managed services decide theirs themselves). */
-  publish?: (s: KindSettings) => { external: number; ip: string };
+  /** Where its port is published on the host, from the settings, if at all (managed services decide theirs themselves). */
+  publish?: (s: KindSettings) => { external: number; ip: string } | undefined;
   health?: (s: KindSettings) => HealthCheck;
   /** Its command; undefined keeps the image's. A worker replica is told its group and index. */
   command?: (replica?: { group: WorkerGroup; index: number }) => string[];
@@ -158,14 +161,17 @@ export const EDGE_FOLLOWER = {
 } as const satisfies Partial<ServiceKind>;
 
 export const API_PORT = 8000;
+/** The API's name on the private network, which the edge services and the maintenance proxy call. */
+const API_ALIAS = "api";
 
 export const KINDS = {
   api: {
     role: "api",
     release: "app",
-    alias: "api",
+    alias: API_ALIAS,
     port: { number: API_PORT, protocol: "tcp" },
-    publish: (s) => ({ external: s.api.port, ip: s.api.publishAddress }),
+    // Behind the maintenance proxy it is on the private network only: the proxy publishes its address.
+    publish: (s) => (s.proxy.enabled ? undefined : { external: s.api.port, ip: s.api.publishAddress }),
     health: (s) => ({
       command: [
         "python",
@@ -259,6 +265,27 @@ export const KINDS = {
     callsApi: false,
     environment: (s) => ({ UTILITARIAN_APPLICATION_CONTEXT: s.udpServer.applicationContext }),
     secrets: BROKER,
+  },
+  proxy: {
+    role: "proxy",
+    // Its own image (`proxy.image`); an upgrade of the API leaves it running, answering for the API.
+    release: "foundation",
+    port: { number: PROXY_PORT, protocol: "tcp" },
+    // The API's published address is the proxy's: clients reach the API through it.
+    publish: (s) => ({ external: s.api.port, ip: s.api.publishAddress }),
+    command: () => proxyCommand(),
+    environment: (s) =>
+      proxyEnvironment({
+        apiHost: API_ALIAS,
+        apiPort: API_PORT,
+        retryAfterSeconds: s.proxy.retryAfterSeconds,
+        message: s.proxy.message,
+      }),
+    grace: "edge",
+    followsApi: false,
+    writer: false,
+    callsApi: false,
+    secrets: [],
   },
   postgres: {
     role: "postgres",

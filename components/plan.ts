@@ -90,9 +90,12 @@ interface NodeBase {
   runbook: RunbookStep[];
 }
 
+/** The images of services outside the application's releases, each an image reference of its settings. */
+export type FoundationImage = "postgres" | "rabbitmq" | "proxy";
+
 export interface ImageNode extends NodeBase {
   kind: "image";
-  image: "postgres" | "rabbitmq" | ImageKey;
+  image: FoundationImage | ImageKey;
   /** `repository:tag`. */
   ref: string;
 }
@@ -100,7 +103,7 @@ export interface ImageNode extends NodeBase {
 export interface ServiceNode extends NodeBase {
   kind: "service";
   role: ServiceRole;
-  image: ImageKey;
+  image: ImageKey | "proxy";
   /** The release this service runs: the image's tag. */
   version: string;
   /** Stopped before the API and started after static files: it talks to the API or shares its code. */
@@ -161,6 +164,7 @@ export type PlanInput = Pick<
   | "stopGraceSeconds"
   | "restoreFrom"
   | "backup"
+  | "proxy"
 >;
 
 export function planDeployment(input: PlanInput): DeploymentPlan {
@@ -209,6 +213,8 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   const brokerUp: Wait[] = managedBroker
     ? [{ on: "rabbitmq", via: "dependsOn", why: "publishes to or consumes from RabbitMQ" }]
     : [];
+  if (input.proxy.enabled)
+    add({ kind: "image", key: "image-proxy", image: "proxy", ref: input.proxy.image, waits: [], runbook: [] });
 
   // --- Runbook 4 first: the new images, pulled while everything still runs. ---
   const appImages: ImageNode[] = [
@@ -290,13 +296,14 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   /** A service node of the role's kind: image, grace period, runbook steps and network from its descriptor. */
   const service = (role: ServiceRole, key: string, follows: boolean, extra: Wait[], command?: string[]) => {
     const kind = kindOf(role);
-    const image: ImageKey = kind.release === "app" ? "app" : (role as EdgeRole);
+    const image: ServiceNode["image"] = kind.release === "app" ? "app" : (role as EdgeRole | "proxy");
     const hostNetwork = kind.hostNetwork?.(input) ?? false;
     const node: ServiceNode = {
       key,
       role,
       image,
-      version: image === "app" ? input.version : input[image].version!,
+      version:
+        image === "app" ? input.version : image === "proxy" ? imageTag(input.proxy.image) : input[image].version!,
       followsApi: follows,
       graceSeconds: input.stopGraceSeconds[kind.grace],
       ...(command ? { command } : {}),
@@ -322,6 +329,22 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
     },
     ...brokerUp,
   ]);
+  // The maintenance proxy: no edge to the API, so replacing the API never touches it; it answers
+  // for the API while the API is down.
+  if (input.proxy.enabled)
+    service(
+      "proxy",
+      "proxy",
+      false,
+      [
+        {
+          on: api.key,
+          via: "dependsOn",
+          why: "publishes the API's address, which the API itself held before the proxy was turned on: created after the API is, so that port is free",
+        },
+      ],
+      kindOf("proxy").command!(),
+    );
   add({
     kind: "step",
     key: "migrate",
@@ -415,11 +438,19 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
 export const servicesOf = (plan: DeploymentPlan) => plan.nodes.filter((n): n is ServiceNode => n.kind === "service");
 /** The plan's steps, in plan order. */
 export const stepsOf = (plan: DeploymentPlan) => plan.nodes.filter((n): n is StepNode => n.kind === "step");
-/** The application images pulled for this version (not PostgreSQL or RabbitMQ). */
+const FOUNDATION_IMAGES: readonly string[] = ["postgres", "rabbitmq", "proxy"] satisfies FoundationImage[];
+/** The application images pulled for this version (not PostgreSQL's, RabbitMQ's or the proxy's). */
 export const appImagesOf = (plan: DeploymentPlan) =>
   plan.nodes.filter(
-    (n): n is ImageNode & { image: ImageKey } => n.kind === "image" && n.image !== "postgres" && n.image !== "rabbitmq",
+    (n): n is ImageNode & { image: ImageKey } => n.kind === "image" && !FOUNDATION_IMAGES.includes(n.image),
   );
+
+/** The tag of an image reference (`haproxy:2.6` is 2.6), `latest` when it has none, as Docker reads it. */
+export function imageTag(ref: string): string {
+  const name = ref.split("@")[0];
+  const lastPart = name.slice(name.lastIndexOf("/") + 1);
+  return lastPart.includes(":") ? lastPart.slice(lastPart.indexOf(":") + 1) : "latest";
+}
 
 /** The runbook steps a service carries out when an upgrade stops and starts it (kinds.ts). */
 function upgradeRunbook(kind: ServiceKind): RunbookStep[] {

@@ -220,12 +220,13 @@ const PUBLISH_ADDRESSES =
 
 const apiSchema = z.strictObject({
   port: port(8000).default(8000).meta({
-    description: "Port the API is published on, on the Docker host: a whole number from 1 to 65535.",
+    description:
+      "Port the API is published on, on the Docker host (with `proxy.enabled`, the maintenance proxy's in its place): a whole number from 1 to 65535.",
   }),
   publishAddress: publishAddress("127.0.0.1")
     .default("127.0.0.1")
     .meta({
-      description: `Address the API's port is published on: ${PUBLISH_ADDRESSES}.`,
+      description: `Address the API's port is published on (with \`proxy.enabled\`, the maintenance proxy's): ${PUBLISH_ADDRESSES}.`,
     }),
   allowedHosts: z
     .array(allowedHost)
@@ -241,6 +242,27 @@ const apiSchema = z.strictObject({
   healthTimeoutSeconds: int(10, 3600).default(120).meta({
     description: "How long the API may take to start and become healthy, in seconds: a whole number from 10 to 3600.",
   }),
+});
+
+const proxySchema = z.strictObject({
+  enabled: bool.default(false).meta({
+    description:
+      "Whether the maintenance proxy runs in front of the API, published at `api.port` on `api.publishAddress` in the API's place (the API is then on the private network only), answering `503 Service Unavailable` with `Retry-After` and a maintenance page (JSON for clients that ask for it) while the API's `/_health/` fails, as during an upgrade, and passing every request through otherwise; turning it on or off replaces the API and its followers (do it in a maintenance window): `true` or `false`.",
+  }),
+  image: imageReference("haproxy:2.6").default("haproxy:2.6").meta({
+    description:
+      "Image of the maintenance proxy, which needs `haproxy` 2.6 or newer and `sh` on its PATH (the deployment writes HAProxy's configuration itself): a Docker image reference, tag allowed, like `haproxy:2.6`.",
+  }),
+  retryAfterSeconds: int(1, 86400).default(30).meta({
+    description:
+      "The maintenance answer's `Retry-After`, in seconds after which a client should try again: a whole number from 1 to 86400.",
+  }),
+  message: text("Utilitarian is being upgraded and will be back in a few minutes.")
+    .default("Utilitarian is down for maintenance and will be back shortly.")
+    .meta({
+      description:
+        "The text of the maintenance page, shown as plain text (HTML is escaped) and as `detail` in the JSON answer: one line of text, not empty, without leading or trailing spaces.",
+    }),
 });
 
 const DNS_NAME =
@@ -399,7 +421,9 @@ const graceSchema = z.strictObject({
     .meta({ description: graceSeconds("the worker containers") }),
   edge: int(0, 3600)
     .default(15)
-    .meta({ description: graceSeconds("the processor, poster, UDP server and managed RabbitMQ containers") }),
+    .meta({
+      description: graceSeconds("the processor, poster, UDP server, maintenance proxy and managed RabbitMQ containers"),
+    }),
 });
 
 export const settingsSchema = z
@@ -478,6 +502,10 @@ export const settingsSchema = z
     }),
     api: apiSchema.default(apiSchema.parse({})).meta({
       description: "The Django API container, where it is published and its environment: the keys below.",
+    }),
+    proxy: proxySchema.default(proxySchema.parse({})).meta({
+      description:
+        "The maintenance proxy in front of the API (HAProxy), which keeps running through an upgrade: the keys below.",
     }),
     beat: z
       .strictObject({
@@ -631,6 +659,7 @@ function crossFieldProblems(s: Settings, ctx: z.RefinementCtx): void {
       ...EDGE_ROLES.map((role) => s.images[role]),
       ...(s.database.mode === "managed" ? [s.database.image] : []),
       ...(s.rabbitmq.mode === "managed" ? [s.rabbitmq.image] : []),
+      ...(s.proxy.enabled ? [s.proxy.image] : []),
     ];
     const registries = [...new Set(images.map(registryOf))];
     if (!registries.includes(normalizeRegistry(s.registry.server))) {

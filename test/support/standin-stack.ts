@@ -24,6 +24,7 @@ export const STANDIN_IMAGES = [
   "utilitarian-standin/dlms-udp-server:1.0.0",
   "utilitarian-standin/postgres:15",
   "utilitarian-standin/rabbitmq:3",
+  "utilitarian-standin/haproxy:2.6",
 ];
 
 export const SECRETS = { ...SECRET_VALUES, apiSecretEnv: JSON.stringify({ STANDIN_ACCEPTED_TOKEN: TOKEN }) };

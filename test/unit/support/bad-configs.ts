@@ -268,6 +268,22 @@ export const BAD_CONFIGS: [label: string, values: Record<string, unknown>, messa
     { rabbitmq: { image: "https://hub.docker.com/rabbitmq:3" } },
     "`utilitarian:rabbitmq.image` must be a Docker image reference like rabbitmq:3-management",
   ],
+  ["proxy switched on with yes", { proxy: { enabled: "yes" } }, "`utilitarian:proxy.enabled` must be true or false"],
+  [
+    "proxy's Retry-After of 0",
+    { proxy: { retryAfterSeconds: 0 } },
+    "`utilitarian:proxy.retryAfterSeconds` must be at least 1",
+  ],
+  [
+    "maintenance text on two lines",
+    { proxy: { message: "Down for maintenance\nback soon" } },
+    "`utilitarian:proxy.message` must be one line of text without control characters; it holds a line break at character 21",
+  ],
+  [
+    "proxy image with a scheme",
+    { proxy: { image: "https://hub.docker.com/haproxy:2.6" } },
+    "`utilitarian:proxy.image` must be a Docker image reference like haproxy:2.6",
+  ],
   [
     "registry server with a scheme",
     { registry: { server: "https://quay.io", username: "robot" } },

@@ -1,0 +1,242 @@
+/**
+ * The maintenance proxy (components/proxy.ts) for real: the stand-in HAProxy image (Debian's
+ * haproxy) run with exactly the command and environment the component gives it, in front of a
+ * stand-in API on a private network, the API stopped, removed and started again under it as an
+ * upgrade does. The engine's upgrade with the proxy on is not run here.
+ */
+import * as http from "http";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { proxyCommand, proxyEnvironment, PROXY_PORT } from "../../components/proxy";
+import { docker, exec, sleep, waitFor } from "../support/exec";
+import { freeLoopbackPort } from "../support/ports";
+import { poller, unexpected } from "../support/proxy-client";
+import { requireEngineAndImages } from "../support/standin-stack";
+
+const NET = "mp-proxy-net";
+const PG = "mp-proxy-postgres";
+const API = "mp-proxy-api";
+const PROXY = "mp-proxy";
+/** Takes the API's address while it is gone, so the new API container gets another one. */
+const FILLER = "mp-proxy-filler";
+const TOKEN = "mp-proxy-token-5f1c";
+const MESSAGE = `Utilitarian is being upgraded <until 10:00> & "back" soon.`;
+const RETRY_AFTER = 17;
+const T = 180_000;
+
+/** Secrets reach `docker run` through its environment (`-e NAME`), never its command text. */
+const secretEnv = {
+  POSTGRES_PASSWORD: "mp-proxy-admin-pw-2Qx",
+  DATABASE_URL: "postgres://postgres:mp-proxy-admin-pw-2Qx@postgres:5432/utilitarian",
+  SECRET_KEY: "mp-proxy-secret-key-0123456789abcdef0123",
+  STANDIN_ACCEPTED_TOKEN: TOKEN,
+};
+let base = "";
+
+async function removeAll(): Promise<void> {
+  await docker(["rm", "-f", PROXY, API, FILLER, PG], { allowFailure: true });
+  await docker(["network", "rm", NET], { allowFailure: true });
+}
+
+/** `docker run -d` with `env` passed by name only. */
+async function run(name: string, env: Record<string, string>, args: string[]): Promise<void> {
+  const result = await exec(
+    "docker",
+    ["run", "-d", "--name", name, "--network", NET, ...Object.keys(env).flatMap((k) => ["-e", k]), ...args],
+    { env: { ...process.env, ...env } },
+  );
+  if (result.code !== 0) throw new Error(`docker run ${name} failed: ${result.stderr.trim()}`);
+}
+
+const startApi = () =>
+  run(
+    API,
+    {
+      DATABASE_URL: secretEnv.DATABASE_URL,
+      SECRET_KEY: secretEnv.SECRET_KEY,
+      STANDIN_ACCEPTED_TOKEN: TOKEN,
+      ALLOWED_HOSTS: "127.0.0.1,api",
+    },
+    ["--network-alias", "api", "--stop-timeout", "10", "utilitarian-standin/utilitarian:1.0.0"],
+  );
+
+const status = async (path: string, init?: RequestInit) =>
+  (await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(5000) }).catch(() => undefined))?.status ?? 0;
+
+beforeAll(async () => {
+  await requireEngineAndImages();
+  await removeAll();
+  const port = await freeLoopbackPort("tcp");
+  base = `http://127.0.0.1:${port}`;
+  await docker(["network", "create", NET]);
+  await run(PG, { POSTGRES_PASSWORD: secretEnv.POSTGRES_PASSWORD, POSTGRES_DB: "utilitarian" }, [
+    "--network-alias",
+    "postgres",
+    "utilitarian-standin/postgres:15",
+  ]);
+  await startApi();
+  await run(
+    PROXY,
+    proxyEnvironment({ apiHost: "api", apiPort: 8000, retryAfterSeconds: RETRY_AFTER, message: MESSAGE }),
+    ["-p", `127.0.0.1:${port}:${PROXY_PORT}`, "utilitarian-standin/haproxy:2.6", ...proxyCommand()],
+  );
+  const migrated = await waitFor(
+    async () => (await exec("docker", ["exec", API, "python", "manage.py", "migrate", "--noinput"])).code === 0,
+    90_000,
+    1000,
+  );
+  if (!migrated)
+    throw new Error(`the stand-in API did not migrate: ${await docker(["logs", API], { allowFailure: true })}`);
+  if (!(await waitFor(async () => (await status("/_health/")) === 200, 60_000, 250)))
+    throw new Error(`no 200 through the proxy: ${await docker(["logs", PROXY], { allowFailure: true })}`);
+}, T);
+
+afterAll(removeAll, 60_000);
+
+describe("the maintenance proxy in front of a running API", () => {
+  test("passes requests through: method, headers and body to the API, status, headers and body back", async () => {
+    const response = await fetch(`${base}/api/v1/readings/`, {
+      method: "POST",
+      headers: { Authorization: `Token ${TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ meter: "mp-a", value: 1.5, timestamp: new Date().toISOString() }),
+    });
+    expect(response.status).toBe(201);
+    expect(await response.json()).toMatchObject({ meter: "mp-a", value: 1.5 });
+    // A large upload (2.4 MB, under Django's 2.5 MB limit) arrives whole: the API parses all of it.
+    const padding = "x".repeat(2_400_000);
+    const large = await fetch(`${base}/api/v1/readings/`, {
+      method: "POST",
+      headers: { Authorization: `Token ${TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ meter: "mp-large", value: 2.5, timestamp: new Date().toISOString(), padding }),
+    });
+    expect(large.status).toBe(201);
+    expect(await large.json()).toMatchObject({ meter: "mp-large", value: 2.5 });
+    // The API's own refusals and headers come back as they are, not the maintenance answer.
+    const refused = await fetch(`${base}/api/v1/readings/`, { method: "POST", body: "{}" });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("retry-after")).toBeNull();
+    expect(await refused.json()).toEqual({ detail: "Invalid token." });
+    const health = await fetch(`${base}/_health/`);
+    expect(health.headers.get("server")).toBe("gunicorn");
+    expect(await health.json()).toEqual({ status: "ok", version: "1.0.0" });
+  });
+});
+
+describe("the API stopped, removed and started again under the proxy, a client polling every 100 ms", () => {
+  let html: Awaited<ReturnType<ReturnType<typeof poller>["stop"]>> = [];
+  let json: typeof html = [];
+  let outage = { firstMs: 0, lastMs: 0 };
+
+  beforeAll(async () => {
+    const browsers = poller(`${base}/_health/`, 100, { Accept: "text/html,*/*;q=0.8" });
+    const clients = poller(`${base}/_health/`, 100, { Accept: "application/json" });
+    await sleep(1500);
+    // As the engine replaces the API: stop with its grace period, remove, create anew (another address).
+    await docker(["stop", API]);
+    await sleep(1500);
+    await docker(["rm", API]);
+    await docker(["run", "-d", "--name", FILLER, "--network", NET, "utilitarian-standin/base:latest", "sleep", "600"]);
+    await sleep(1000);
+    await startApi();
+    const back = await waitFor(async () => (await status("/_health/")) === 200, 90_000, 250);
+    await sleep(1500);
+    html = await browsers.stop();
+    json = await clients.stop();
+    expect(back, "the API answered again through the proxy").toBe(true);
+    const down = html.filter((r) => r.status === 503);
+    outage = { firstMs: down[0]?.at ?? 0, lastMs: down.at(-1)?.at ?? 0 };
+  }, T);
+
+  test("every request is answered, only with 200 or 503 with Retry-After: never refused or reset", () => {
+    expect(html.length).toBeGreaterThan(40);
+    expect(json.length).toBeGreaterThan(40);
+    expect(unexpected(html)).toEqual([]);
+    expect(unexpected(json)).toEqual([]);
+    for (const results of [html, json]) {
+      // 200 before the stop, 503 while the API is gone, 200 again after: the maintenance was seen.
+      expect(results[0].status).toBe(200);
+      expect(results.some((r) => r.status === 503)).toBe(true);
+      expect(results.at(-1)!.status).toBe(200);
+    }
+    console.log(
+      `proxy: ${html.length} + ${json.length} requests, 503 from ${outage.firstMs} to ${outage.lastMs} ms after the poll started`,
+    );
+  });
+
+  test("a browser gets the plain maintenance page with the configured text and Retry-After", () => {
+    const page = html.find((r) => r.status === 503)!;
+    expect(page.retryAfter).toBe(String(RETRY_AFTER));
+    expect(page.contentType).toBe("text/html; charset=utf-8");
+    expect(page.body).toContain("<h1>Down for maintenance</h1>");
+    expect(page.body).toContain("Utilitarian is being upgraded &lt;until 10:00&gt; &amp; &quot;back&quot; soon.");
+    expect(html.filter((r) => r.status === 503).every((r) => r.body === page.body)).toBe(true);
+  });
+
+  test("a client that asks for JSON gets the maintenance answer as JSON", () => {
+    const answers = json.filter((r) => r.status === 503);
+    for (const answer of answers) {
+      expect(answer.retryAfter).toBe(String(RETRY_AFTER));
+      expect(answer.contentType).toBe("application/json");
+      expect(JSON.parse(answer.body)).toEqual({
+        status: "maintenance",
+        detail: MESSAGE,
+        retryAfterSeconds: RETRY_AFTER,
+      });
+    }
+  });
+
+  test("the proxy kept running throughout", async () => {
+    expect(await docker(["inspect", "-f", "{{.State.Running}} {{.RestartCount}}", PROXY])).toBe("true 0");
+  });
+});
+
+/** A POST whose body is sent in `chunks` pieces `gapMs` apart: a request in flight for a while. */
+function trickledPost(path: string, body: string, chunks: number, gapMs: number) {
+  return new Promise<{ status: number; retryAfter?: string; body: string }>((resolve, reject) => {
+    const request = http.request(
+      `${base}${path}`,
+      {
+        method: "POST",
+        headers: {
+          Authorization: `Token ${TOKEN}`,
+          "Content-Type": "application/json",
+          "Content-Length": Buffer.byteLength(body),
+        },
+      },
+      (response) => {
+        let text = "";
+        response.setEncoding("utf8");
+        response.on("data", (d) => (text += d));
+        response.on("end", () =>
+          resolve({ status: response.statusCode ?? 0, retryAfter: response.headers["retry-after"], body: text }),
+        );
+      },
+    );
+    request.on("error", reject);
+    const size = Math.ceil(body.length / chunks);
+    let sent = 0;
+    const next = () => {
+      request.write(body.slice(sent, sent + size));
+      sent += size;
+      if (sent >= body.length) request.end();
+      else setTimeout(next, gapMs);
+    };
+    next();
+  });
+}
+
+describe("a request in flight when the API stops", () => {
+  test("finishes within the API's stop grace period, or gets the maintenance answer", async () => {
+    const body = JSON.stringify({ meter: "mp-in-flight", value: 3.5, timestamp: new Date().toISOString() });
+    // Its body takes 2 s to arrive; the API is told to stop 0.5 s in (it has 10 s to finish).
+    const answer = trickledPost("/api/v1/readings/", body, 10, 200);
+    await sleep(500);
+    const stopped = docker(["stop", API]);
+    const { status, retryAfter, body: text } = await answer;
+    await stopped;
+    expect(await docker(["inspect", "-f", "{{.State.Running}}", API])).toBe("false");
+    expect([201, 503], text).toContain(status);
+    if (status === 201) expect(JSON.parse(text)).toMatchObject({ meter: "mp-in-flight", value: 3.5 });
+    else expect(retryAfter).toBe(String(RETRY_AFTER));
+    console.log(`proxy: a request in flight when the API stopped was answered ${status}`);
+  });
+});
