@@ -558,6 +558,7 @@ function renderReport(
       );
     }
   }
+  if (peaks.length === 0) return lines.join("\n");
   lines.push("");
   lines.push(
     "| server disk at the peak (one untimed run each) | extra disk | × database size | the script's estimate | × database size |",
