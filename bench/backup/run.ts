@@ -10,7 +10,10 @@
  * round). The baseline, the plain `pg_dump -f x.sql` (dumps) or the plain `psql -f x.sql`
  * (restores), runs before the first candidate and again after each one; each candidate's time is
  * divided by the mean of the two baseline runs around it, so that load from other work on the
- * machine mostly cancels out. Medians over the rounds are reported. An untimed last pass
+ * machine mostly cancels out. Each run's CPU seconds are counted too, the programs' and the
+ * server's (cpu.ts), and set against all the cores for the baseline's time: above 1, a candidate
+ * cannot be as fast as the baseline on this machine whatever it overlaps. Medians over the
+ * rounds are reported. An untimed last pass
  * (`peaks`) measures the server disk each of the project's scripts needs at its peak, against
  * the script's own estimate. `--skip` takes candidate keys: fc6 fc1 fd1 zstd backup backup-none
  * backup-full previous pg_restore pg_restore-j restore peaks.
