@@ -2,6 +2,7 @@
  * The maintenance proxy's overhead benchmark (docs/benchmarks.md, "The maintenance proxy").
  *
  *   npm run bench:proxy -- [--requests 4000] [--uploads 200] [--rounds 20] [--windows 3] [--json out.json]
+ *                          [--proxy-log haproxy.log]
  *
  * Starts the stand-in API behind the proxy as test/real/proxy.test.ts does
  * (test/support/proxy-stack.ts), with the API's own port published on loopback too, then:
@@ -18,8 +19,15 @@ import { ProxyStack } from "../../test/support/proxy-stack";
 import { measureLatency, percentile, type LatencyResult, type RequestKind } from "./latency";
 import { measureWindow, POLL_MS, type ClientView, type WindowRound } from "./window";
 
-const OPTIONS = ["requests", "uploads", "rounds", "windows", "json"] as const;
-type Options = { requests: number; uploads: number; rounds: number; windows: number; json?: string };
+const OPTIONS = ["requests", "uploads", "rounds", "windows", "json", "proxy-log"] as const;
+type Options = {
+  requests: number;
+  uploads: number;
+  rounds: number;
+  windows: number;
+  json?: string;
+  proxyLog?: string;
+};
 
 function parseArgs(argv: string[]): Options {
   const value = (name: string) => {
@@ -41,6 +49,7 @@ function parseArgs(argv: string[]): Options {
     rounds: int("rounds", 20, 1),
     windows: int("windows", 3, 0),
     json: value("json"),
+    proxyLog: value("proxy-log"),
   };
 }
 
@@ -145,6 +154,9 @@ async function main(): Promise<void> {
     );
     if (options.json) writeFileSync(options.json, JSON.stringify({ options, loads, latency, windows }, null, 2));
   } finally {
+    // HAProxy's log of every request (timers, retries, how it ended) goes with its container.
+    if (options.proxyLog)
+      writeFileSync(options.proxyLog, await docker(["logs", stack.proxy], { allowFailure: true }).catch(() => ""));
     await stack.remove();
   }
 }
