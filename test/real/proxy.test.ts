@@ -2,95 +2,30 @@
  * The maintenance proxy (components/proxy.ts) for real: the stand-in HAProxy image (Debian's
  * haproxy) run with exactly the command and environment the component gives it, in front of a
  * stand-in API on a private network, the API stopped, removed and started again under it as an
- * upgrade does. The engine's upgrade with the proxy on is not run here.
+ * upgrade does (test/support/proxy-stack.ts, which `npm run bench:proxy` shares). The engine's
+ * upgrade with the proxy on is not run here.
  */
 import * as http from "http";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { proxyCommand, proxyEnvironment, PROXY_PORT } from "../../components/proxy";
-import { docker, exec, sleep, waitFor } from "../support/exec";
-import { freeLoopbackPort } from "../support/ports";
+import { docker, sleep, waitFor } from "../support/exec";
 import { poller, unexpected } from "../support/proxy-client";
-import { requireEngineAndImages } from "../support/standin-stack";
+import { ProxyStack } from "../support/proxy-stack";
 
-const NET = "mp-proxy-net";
-const PG = "mp-proxy-postgres";
-const API = "mp-proxy-api";
-const PROXY = "mp-proxy";
-/** Takes the API's address while it is gone, so the new API container gets another one. */
-const FILLER = "mp-proxy-filler";
-const TOKEN = "mp-proxy-token-5f1c";
 const MESSAGE = `Utilitarian is being upgraded <until 10:00> & "back" soon.`;
 const RETRY_AFTER = 17;
 const T = 180_000;
 
-/** Secrets reach `docker run` through its environment (`-e NAME`), never its command text. */
-const secretEnv = {
-  POSTGRES_PASSWORD: "mp-proxy-admin-pw-2Qx",
-  DATABASE_URL: "postgres://postgres:mp-proxy-admin-pw-2Qx@postgres:5432/utilitarian",
-  SECRET_KEY: "mp-proxy-secret-key-0123456789abcdef0123",
-  STANDIN_ACCEPTED_TOKEN: TOKEN,
-};
+const stack = new ProxyStack({ prefix: "mp-proxy", retryAfterSeconds: RETRY_AFTER, message: MESSAGE });
+const { api: API, proxy: PROXY, token: TOKEN } = stack;
 let base = "";
-
-async function removeAll(): Promise<void> {
-  await docker(["rm", "-f", PROXY, API, FILLER, PG], { allowFailure: true });
-  await docker(["network", "rm", NET], { allowFailure: true });
-}
-
-/** `docker run -d` with `env` passed by name only. */
-async function run(name: string, env: Record<string, string>, args: string[]): Promise<void> {
-  const result = await exec(
-    "docker",
-    ["run", "-d", "--name", name, "--network", NET, ...Object.keys(env).flatMap((k) => ["-e", k]), ...args],
-    { env: { ...process.env, ...env } },
-  );
-  if (result.code !== 0) throw new Error(`docker run ${name} failed: ${result.stderr.trim()}`);
-}
-
-const startApi = () =>
-  run(
-    API,
-    {
-      DATABASE_URL: secretEnv.DATABASE_URL,
-      SECRET_KEY: secretEnv.SECRET_KEY,
-      STANDIN_ACCEPTED_TOKEN: TOKEN,
-      ALLOWED_HOSTS: "127.0.0.1,api",
-    },
-    ["--network-alias", "api", "--stop-timeout", "10", "utilitarian-standin/utilitarian:1.0.0"],
-  );
-
-const status = async (path: string, init?: RequestInit) =>
-  (await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(5000) }).catch(() => undefined))?.status ?? 0;
+const status = (path: string) => stack.status(path);
 
 beforeAll(async () => {
-  await requireEngineAndImages();
-  await removeAll();
-  const port = await freeLoopbackPort("tcp");
-  base = `http://127.0.0.1:${port}`;
-  await docker(["network", "create", NET]);
-  await run(PG, { POSTGRES_PASSWORD: secretEnv.POSTGRES_PASSWORD, POSTGRES_DB: "utilitarian" }, [
-    "--network-alias",
-    "postgres",
-    "utilitarian-standin/postgres:15",
-  ]);
-  await startApi();
-  await run(
-    PROXY,
-    proxyEnvironment({ apiHost: "api", apiPort: 8000, retryAfterSeconds: RETRY_AFTER, message: MESSAGE }),
-    ["-p", `127.0.0.1:${port}:${PROXY_PORT}`, "utilitarian-standin/haproxy:2.6", ...proxyCommand()],
-  );
-  const migrated = await waitFor(
-    async () => (await exec("docker", ["exec", API, "python", "manage.py", "migrate", "--noinput"])).code === 0,
-    90_000,
-    1000,
-  );
-  if (!migrated)
-    throw new Error(`the stand-in API did not migrate: ${await docker(["logs", API], { allowFailure: true })}`);
-  if (!(await waitFor(async () => (await status("/_health/")) === 200, 60_000, 250)))
-    throw new Error(`no 200 through the proxy: ${await docker(["logs", PROXY], { allowFailure: true })}`);
+  await stack.start();
+  base = stack.base;
 }, T);
 
-afterAll(removeAll, 60_000);
+afterAll(() => stack.remove(), 60_000);
 
 describe("the maintenance proxy in front of a running API", () => {
   test("passes requests through: method, headers and body to the API, status, headers and body back", async () => {
@@ -134,9 +69,9 @@ describe("the API stopped, removed and started again under the proxy, a client p
     await docker(["stop", API]);
     await sleep(1500);
     await docker(["rm", API]);
-    await docker(["run", "-d", "--name", FILLER, "--network", NET, "utilitarian-standin/base:latest", "sleep", "600"]);
+    await stack.startFiller();
     await sleep(1000);
-    await startApi();
+    await stack.startApi();
     const back = await waitFor(async () => (await status("/_health/")) === 200, 90_000, 250);
     await sleep(1500);
     html = await browsers.stop();

@@ -2,8 +2,9 @@ import * as http from "http";
 
 /** One request of the poller and how it ended: a response, or the error that ended it. */
 export interface PollResult {
-  /** When it was sent, ms since the poller started. */
+  /** When it was sent and when it ended (answered or failed), ms since the poller started. */
   at: number;
+  endedAt: number;
   /** The response's status, or 0 when the request ended without one. */
   status: number;
   retryAfter?: string;
@@ -36,6 +37,7 @@ export function poller(
         response.on("end", () =>
           resolve({
             at,
+            endedAt: Date.now() - started,
             status: response.statusCode ?? 0,
             retryAfter: response.headers["retry-after"],
             contentType: response.headers["content-type"],
@@ -43,12 +45,12 @@ export function poller(
           }),
         );
         response.on("error", (e: NodeJS.ErrnoException) =>
-          resolve({ at, status: 0, body, error: e.code ?? e.message }),
+          resolve({ at, endedAt: Date.now() - started, status: 0, body, error: e.code ?? e.message }),
         );
       });
       request.on("timeout", () => request.destroy(Object.assign(new Error("timeout"), { code: "timeout" })));
       request.on("error", (e: NodeJS.ErrnoException) =>
-        resolve({ at, status: 0, body: "", error: e.code ?? e.message }),
+        resolve({ at, endedAt: Date.now() - started, status: 0, body: "", error: e.code ?? e.message }),
       );
     });
   const timer = setInterval(() => results.push(send()), intervalMs);
