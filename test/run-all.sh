@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, on a fresh Debian machine or on one that already has what they need:
 #   1. installs the Debian packages the real tests use, only those missing: docker.io,
-#      postgresql, debootstrap, the shell linter and strace (the engine tests trace connect(2));
+#      postgresql, debootstrap, the shell linter, strace (the engine tests trace connect(2)),
+#      chromium (headless: pages and pictures screenshotted) and a font for its text;
 #   2. starts dockerd when no engine answers;
 #   3. builds the stand-in images (cached by content: seconds when nothing changed) and the
 #      Pulumi engine from Go modules (toolchain/build.sh, cached by content the same way);
@@ -19,6 +20,10 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v strace >/dev/null || missing+=(strace)
+command -v chromium >/dev/null || missing+=(chromium)
+# chromium's dependencies pull in some font (fontconfig's first choice is this one); named here
+# because the screenshot checks need text drawn, whatever else changes.
+[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 if ((${#missing[@]})); then
   if ((EUID != 0)); then
     echo "missing Debian packages: ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2

@@ -2,11 +2,16 @@
  * The maintenance proxy (components/proxy.ts) for real: the stand-in HAProxy image (Debian's
  * haproxy) run with exactly the command and environment the component gives it, in front of a
  * stand-in API on a private network, the API stopped, removed and started again under it as an
- * upgrade does (test/support/proxy-stack.ts, which `npm run bench:proxy` shares). The engine's
- * upgrade with the proxy on is not run here.
+ * upgrade does (test/support/proxy-stack.ts, which `npm run bench:proxy` shares), and the
+ * maintenance page as headless Chromium shows it (test/support/chromium.ts). The engine's upgrade
+ * with the proxy on is not run here.
  */
 import * as http from "http";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { chromiumDom, chromiumScreenshot, domText, pngFacts, renderProblems } from "../support/chromium";
 import { docker, sleep, waitFor } from "../support/exec";
 import { poller, unexpected } from "../support/proxy-client";
 import { ProxyStack } from "../support/proxy-stack";
@@ -173,5 +178,46 @@ describe("a request in flight when the API stops", () => {
     if (status === 201) expect(JSON.parse(text)).toMatchObject({ meter: "mp-in-flight", value: 3.5 });
     else expect(retryAfter).toBe(String(RETRY_AFTER));
     console.log(`proxy: a request in flight when the API stopped was answered ${status}`);
+  });
+});
+
+describe("the maintenance page in headless Chromium while the API is stopped", () => {
+  const SIZE = { width: 1024, height: 768 };
+
+  beforeAll(async () => {
+    await docker(["stop", API]); // already stopped by the test before; this one stands alone too
+    const html = { headers: { Accept: "text/html" } };
+    expect(await waitFor(async () => (await stack.status("/", html)) === 503, 30_000, 250)).toBe(true);
+  }, T);
+
+  test("its DOM after load says the service is in maintenance, with the configured message", async () => {
+    const started = Date.now();
+    const dom = await chromiumDom(`${base}/`);
+    expect(dom).toContain("<title>Maintenance</title>");
+    const text = domText(dom);
+    expect(text).toContain("Down for maintenance");
+    expect(text).toContain(MESSAGE);
+    console.log(`proxy: the maintenance page's DOM in ${Date.now() - started} ms: "${text}"`);
+  });
+
+  test("its 1024x768 screenshot is that size and not blank; about:blank's is judged blank by the same check", async () => {
+    const outFile = join(mkdtempSync(join(tmpdir(), "utilitarian-proxy-page-")), "maintenance.png");
+    const started = Date.now();
+    const png = await chromiumScreenshot({ url: `${base}/`, ...SIZE, outFile });
+    const took = Date.now() - started;
+    expect(renderProblems(png, SIZE)).toEqual([]);
+    const { pixels } = pngFacts(png);
+    expect(pixels!.background).toEqual([255, 255, 255]);
+    console.log(
+      `proxy: the maintenance page's screenshot in ${took} ms, ${outFile}: ` +
+        `${(pixels!.nonBackgroundFraction * 100).toFixed(2)}% of pixels not background, ${pixels!.distinctColours} colours`,
+    );
+
+    // The negative control: an empty page fails the check the maintenance page passed.
+    const blank = await chromiumScreenshot({ url: "about:blank", ...SIZE });
+    expect(renderProblems(blank, SIZE)).toEqual([
+      "blank: 0.00% of pixels differ from the background, expected at least 0.5%",
+      "blank: 1 distinct colours, expected at least 3",
+    ]);
   });
 });
