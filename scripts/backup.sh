@@ -23,10 +23,11 @@ umask 077
 # The version running now, when the deployment does not say: the API container's label
 # (written by the deployment on every container), or "none" when no API runs yet.
 if [[ -z "${BACKUP_FROM_VERSION:-}" && -n "${API_CONTAINER:-}" ]]; then
-  BACKUP_FROM_VERSION=$(docker inspect -f '{{index .Config.Labels "io.utilitarian.version"}}' "$API_CONTAINER" 2>/dev/null || true)
-  BACKUP_FROM_VERSION=${BACKUP_FROM_VERSION:-none}
+  BACKUP_FROM_VERSION=$(deployed_version)
   log "version running now (label of $API_CONTAINER): $BACKUP_FROM_VERSION"
 fi
+# The maintenance window opens with the backup (writers-stopped.sh opens it when it runs this).
+window_begin backup "${BACKUP_FROM_VERSION:-}" "${BACKUP_TO_VERSION:-}"
 require_vars "${PG_REQUIRED_VARS[@]}" \
   BACKUP_DIR "utilitarian:backup.dir, where backups are written" \
   BACKUP_FROM_VERSION "the currently deployed version, or 'none' on first install (or API_CONTAINER to read it from)" \
@@ -605,4 +606,5 @@ printf 'backup %s: %s, %s tables, %s rows, from %s to %s\n' \
   "$NAME" "$size" "$tables" "$rows" "$BACKUP_FROM_VERSION" "$BACKUP_TO_VERSION"
 printf 'verified: %s (dump with read-back %ss, then %ss)\n' "$verification" "$dump_seconds" "$verify_seconds"
 printf 'kept: %s of at most %s backups in %s\n' "$((${#verified[@]} < BACKUP_KEEP ? ${#verified[@]} : BACKUP_KEEP))" "$BACKUP_KEEP" "$DIR"
+window_step_end "{\"file\":$(json_string "$FINAL"),\"bytes\":$bytes,\"sha256\":\"$sha\"}"
 printf 'BACKUP_FILE=%s\n' "$FINAL"

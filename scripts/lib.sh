@@ -6,6 +6,7 @@
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
 # What it gives every step:
+#   - the maintenance window's record (window.sh): window_open, window_step_start/_end, window_close;
 #   - strict mode (errexit, nounset, pipefail, errtrace); never xtrace: env may hold secrets;
 #   - log lines on stderr: "<UTC timestamp> <step>: <message>";
 #   - die "<reason>": exits 1; the reason is ALWAYS the last stderr line, after cleanups ran;
@@ -63,13 +64,14 @@ lib_exit_handler() {
     "${LIB_CLEANUPS[i]}"
   done
   if ((rc != 0)); then
-    if [[ -n "$LIB_FAIL_REASON" ]]; then
-      log "$LIB_FAIL_REASON"
-    else
+    if [[ -z "$LIB_FAIL_REASON" ]]; then
       # The command text is shown unexpanded (no variable values), so no secret can leak here.
-      log "failed (exit $rc) at ${BASH_SOURCE[1]##*/} line ${LIB_ERR_LINE:-?}: ${LIB_ERR_CMD:-unknown command}"
+      LIB_FAIL_REASON="failed (exit $rc) at ${BASH_SOURCE[1]##*/} line ${LIB_ERR_LINE:-?}: ${LIB_ERR_CMD:-unknown command}"
     fi
+    log "$LIB_FAIL_REASON"
   fi
+  # After the reason, so that the window's copy of the step's log ends with it too.
+  window_after_exit "$rc" "$LIB_FAIL_REASON"
   exit "$rc"
 }
 
@@ -392,6 +394,14 @@ seconds_since() {
 
 # Docker ----------------------------------------------------------------------------------
 
+# deployed_version: the version running now, as the API container's label says (the deployment
+# writes it on every container), or "none" when no API runs yet (a first install).
+deployed_version() {
+  local v=""
+  [[ -n "${API_CONTAINER:-}" ]] && v=$(docker inspect -f '{{index .Config.Labels "io.utilitarian.version"}}' "$API_CONTAINER" 2>/dev/null || true)
+  printf '%s' "${v:-none}"
+}
+
 # An empty DOCKER_HOST would be passed on as-is; treat it as "not set".
 docker_setup_env() {
   if [[ -z "${DOCKER_HOST:-}" ]]; then
@@ -565,3 +575,7 @@ drop_stale_scratch_dbs() {
     fi
   done
 }
+
+# The maintenance window's record. --------------------------------------------------------------
+# shellcheck source-path=SCRIPTDIR source=window.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/window.sh"

@@ -6,6 +6,7 @@
 STEP=migrate
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+window_begin migrate
 
 prepare_api_step
 
@@ -36,4 +37,6 @@ if ! run_child stream_migrate; then
 fi
 cat "$WORK/migrate.log"
 applied=$(grep -c '^  Applying .* OK' "$WORK/migrate.log" || true)
+migrations=$(sed -n 's/^  Applying \([^ ]*\)\.\.\. *OK.*/\1/p' "$WORK/migrate.log" | while IFS= read -r m; do json_string "$m"; printf ','; done)
+window_step_end "{\"applied\":$applied,\"migrations\":[${migrations%,}]}"
 printf 'migrate: ok, %s migration(s) applied in %ss\n' "$applied" "$((SECONDS - started))"

@@ -12,6 +12,8 @@ STEP=restore
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=pg-clients.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/pg-clients.sh"
+# A rollback's window opens with the restore.
+window_begin restore "$(deployed_version)" "${RESTORE_VERSION:-}"
 
 require_vars "${PG_REQUIRED_VARS[@]}" \
   RESTORE_FILE "utilitarian:restoreFrom, a .dump path or 'latest'" \
@@ -279,5 +281,6 @@ awk -F '\t' '{ printf "  %-50s %s\n", $1, $2 }' "$WORK/restored.counts"
 if [[ -n "$KEPT" ]]; then
   printf 'previous database kept as %s (not dropped; drop it when no longer needed)\n' "$KEPT"
 fi
+window_step_end "{\"file\":$(json_string "$FILE")}"
 printf 'RESTORED_FILE=%s\n' "$FILE"
 printf 'KEPT_DATABASE=%s\n' "$KEPT"

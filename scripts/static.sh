@@ -6,6 +6,7 @@
 STEP=static
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+window_begin static
 
 prepare_api_step
 
@@ -40,3 +41,4 @@ restart_api() {
   printf 'static: API restarted and healthy in %ss\n' "$((SECONDS - started))"
 }
 restart_api
+window_step_end "{}"

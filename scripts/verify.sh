@@ -6,6 +6,7 @@
 STEP=verify
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+window_begin verify
 
 require_vars API_CONTAINER "the API container's name; set by the deployment" \
   EXPECTED_CONTAINERS "space-separated names of the containers that must run; set by the deployment"
@@ -81,3 +82,6 @@ if ((${#failed[@]} > 0)); then
   die "verification failed (${#failed[@]} check(s)); first: ${failed[0]}"
 fi
 printf 'verify: all checks passed (%s containers)\n' "${#expected[@]}"
+# The last step of an upgrade closes its window: the report is written beside the backups.
+window_step_end "{}"
+window_close

@@ -23,6 +23,11 @@ STEP_SCRIPT=$1
 WRITERS_STOP_SECONDS="${WRITERS_STOP_SECONDS:-60}"
 require_int WRITERS_STOP_SECONDS 0
 docker_setup_env
+# Stopping the writers is the backup's first act: the maintenance window opens here (before the
+# guard below starts, which must hold nothing but its pipe).
+if [[ "$(basename -- "$STEP_SCRIPT")" == backup.sh ]]; then
+  window_begin backup "${BACKUP_FROM_VERSION:-$(deployed_version)}" "${BACKUP_TO_VERSION:-}"
+fi
 
 STOPPED=()
 STEP_SUCCEEDED=false
@@ -59,8 +64,11 @@ done
 start_guard() {
   make_work_dir
   mkfifo "$WORK/guard"
+  # It closes what else it inherited first: the window's copy of stderr (window.sh) among them,
+  # which would keep that copy waiting for this guard, and this guard for the step.
   # shellcheck disable=SC2016 # the guard's own script, expanded when it runs
-  setsid bash -c 'handled=false
+  setsid bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2 && fd != 255)); then eval "exec $fd>&-"; fi; done
+    handled=false
     while IFS= read -r line; do [[ "$line" == handled ]] && handled=true; done
     [[ "$handled" == true ]] || docker start "$@"' writers-guard "${STOPPED[@]}" \
     <"$WORK/guard" >/dev/null 2>&1 {LIB_STDOUT}>&- {LIB_STDERR}>&- &
