@@ -21,6 +21,8 @@ const deployment = new UtilitarianDeployment(prefix, { ...settings, secrets, pre
 export const version = deployment.version;
 export const apiUrl = deployment.apiUrl;
 export const lastBackup = deployment.lastBackup;
+/** The last completed maintenance window's report (Markdown; .json and .svg beside it). */
+export const lastWindowReport = deployment.lastWindowReport;
 export const containers = deployment.containers;
 /** The maintenance this version's `pulumi up` carries out, stage by stage: `pulumi preview` shows it. */
 export const maintenancePlan = deployment.maintenance.stages.map(

@@ -9,6 +9,7 @@ import { applicationDatabase, databaseUrl, ManagedPostgres, type DatabaseEndpoin
 import { databaseEndpoints } from "./endpoints";
 import { appEnvironment, edgeEnvironment } from "./environment";
 import { KINDS, kindOf } from "./kinds";
+import type { Maintenance } from "./maintenance";
 import {
   servicesOf,
   type DeploymentPlan,
@@ -38,6 +39,13 @@ export interface BuildContext {
   settings: DeploymentSettings;
   secrets: DeploymentSecrets;
   plan: DeploymentPlan;
+  /** The stages of an upgrade to this plan: the window's record labels its report with them. */
+  maintenance: Maintenance;
+}
+
+/** The physical container name of a service key. */
+export function containerNameOf(prefix: string, key: string): string {
+  return `${prefix}-${key}`;
 }
 
 /** A docker provider the caller gave the component (opts.providers) is used as it is; else one for the settings' host and registry. */
@@ -91,7 +99,7 @@ export class PlanBuilder {
 
   /** The physical container name of a service key. */
   containerName(key: string): string {
-    return `${this.ctx.prefix}-${key}`;
+    return containerNameOf(this.ctx.prefix, key);
   }
 
   private build(node: PlanNode): pulumi.Resource {
@@ -324,6 +332,7 @@ export class PlanBuilder {
           endpoints: this.endpoints,
           services: servicesOf(this.ctx.plan),
           containerName: (key) => this.containerName(key),
+          maintenance: this.ctx.maintenance,
         }),
         wrapper: node.step === "backup" && settings.backup.stopWriters ? "writers-stopped.sh" : undefined,
       },

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as command from "@pulumi/command";
 import { ArgsError, validateArgs, type UtilitarianDeploymentArgs } from "./args";
-import { PlanBuilder } from "./build";
+import { containerNameOf, PlanBuilder } from "./build";
 import { maintenanceStages, type Maintenance } from "./maintenance";
 import { planDeployment, servicesOf, type DeploymentPlan } from "./plan";
 import { apiUrlFor } from "./urls";
@@ -23,6 +23,11 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
   public readonly version: pulumi.Output<string>;
   /** The verified backup taken before the last upgrade, as the backup step printed it. */
   public readonly lastBackup: pulumi.Output<string>;
+  /**
+   * The report of the last maintenance window that completed (Markdown; JSON and SVG beside it),
+   * as verify printed it; empty until one has. `npm run report` prints the newest, failed too.
+   */
+  public readonly lastWindowReport: pulumi.Output<string>;
   /** Container names by service key. */
   public readonly containers: pulumi.Output<Record<string, string>>;
   /** The plan this deployment was built from. */
@@ -44,18 +49,9 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
       ]);
     }
     this.plan = planDeployment(planSettings);
-    const builder = new PlanBuilder({
-      parent: this,
-      name,
-      prefix,
-      settings,
-      secrets: secretInputs(args.secrets),
-      plan: this.plan,
-    });
-    const built = builder.buildAll();
     this.maintenance = maintenanceStages(this.plan, {
       from: "the running version",
-      containerName: (key) => builder.containerName(key),
+      containerName: (key) => containerNameOf(prefix, key),
       backup: {
         dir: settings.backup.dir,
         stopWriters: settings.backup.stopWriters,
@@ -63,11 +59,23 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
       },
       restoreFrom: settings.restoreFrom,
     });
+    const builder = new PlanBuilder({
+      parent: this,
+      name,
+      prefix,
+      settings,
+      secrets: secretInputs(args.secrets),
+      plan: this.plan,
+      maintenance: this.maintenance,
+    });
+    const built = builder.buildAll();
 
     const backup = built.get("backup") as command.local.Command;
     this.version = (built.get("schema-guard") as SchemaGuard).version;
     this.apiUrl = pulumi.output(apiUrlFor(settings.api.publishAddress, settings.api.port, settings.dockerHost));
     this.lastBackup = backup.stdout.apply((out) => /^BACKUP_FILE=(.*)$/m.exec(out)?.[1] ?? "");
+    const verify = built.get("verify") as command.local.Command;
+    this.lastWindowReport = verify.stdout.apply((out) => /^REPORT_FILE=(.*)$/m.exec(out)?.[1] ?? "");
     this.containers = pulumi.output(
       Object.fromEntries(servicesOf(this.plan).map((s) => [s.key, builder.containerName(s.key)])),
     );
@@ -75,8 +83,9 @@ export class UtilitarianDeployment extends pulumi.ComponentResource {
       apiUrl: this.apiUrl,
       version: this.version,
       lastBackup: this.lastBackup,
+      lastWindowReport: this.lastWindowReport,
       containers: this.containers,
-      verified: (built.get("verify") as command.local.Command).stdout,
+      verified: verify.stdout,
     });
   }
 }

@@ -18,6 +18,7 @@ import {
 } from "./plan";
 
 export interface Stage {
+  key: StageKey;
   title: string;
   /** The runbook steps (upgrade-instructions.md) this stage carries out. */
   runbook: RunbookStep[];
@@ -61,7 +62,7 @@ interface Cast {
 /** What each stage is called and does; which stages there are, in what order, and their runbook steps come from the plan. */
 const STAGE_TEXT: Record<
   StageKey,
-  (plan: DeploymentPlan, ctx: MaintenanceContext, cast: Cast) => Omit<Stage, "runbook">
+  (plan: DeploymentPlan, ctx: MaintenanceContext, cast: Cast) => Omit<Stage, "key" | "runbook">
 > = {
   pull: (plan) => {
     const appImage = appImagesOf(plan).find((i) => i.image === "app");
@@ -147,7 +148,7 @@ export function maintenanceStages(plan: DeploymentPlan, ctx: MaintenanceContext)
   };
   const stages = upgradeStages(plan).map(({ key, runbook }): Stage => {
     const { title, actions } = STAGE_TEXT[key](plan, ctx, cast);
-    return { title, runbook, actions };
+    return { key, title, runbook, actions };
   });
   const keepsRunning = [
     ...cast.names(independent),

@@ -1,6 +1,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { DeploymentSettings } from "./args";
 import type { DatabaseEndpoints } from "./database";
+import type { Maintenance } from "./maintenance";
 import type { ServiceNode, StepNode } from "./plan";
 import type { DeploymentSecrets } from "./secrets";
 
@@ -13,11 +14,13 @@ export interface StepContext {
   services: ServiceNode[];
   /** The physical container name of a service key. */
   containerName: (key: string) => string;
+  /** The stages of the upgrade, whose keys and titles label the window's report. */
+  maintenance: Maintenance;
 }
 
 /** What each step script reads (docs/step-scripts.md); container names are plain strings, not edges. */
 export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string, pulumi.Input<string>> {
-  const { settings, secrets, endpoints, services, containerName } = ctx;
+  const { settings, secrets, endpoints, services, containerName, maintenance } = ctx;
   const db = settings.database;
   const docker: Record<string, string> = settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {};
   const api = containerName("api");
@@ -34,11 +37,18 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
     // The scripts check the managed server's own disk before they copy the database there.
     ...(db.mode === "managed" ? { DATABASE_CONTAINER: containerName("postgres") } : {}),
   };
+  // The maintenance window's record (scripts/window.sh) is kept beside the backups; the step that
+  // opens it (the backup, or a rollback's restore) labels it with the planned stages.
+  const window = { BACKUP_DIR: settings.backup.dir };
+  const opensWindow = {
+    WINDOW_STAGES: JSON.stringify(maintenance.stages.map(({ key, title }) => ({ key, title }))),
+  };
   switch (node.step) {
     case "backup":
       return {
         ...docker,
         ...admin,
+        ...opensWindow,
         BACKUP_KEEP: String(settings.backup.keep),
         BACKUP_TEST_RESTORE: String(settings.backup.testRestore),
         BACKUP_COMPRESS_LEVEL: String(settings.backup.compressLevel),
@@ -61,6 +71,9 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
       return {
         ...docker,
         ...admin,
+        ...opensWindow,
+        // The version running now (the window's "from") is the API container's label.
+        API_CONTAINER: api,
         RESTORE_FILE: settings.restoreFrom!,
         RESTORE_DB_OWNER: db.user,
         RESTORE_JOBS: String(settings.backup.restoreJobs),
@@ -74,10 +87,16 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
       };
     case "migrate":
     case "static":
-      return { ...docker, API_CONTAINER: api, API_START_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds) };
+      return {
+        ...docker,
+        ...window,
+        API_CONTAINER: api,
+        API_START_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds),
+      };
     case "verify":
       return {
         ...docker,
+        ...window,
         API_CONTAINER: api,
         EXPECTED_CONTAINERS: services.map((s) => containerName(s.key)).join(" "),
         HEALTH_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds),
