@@ -647,7 +647,8 @@ function queueFigures(lines, checks) {
     drainedSource = "queue.tsv";
   } else {
     const later = [...samples(checks)].sort((a, b) => ms(a[0]) - ms(b[0]));
-    const empty = later.find(([at, s]) => ms(at) >= ms(endAt) && [...s.values()].every((n) => n === 0));
+    // Written only by checks after the window's report, so every line is later than its samples.
+    const empty = later.find(([, s]) => [...s.values()].every((n) => n === 0));
     if (empty) {
       drainedAt = iso(ms(empty[0]));
       drainedSource = "queue-checks.tsv";
