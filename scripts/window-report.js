@@ -134,6 +134,8 @@ const isApi = (e) => e.attrs["io.utilitarian.role"] === "api";
 /** @param {DockerEvent} e */
 const isFollower = (e) => e.attrs["io.utilitarian.follows-api"] !== undefined;
 const STOPPING = ["kill", "die", "stop", "destroy"];
+/** A container's own life, not a `docker exec` in it. */
+const LIFECYCLE = /^(create|start|restart|kill|die|stop|destroy|health_status: \w+)$/;
 
 // ---------------------------------------------------------------------------------------------
 // Assembling
@@ -229,6 +231,8 @@ function assemble(windowDir) {
   const endAt = close ? ms(close.at) : lastJournalAt;
   /** @type {Outage | null} */
   let dockerOutage = null;
+  /** @type {DockerEvent | undefined} */
+  let lastContainerEvent;
   if (rawEvents) {
     sources.push(FILES.events);
     if (stack === null) notes.push("no stack named in the journal: Docker events of every stack were read");
@@ -236,6 +240,7 @@ function assemble(windowDir) {
     const stepStarted = (/** @type {string} */ key) => attemptsOf.has(key);
     stages.push(...engineStages(events, { stepOk, stepStarted, title, openedAt, closed: !!close, notes }));
     dockerOutage = dockerApiOutage(events, openedAt, endAt);
+    lastContainerEvent = events.filter((e) => e.type === "container" && LIFECYCLE.test(e.action)).pop();
   } else {
     notes.push(
       "no docker-events.jsonl: the engine's stages (pull, stop, start-api, start) and the API's outage are unknown",
@@ -293,6 +298,10 @@ function assemble(windowDir) {
     else if (lastStepEvent)
       statusDetail = `the run stopped after ${lastStepEvent.step} ended, outside the step scripts (in an engine operation: a container's stop, create or start, or pulumi itself); the step scripts recorded no failure`;
     else statusDetail = "no step started: the run stopped before the first step, in an engine operation";
+    if (lastContainerEvent && lastStepEvent?.event !== "start")
+      statusDetail += `; Docker's last record of the stack: ${lastContainerEvent.action} of ${
+        lastContainerEvent.attrs.name || lastContainerEvent.id.slice(0, 12)
+      } at ${iso(lastContainerEvent.at)}`;
   }
 
   const planned = Array.isArray(open.stages) ? open.stages.map((/** @type {any} */ s) => String(s.key)) : [];
@@ -409,7 +418,13 @@ function engineStages(events, { stepOk, stepStarted, title, openedAt, closed, no
       apiCreate.at,
       end ? end.at : NaN,
       `${apiCreate.attrs.name || apiCreate.id.slice(0, 12)} (${apiCreate.attrs.image || "image unknown"}): create to ${
-        healthy ? "health_status healthy" : started ? "start (no health status seen)" : "no start seen"
+        healthy
+          ? "health_status healthy"
+          : !started
+            ? "no start seen"
+            : mine.some((e) => e.action === "health_status: unhealthy")
+              ? "start (it reported unhealthy, never healthy)"
+              : "start (no health status seen)"
       }`,
       !!end,
     );
@@ -494,8 +509,9 @@ function dockerApiOutage(events, openedAt, endAt) {
   const detail =
     "no API container of the stack running (and healthy, where it has a health check): from its kill or die to the next start or health_status healthy";
   if (!api.length) return { intervals: [], total_seconds: 0, source: "docker-events.jsonl", detail };
-  /** @type {Set<string>} */
-  const checked = new Set(api.filter((e) => e.action.startsWith("health_status")).map((e) => e.id));
+  // The API's kind has a health check: when any of its containers reports one, a new container
+  // counts only once healthy, even one that never reports (it never became healthy).
+  const hasHealthCheck = api.some((e) => e.action.startsWith("health_status"));
   /** @type {Map<string, boolean>} */
   const up = new Map();
   for (const e of api)
@@ -506,7 +522,7 @@ function dockerApiOutage(events, openedAt, endAt) {
   for (const e of api) {
     const was = [...up.values()].some(Boolean);
     if (["kill", "die", "stop", "destroy", "health_status: unhealthy"].includes(e.action)) up.set(e.id, false);
-    else if (e.action === "start" && !checked.has(e.id)) up.set(e.id, true);
+    else if (e.action === "start" && !hasHealthCheck) up.set(e.id, true);
     else if (e.action === "health_status: healthy") up.set(e.id, true);
     const now = [...up.values()].some(Boolean);
     if (was && !now) downSince = e.at;
@@ -716,10 +732,18 @@ function mdCode(v) {
 /** @param {Outage} o */
 function outageLine(o) {
   if (!o.intervals.length) return "none";
-  const parts = o.intervals.map(
-    (i) => `${clock(i.from)}–${i.to ? clock(i.to) : "(not over when the records end)"} (${duration(i.seconds)})`,
+  const parts = o.intervals.map((i) =>
+    i.to
+      ? `${clock(i.from)}–${clock(i.to)} (${duration(i.seconds)})`
+      : `from ${clock(i.from)}, not over when the records end`,
   );
-  return `${o.intervals.length} interval(s), ${duration(o.total_seconds)} in all: ${parts.join(", ")}`;
+  const open = o.intervals.some((i) => !i.to);
+  const total = open
+    ? o.intervals.length > 1
+      ? `${duration(o.total_seconds)} in the closed ones and one still open`
+      : "still open"
+    : `${duration(o.total_seconds)} in all`;
+  return `${o.intervals.length} interval(s), ${total}: ${parts.join(", ")}`;
 }
 
 /**

@@ -352,6 +352,36 @@ describe("hostile text, re-runs and unfinished windows", () => {
     );
   });
 
+  test("a run that stopped in an engine operation: incomplete, Docker's last record of the stack named", () => {
+    const dir = copyWindow(FAILED);
+    const journal = path.join(dir, "journal.jsonl");
+    writeFileSync(journal, readFileSync(journal, "utf8").split("\n").slice(0, 3).join("\n") + "\n");
+    const r = assemble(dir);
+    expect(r.status).toBe("incomplete");
+    expect(r.status_detail).toMatch(/^the run stopped after backup ended, outside the step scripts/);
+    expect(r.status_detail).toMatch(
+      /; Docker's last record of the stack: health_status: healthy of wr-api at 2026-12-07T18:40:46\.300Z$/,
+    );
+    expect(r.failed).toBeNull();
+    expect(r.stages.map((s) => s.key)).toEqual(["pull", "backup", "stop", "start-api"]);
+  });
+
+  test("a new API that reports unhealthy, never healthy: the outage is still open when the records end", () => {
+    const dir = copyWindow(FAILED);
+    const events = path.join(dir, "docker-events.jsonl");
+    writeFileSync(events, readFileSync(events, "utf8").replace(/health_status: healthy/g, "health_status: unhealthy"));
+    const r = assemble(dir);
+    expect(r.outage.docker!.intervals).toEqual([{ from: day("18:40:41.500"), to: null, seconds: null }]);
+    expect(stage(r, "start-api")).toMatchObject({
+      ended_at: day("18:40:43.800"),
+      detail: expect.stringContaining("it reported unhealthy, never healthy"),
+    });
+    expect(renderMarkdown(r)).toContain(
+      "- Docker: 1 interval(s), still open: from 18:40:41.500, not over when the records end",
+    );
+    parseXml(renderSvg(r));
+  });
+
   test("a run that stopped while a step ran: incomplete, the step running", () => {
     const dir = copyWindow(FAILED);
     const journal = path.join(dir, "journal.jsonl");
