@@ -228,19 +228,20 @@ function assemble(windowDir) {
 
   // Engine stages: Docker's events.
   const rawEvents = readJsonLines(path.join(dir, FILES.events));
-  const endAt = close ? ms(close.at) : lastJournalAt;
+  const events = rawEvents ? dockerEvents(rawEvents, stack) : [];
+  // The records end at the close, or, in a window that did not close, at the later of the
+  // journal's last line and Docker's last record of the stack's containers (a run that stopped in
+  // an engine operation went on after its last step).
+  const lastContainerEvent = events.filter((e) => e.type === "container" && LIFECYCLE.test(e.action)).pop();
+  const endAt = close ? ms(close.at) : Math.max(lastJournalAt, lastContainerEvent ? lastContainerEvent.at : -Infinity);
   /** @type {Outage | null} */
   let dockerOutage = null;
-  /** @type {DockerEvent | undefined} */
-  let lastContainerEvent;
   if (rawEvents) {
     sources.push(FILES.events);
     if (stack === null) notes.push("no stack named in the journal: Docker events of every stack were read");
-    const events = dockerEvents(rawEvents, stack);
     const stepStarted = (/** @type {string} */ key) => attemptsOf.has(key);
     stages.push(...engineStages(events, { stepOk, stepStarted, title, openedAt, closed: !!close, notes }));
     dockerOutage = dockerApiOutage(events, openedAt, endAt);
-    lastContainerEvent = events.filter((e) => e.type === "container" && LIFECYCLE.test(e.action)).pop();
   } else {
     notes.push(
       "no docker-events.jsonl: the engine's stages (pull, stop, start-api, start) and the API's outage are unknown",
@@ -312,7 +313,7 @@ function assemble(windowDir) {
   const restoreFacts = stepOk("restore") ? factsOf.get("restore") : undefined;
   const migrateFacts = stepOk("migrate") ? factsOf.get("migrate") : undefined;
   const startedAt = Number.isFinite(openedAt) ? openedAt : NaN;
-  const endedAt = close ? ms(close.at) : Number.isFinite(lastJournalAt) ? lastJournalAt : NaN;
+  const endedAt = Number.isFinite(endAt) ? endAt : NaN;
 
   return {
     format_version: FORMAT_VERSION,

@@ -364,6 +364,9 @@ describe("hostile text, re-runs and unfinished windows", () => {
     );
     expect(r.failed).toBeNull();
     expect(r.stages.map((s) => s.key)).toEqual(["pull", "backup", "stop", "start-api"]);
+    // The records end with Docker's, not the journal's last line (the backup's end at 18:40:40.950).
+    expect(r.ended_at).toBe(day("18:40:46.300"));
+    expect(r.outage.docker!.intervals).toEqual([{ from: day("18:40:41.500"), to: day("18:40:46.300"), seconds: 4.8 }]);
   });
 
   test("a new API that reports unhealthy, never healthy: the outage is still open when the records end", () => {
