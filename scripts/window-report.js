@@ -401,7 +401,8 @@ function engineStages(events, { stepOk, stepStarted, title, openedAt, closed, no
     );
   }
 
-  // start-api: the new API container's create to its start (and healthy, when it has a health check).
+  // start-api: the new API container's create to its start. Docker's health check (every 15 s for
+  // the API) says healthy much later, often after migrate: the detail gives when, not the stage.
   const apiCreate = events.find(
     (e) =>
       e.type === "container" && isApi(e) && e.action === "create" && e.at >= (apiDestroy ? apiDestroy.at : stopAfter),
@@ -412,22 +413,19 @@ function engineStages(events, { stepOk, stepStarted, title, openedAt, closed, no
     if (apiCreate.attrs.image) newImages.add(apiCreate.attrs.image);
     const mine = events.filter((e) => e.id === apiCreate.id && e.at >= apiCreate.at);
     const started = mine.find((e) => e.action === "start");
-    const healthy = started && mine.find((e) => e.action === "health_status: healthy" && e.at >= started.at);
-    const end = healthy || started;
+    const health = started && mine.find((e) => e.action.startsWith("health_status") && e.at >= started.at);
     stage(
       "start-api",
       apiCreate.at,
-      end ? end.at : NaN,
-      `${apiCreate.attrs.name || apiCreate.id.slice(0, 12)} (${apiCreate.attrs.image || "image unknown"}): create to ${
-        healthy
-          ? "health_status healthy"
-          : !started
-            ? "no start seen"
-            : mine.some((e) => e.action === "health_status: unhealthy")
-              ? "start (it reported unhealthy, never healthy)"
-              : "start (no health status seen)"
+      started ? started.at : NaN,
+      `${apiCreate.attrs.name || apiCreate.id.slice(0, 12)} (${apiCreate.attrs.image || "image unknown"}): ${
+        !started
+          ? "created, no start seen"
+          : health
+            ? `create to start; Docker's health check first said ${health.action.slice("health_status: ".length)} at ${iso(health.at)}`
+            : "create to start; no health status from Docker in the records"
       }`,
-      !!end,
+      !!started,
     );
   }
 
@@ -498,33 +496,29 @@ function engineStages(events, { stepOk, stepStarted, title, openedAt, closed, no
 }
 
 /**
- * Intervals in which no API container of the stack ran and was healthy, clipped to the window.
- * A container with a health check counts from `health_status: healthy`, one without from its
- * start; it stops counting at its kill (the stop's signal), die or unhealthy. One seen first
- * stopping ran before the records began.
+ * Intervals in which no API container of the stack ran, clipped to the window: from a kill (the
+ * stop's signal) or die to the next start, and from `health_status: unhealthy` to `healthy`.
+ * A start counts, not Docker's `healthy`: the API's health check runs every 15 s, so `healthy`
+ * comes up to 15 s after the API answers (the proxy, checking every 250 ms, sees when it does).
  * @param {DockerEvent[]} events @param {number} openedAt @param {number} endAt
  * @returns {Outage}
  */
 function dockerApiOutage(events, openedAt, endAt) {
   const api = events.filter((e) => e.type === "container" && isApi(e));
   const detail =
-    "no API container of the stack running (and healthy, where it has a health check): from its kill or die to the next start or health_status healthy";
+    "no API container of the stack running: from its kill (or die) to the next start, and from a health_status unhealthy to the next healthy";
   if (!api.length) return { intervals: [], total_seconds: 0, source: "docker-events.jsonl", detail };
-  // The API's kind has a health check: when any of its containers reports one, a new container
-  // counts only once healthy, even one that never reports (it never became healthy).
-  const hasHealthCheck = api.some((e) => e.action.startsWith("health_status"));
   /** @type {Map<string, boolean>} */
   const up = new Map();
-  for (const e of api)
-    if (!up.has(e.id)) up.set(e.id, !["create", "start"].includes(e.action) && e.action !== "health_status: healthy");
+  // A container first seen stopping or reporting its health ran before the records began.
+  for (const e of api) if (!up.has(e.id)) up.set(e.id, !["create", "start"].includes(e.action));
   /** @type {{ from: number, to: number }[]} */
   const raw = [];
   let downSince = [...up.values()].some(Boolean) ? NaN : -Infinity;
   for (const e of api) {
     const was = [...up.values()].some(Boolean);
     if (["kill", "die", "stop", "destroy", "health_status: unhealthy"].includes(e.action)) up.set(e.id, false);
-    else if (e.action === "start" && !hasHealthCheck) up.set(e.id, true);
-    else if (e.action === "health_status: healthy") up.set(e.id, true);
+    else if (e.action === "start" || e.action === "health_status: healthy") up.set(e.id, true);
     const now = [...up.values()].some(Boolean);
     if (was && !now) downSince = e.at;
     else if (!was && now) {

@@ -120,7 +120,7 @@ describe("a completed window (1.0.0 -> 1.1.0, proxy and broker)", () => {
       ["pull", null, day("18:10:31.882"), null, "ok", "docker-events.jsonl"],
       ["backup", day("18:12:00.210"), day("18:12:31.870"), 31.66, "ok", "journal, steps/backup-1.log"],
       ["stop", day("18:12:32.400"), day("18:12:34.420"), 2.02, "ok", "docker-events.jsonl"],
-      ["start-api", day("18:12:34.900"), day("18:12:37.050"), 2.15, "ok", "docker-events.jsonl"],
+      ["start-api", day("18:12:34.900"), day("18:12:35.300"), 0.4, "ok", "docker-events.jsonl"],
       ["migrate", day("18:12:37.600"), day("18:12:49.125"), 11.525, "ok", "journal, steps/migrate-1.log"],
       ["static", day("18:12:49.300"), day("18:13:08.010"), 18.71, "ok", "journal, steps/static-1.log"],
       ["start", day("18:13:08.500"), day("18:13:10.720"), 2.22, "ok", "docker-events.jsonl"],
@@ -134,7 +134,10 @@ describe("a completed window (1.0.0 -> 1.1.0, proxy and broker)", () => {
     expect(stage(r, "stop").detail).toBe(
       "5 container(s): wr-beat, wr-worker-default-1, wr-dlms-processor, wr-poster, wr-api",
     );
-    expect(stage(r, "start-api").detail).toContain("create to health_status healthy");
+    // Docker's health check (every 15 s) said healthy during static: not the stage's end.
+    expect(stage(r, "start-api").detail).toBe(
+      "wr-api (utilitarian-standin/utilitarian:1.1.0): create to start; Docker's health check first said healthy at 2026-12-07T18:12:50.310Z",
+    );
     expect(stage(r, "start").detail).toBe(
       "4 container(s) started: wr-beat, wr-worker-default-1, wr-dlms-processor, wr-poster",
     );
@@ -144,13 +147,13 @@ describe("a completed window (1.0.0 -> 1.1.0, proxy and broker)", () => {
     expect(stage(r, "pull").detail).toMatch(/^utilitarian-standin\/utilitarian:1\.1\.0: /);
   });
 
-  test("Docker's view of the outage: the stop to healthy, then the static step's restart; another stack's API ignored", () => {
+  test("Docker's view of the outage: the old API's kill to the new one's start, then the static step's restart; another stack's API ignored", () => {
     expect(r.outage.docker).toMatchObject({
       intervals: [
-        { from: day("18:12:33.100"), to: day("18:12:37.050"), seconds: 3.95 },
-        { from: day("18:13:05.200"), to: day("18:13:07.800"), seconds: 2.6 },
+        { from: day("18:12:33.100"), to: day("18:12:35.300"), seconds: 2.2 },
+        { from: day("18:13:05.200"), to: day("18:13:06.300"), seconds: 1.1 },
       ],
-      total_seconds: 6.55,
+      total_seconds: 3.3,
     });
   });
 
@@ -203,7 +206,7 @@ describe("a completed window (1.0.0 -> 1.1.0, proxy and broker)", () => {
       "| Pull the new images while everything runs | — | 18:10:31.882 | — | ok | docker-events.jsonl |",
     );
     expect(md).toContain(
-      "- Docker: 2 interval(s), 6.5 s in all: 18:12:33.100–18:12:37.050 (4.0 s), 18:13:05.200–18:13:07.800 (2.6 s)",
+      "- Docker: 2 interval(s), 3.3 s in all: 18:12:33.100–18:12:35.300 (2.2 s), 18:13:05.200–18:13:06.300 (1.1 s)",
     );
     expect(md).toContain("- Size: 46.0 MB (48213771 bytes)");
     expect(md).toContain("- When the run ended (18:13:14.650): 614 waiting");
@@ -261,9 +264,9 @@ describe("a failed window (1.1.0 -> 1.2.0, migrate failed)", () => {
     expect(r.ended_at).toBe(day("18:41:00.310"));
   });
 
-  test("no proxy log: no proxy outage; Docker's: one interval, the stop to the new API healthy", () => {
+  test("no proxy log: no proxy outage; Docker's: one interval, the old API's kill to the new one's start", () => {
     expect(r.outage.proxy).toBeNull();
-    expect(r.outage.docker!.intervals).toEqual([{ from: day("18:40:41.500"), to: day("18:40:46.300"), seconds: 4.8 }]);
+    expect(r.outage.docker!.intervals).toEqual([{ from: day("18:40:41.500"), to: day("18:40:43.800"), seconds: 2.3 }]);
     expect(stage(r, "stop")).toMatchObject({ started_at: day("18:40:41.300"), ended_at: day("18:40:43.010") });
   });
 
@@ -360,27 +363,27 @@ describe("hostile text, re-runs and unfinished windows", () => {
     expect(r.status).toBe("incomplete");
     expect(r.status_detail).toMatch(/^the run stopped after backup ended, outside the step scripts/);
     expect(r.status_detail).toMatch(
-      /; Docker's last record of the stack: health_status: healthy of wr-api at 2026-12-07T18:40:46\.300Z$/,
+      /; Docker's last record of the stack: health_status: healthy of wr-api at 2026-12-07T18:40:58\.810Z$/,
     );
     expect(r.failed).toBeNull();
     expect(r.stages.map((s) => s.key)).toEqual(["pull", "backup", "stop", "start-api"]);
     // The records end with Docker's, not the journal's last line (the backup's end at 18:40:40.950).
-    expect(r.ended_at).toBe(day("18:40:46.300"));
-    expect(r.outage.docker!.intervals).toEqual([{ from: day("18:40:41.500"), to: day("18:40:46.300"), seconds: 4.8 }]);
+    expect(r.ended_at).toBe(day("18:40:58.810"));
+    expect(r.outage.docker!.intervals).toEqual([{ from: day("18:40:41.500"), to: day("18:40:43.800"), seconds: 2.3 }]);
   });
 
-  test("a new API that reports unhealthy, never healthy: the outage is still open when the records end", () => {
+  test("a new API that reports unhealthy: an outage from then on, still open when the records end", () => {
     const dir = copyWindow(FAILED);
     const events = path.join(dir, "docker-events.jsonl");
     writeFileSync(events, readFileSync(events, "utf8").replace(/health_status: healthy/g, "health_status: unhealthy"));
     const r = assemble(dir);
-    expect(r.outage.docker!.intervals).toEqual([{ from: day("18:40:41.500"), to: null, seconds: null }]);
-    expect(stage(r, "start-api")).toMatchObject({
-      ended_at: day("18:40:43.800"),
-      detail: expect.stringContaining("it reported unhealthy, never healthy"),
-    });
+    expect(r.outage.docker!.intervals).toEqual([
+      { from: day("18:40:41.500"), to: day("18:40:43.800"), seconds: 2.3 },
+      { from: day("18:40:58.810"), to: null, seconds: null },
+    ]);
+    expect(stage(r, "start-api").detail).toContain("first said unhealthy at 2026-12-07T18:40:58.810Z");
     expect(renderMarkdown(r)).toContain(
-      "- Docker: 1 interval(s), still open: from 18:40:41.500, not over when the records end",
+      "- Docker: 2 interval(s), 2.3 s in the closed ones and one still open: 18:40:41.500–18:40:43.800 (2.3 s), from 18:40:58.810, not over when the records end",
     );
     parseXml(renderSvg(r));
   });
