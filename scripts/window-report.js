@@ -240,7 +240,13 @@ function assemble(windowDir) {
     sources.push(FILES.events);
     if (stack === null) notes.push("no stack named in the journal: Docker events of every stack were read");
     const stepStarted = (/** @type {string} */ key) => attemptsOf.has(key);
-    stages.push(...engineStages(events, { stepOk, stepStarted, title, openedAt, closed: !!close, notes }));
+    // Containers name their image by ID; the open line may give each image's reference and ID.
+    /** @type {Map<string, string>} */
+    const refs = new Map();
+    for (const i of Array.isArray(open.images) ? open.images : [])
+      if (i && typeof i.id === "string" && typeof i.ref === "string") refs.set(i.id, i.ref);
+    const imageRef = (/** @type {string} */ image) => refs.get(image) || image;
+    stages.push(...engineStages(events, { stepOk, stepStarted, title, imageRef, openedAt, closed: !!close, notes }));
     dockerOutage = dockerApiOutage(events, openedAt, endAt);
   } else {
     notes.push(
@@ -307,7 +313,8 @@ function assemble(windowDir) {
 
   const planned = Array.isArray(open.stages) ? open.stages.map((/** @type {any} */ s) => String(s.key)) : [];
   const seen = new Set(stages.map((s) => s.key));
-  const notReached = planned.filter((k) => !seen.has(k)).map((k) => ({ key: k, title: title(k) }));
+  // A pull not seen happened before the records or not at all (a note says which): not "not reached".
+  const notReached = planned.filter((k) => !seen.has(k) && k !== "pull").map((k) => ({ key: k, title: title(k) }));
 
   const backupFacts = stepOk("backup") ? factsOf.get("backup") : undefined;
   const restoreFacts = stepOk("restore") ? factsOf.get("restore") : undefined;
@@ -353,10 +360,11 @@ function assemble(windowDir) {
 /**
  * @param {DockerEvent[]} events
  * @param {{ stepOk: (key: string) => Attempt | undefined, stepStarted: (key: string) => boolean,
- *   title: (key: string) => string, openedAt: number, closed: boolean, notes: string[] }} ctx
+ *   title: (key: string) => string, imageRef: (image: string) => string, openedAt: number, closed: boolean,
+ *   notes: string[] }} ctx
  * @returns {Stage[]}
  */
-function engineStages(events, { stepOk, stepStarted, title, openedAt, closed, notes }) {
+function engineStages(events, { stepOk, stepStarted, title, imageRef, openedAt, closed, notes }) {
   /** @type {Stage[]} */
   const out = [];
   const source = "docker-events.jsonl";
@@ -410,7 +418,7 @@ function engineStages(events, { stepOk, stepStarted, title, openedAt, closed, no
   /** @type {Set<string>} */
   const newImages = new Set();
   if (apiCreate) {
-    if (apiCreate.attrs.image) newImages.add(apiCreate.attrs.image);
+    if (apiCreate.attrs.image) newImages.add(imageRef(apiCreate.attrs.image));
     const mine = events.filter((e) => e.id === apiCreate.id && e.at >= apiCreate.at);
     const started = mine.find((e) => e.action === "start");
     const health = started && mine.find((e) => e.action.startsWith("health_status") && e.at >= started.at);
@@ -418,7 +426,7 @@ function engineStages(events, { stepOk, stepStarted, title, openedAt, closed, no
       "start-api",
       apiCreate.at,
       started ? started.at : NaN,
-      `${apiCreate.attrs.name || apiCreate.id.slice(0, 12)} (${apiCreate.attrs.image || "image unknown"}): ${
+      `${apiCreate.attrs.name || apiCreate.id.slice(0, 12)} (${apiCreate.attrs.image ? imageRef(apiCreate.attrs.image) : "image unknown"}): ${
         !started
           ? "created, no start seen"
           : health
@@ -436,7 +444,7 @@ function engineStages(events, { stepOk, stepStarted, title, openedAt, closed, no
     const followers = events.filter(
       (e) => e.type === "container" && isFollower(e) && e.at > from && (e.action === "create" || e.action === "start"),
     );
-    for (const e of followers) if (e.action === "create" && e.attrs.image) newImages.add(e.attrs.image);
+    for (const e of followers) if (e.action === "create" && e.attrs.image) newImages.add(imageRef(e.attrs.image));
     const starts = followers.filter((e) => e.action === "start");
     if (followers.length) {
       const names = [...new Set(starts.map((e) => e.attrs.name).filter(Boolean))];
@@ -460,14 +468,14 @@ function engineStages(events, { stepOk, stepStarted, title, openedAt, closed, no
       (isApi(e) || isFollower(e)) &&
       e.attrs.image
     )
-      newImages.add(e.attrs.image);
+      newImages.add(imageRef(e.attrs.image));
 
   // pull: the pulls of the images the new containers run and the old ones did not, before the
   // window opened. A pull event names no stack: an image this stack ran already (an edge service
   // whose version stayed) may have been pulled by another.
   for (const e of events)
     if (e.type === "container" && e.at <= stopAfter && e.attrs.image && e.action !== "create")
-      newImages.delete(e.attrs.image);
+      newImages.delete(imageRef(e.attrs.image));
   const pulls = events.filter(
     (e) =>
       e.type === "image" &&
@@ -487,6 +495,10 @@ function engineStages(events, { stepOk, stepStarted, title, openedAt, closed, no
       source,
       detail: `${[...new Set(pulls.map((p) => p.id))].join(", ")}: Docker records when a pull ended, not when it began`,
     });
+  } else if ([...newImages].some((i) => i.startsWith("sha256:"))) {
+    notes.push(
+      `the new containers name their images by ID (${[...newImages].join(", ")}), as the Docker provider creates them, and the journal's open line maps no reference to them (\`images\`): their pulls, named by reference, cannot be found`,
+    );
   } else if (newImages.size) {
     notes.push(
       `no pull of ${[...newImages].join(", ")} in Docker's events before the window opened: the images were there already, or the pull happened before the events were recorded`,
@@ -742,6 +754,15 @@ function outageLine(o) {
 }
 
 /**
+ * The stages seen and those not reached, in the upgrade's order.
+ * @param {Report} r
+ * @returns {(Stage | { key: string, title: string })[]}
+ */
+function rows(r) {
+  return [...r.stages, ...r.not_reached].sort((a, b) => STAGE_ORDER.indexOf(a.key) - STAGE_ORDER.indexOf(b.key));
+}
+
+/**
  * The report as Markdown, for a change log.
  * @param {Report} r
  */
@@ -756,13 +777,16 @@ function renderMarkdown(r) {
   L.push("");
   L.push("| Stage | Start (UTC) | End (UTC) | Duration | Status | Source |");
   L.push("|---|---|---|---|---|---|");
-  for (const s of r.stages) {
+  for (const s of rows(r)) {
+    if (!("status" in s)) {
+      L.push(`| ${mdText(s.title)} | — | — | — | not reached | |`);
+      continue;
+    }
     L.push(
       `| ${mdText(s.title)} | ${s.started_at ? clock(s.started_at) : "—"} | ${s.ended_at ? clock(s.ended_at) : "—"} | ` +
         `${s.seconds === null ? "—" : duration(s.seconds)} | ${s.status} | ${mdText(s.source)} |`,
     );
   }
-  for (const n of r.not_reached) L.push(`| ${mdText(n.title)} | — | — | — | not reached | |`);
   const details = r.stages.filter((s) => s.detail);
   if (details.length) {
     L.push("");
@@ -850,8 +874,8 @@ function renderSvg(r) {
   const { width, labelWidth, right, top, row, bar, axis, legend } = SVG;
   const chartLeft = labelWidth;
   const chartWidth = width - labelWidth - right;
-  const rows = r.stages.length + r.not_reached.length || 1;
-  const chartBottom = top + rows * row;
+  const rowCount = r.stages.length + r.not_reached.length || 1;
+  const chartBottom = top + rowCount * row;
   const height = chartBottom + axis + legend;
   /** @type {number[]} */
   const times = [];
@@ -883,7 +907,7 @@ function renderSvg(r) {
     const a = x(ms(i.from));
     const b = x(i.to ? ms(i.to) : end);
     out.push(
-      `<rect class="outage" x="${f(a)}" y="${top - 4}" width="${f(Math.max(b - a, 1))}" height="${rows * row + 4}" fill="${COLORS.outage}" fill-opacity="0.25"><title>${xml(`API down (Docker): ${clock(i.from)}–${clock(i.to)} (${duration(i.seconds)})`)}</title></rect>`,
+      `<rect class="outage" x="${f(a)}" y="${top - 4}" width="${f(Math.max(b - a, 1))}" height="${rowCount * row + 4}" fill="${COLORS.outage}" fill-opacity="0.25"><title>${xml(`API down (Docker): ${clock(i.from)}–${clock(i.to)} (${duration(i.seconds)})`)}</title></rect>`,
     );
   }
   for (const i of r.outage.proxy ? r.outage.proxy.intervals : []) {
@@ -893,11 +917,16 @@ function renderSvg(r) {
       `<rect class="proxy-outage" x="${f(a)}" y="${chartBottom + 1}" width="${f(Math.max(b - a, 1))}" height="5" fill="${COLORS.proxy}"><title>${xml(`the proxy answered 503: ${clock(i.from)}–${clock(i.to)} (${duration(i.seconds)})`)}</title></rect>`,
     );
   }
-  // Rows.
-  r.stages.forEach((s, n) => {
+  // Rows, in the upgrade's order.
+  rows(r).forEach((s, n) => {
     const y = top + n * row;
     if (n % 2 === 1)
       out.push(`<rect x="0" y="${y}" width="${width}" height="${row}" fill="#000000" fill-opacity="0.03"/>`);
+    if (!("status" in s)) {
+      out.push(`<text class="stage-label" x="12" y="${y + row / 2 + 4}" fill="#777777">${xml(s.title)}</text>`);
+      out.push(`<text x="${chartLeft + 4}" y="${y + row / 2 + 4}" fill="#777777" font-size="11">not reached</text>`);
+      return;
+    }
     out.push(`<text class="stage-label" x="12" y="${y + row / 2 + 4}">${xml(s.title)}</text>`);
     const color = COLORS[s.status];
     const tip = `${s.title}: ${clock(s.started_at)}–${clock(s.ended_at)} (${duration(s.seconds)}), ${s.status}`;
@@ -923,13 +952,6 @@ function renderSvg(r) {
         `<text x="${f(b + 6)}" y="${y + row / 2 + 4}" fill="#333333" font-size="11">${xml(at < t0 ? `ended ${clock(s.ended_at)}, before the axis` : `ended ${clock(s.ended_at)}`)}</text>`,
       );
     }
-  });
-  r.not_reached.forEach((s, n) => {
-    const y = top + (r.stages.length + n) * row;
-    if ((r.stages.length + n) % 2 === 1)
-      out.push(`<rect x="0" y="${y}" width="${width}" height="${row}" fill="#000000" fill-opacity="0.03"/>`);
-    out.push(`<text class="stage-label" x="12" y="${y + row / 2 + 4}" fill="#777777">${xml(s.title)}</text>`);
-    out.push(`<text x="${chartLeft + 4}" y="${y + row / 2 + 4}" fill="#777777" font-size="11">not reached</text>`);
   });
   // Axis.
   const span = (t1 - t0) / 1000;

@@ -270,6 +270,16 @@ describe("a failed window (1.1.0 -> 1.2.0, migrate failed)", () => {
     expect(stage(r, "stop")).toMatchObject({ started_at: day("18:40:41.300"), ended_at: day("18:40:43.010") });
   });
 
+  test("without the images' references in the open line, the pull (named by reference) cannot be matched to the containers' image IDs", () => {
+    expect(r.stages.map((s) => s.key)).toEqual(["backup", "stop", "start-api", "migrate"]);
+    expect(r.notes).toEqual([
+      expect.stringMatching(
+        /^the new containers name their images by ID \(sha256:8f46a6b3dbb6[0-9a-f]{52}\), as the Docker provider creates them/,
+      ),
+    ]);
+    expect(stage(r, "start-api").detail).toMatch(/^wr-api \(sha256:8f46a6b3dbb6/);
+  });
+
   test("the queue still full at the end, drain unknown", () => {
     expect(r.queue).toMatchObject({
       peak: { messages: 1087, at: day("18:41:00.520") },
@@ -366,7 +376,7 @@ describe("hostile text, re-runs and unfinished windows", () => {
       /; Docker's last record of the stack: health_status: healthy of wr-api at 2026-12-07T18:40:58\.810Z$/,
     );
     expect(r.failed).toBeNull();
-    expect(r.stages.map((s) => s.key)).toEqual(["pull", "backup", "stop", "start-api"]);
+    expect(r.stages.map((s) => s.key)).toEqual(["backup", "stop", "start-api"]);
     // The records end with Docker's, not the journal's last line (the backup's end at 18:40:40.950).
     expect(r.ended_at).toBe(day("18:40:58.810"));
     expect(r.outage.docker!.intervals).toEqual([{ from: day("18:40:41.500"), to: day("18:40:43.800"), seconds: 2.3 }]);
