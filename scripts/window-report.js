@@ -977,7 +977,7 @@ function renderSvg(r) {
     ["failed", COLORS.failed, "1"],
     ["running / end not recorded", COLORS.running, "0.5"],
     ["API down (Docker)", COLORS.outage, "0.25"],
-    ["proxy answered 503", COLORS.proxy, "1"],
+    ...(r.outage.proxy ? [["proxy answered 503", COLORS.proxy, "1"]] : []),
   ];
   let lx = 12;
   for (const [label, color, opacity] of items) {

@@ -299,6 +299,9 @@ describe("a failed window (1.1.0 -> 1.2.0, migrate failed)", () => {
     expect(failure).toContain("Stage `migrate` failed: migrate failed; the log is above");
     expect(failure).toContain("```text\n" + r.failed!.log_tail.join("\n") + "\n```");
     const els = parseXml(renderSvg(r));
+    // No proxy log: no proxy band and no legend for it.
+    expect(els.filter((e) => e.attrs.class === "legend").map((e) => e.text)).not.toContain("proxy answered 503");
+    expect(els.filter((e) => e.attrs.class === "proxy-outage")).toEqual([]);
     const failed = els.filter((e) => e.name === "rect" && e.attrs.class === "stage stage-failed");
     expect(failed).toHaveLength(1);
     expect(failed[0].attrs.fill).toBe("#c62828");
