@@ -11,6 +11,7 @@ import { appEnvironment, edgeEnvironment } from "./environment";
 import { KINDS, kindOf } from "./kinds";
 import type { Maintenance } from "./maintenance";
 import {
+  appImagesOf,
   servicesOf,
   type DeploymentPlan,
   type FoundationNode,
@@ -333,6 +334,7 @@ export class PlanBuilder {
           services: servicesOf(this.ctx.plan),
           containerName: (key) => this.containerName(key),
           maintenance: this.ctx.maintenance,
+          appImages: appImagesOf(this.ctx.plan).map((i) => i.ref),
         }),
         wrapper: node.step === "backup" && settings.backup.stopWriters ? "writers-stopped.sh" : undefined,
       },

@@ -16,11 +16,13 @@ export interface StepContext {
   containerName: (key: string) => string;
   /** The stages of the upgrade, whose keys and titles label the window's report. */
   maintenance: Maintenance;
+  /** The application images this version runs (references): the report finds their pulls. */
+  appImages: string[];
 }
 
 /** What each step script reads (docs/step-scripts.md); container names are plain strings, not edges. */
 export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string, pulumi.Input<string>> {
-  const { settings, secrets, endpoints, services, containerName, maintenance } = ctx;
+  const { settings, secrets, endpoints, services, containerName, maintenance, appImages } = ctx;
   const db = settings.database;
   const docker: Record<string, string> = settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {};
   const api = containerName("api");
@@ -42,6 +44,7 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
   const window = { BACKUP_DIR: settings.backup.dir };
   const opensWindow = {
     WINDOW_STAGES: JSON.stringify(maintenance.stages.map(({ key, title }) => ({ key, title }))),
+    WINDOW_IMAGES: appImages.join(" "),
   };
   switch (node.step) {
     case "backup":

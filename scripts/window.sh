@@ -63,7 +63,7 @@ window_open() {
     name="$(date -u +%Y%m%dT%H%M%SZ)-$from-to-$to"
     WINDOW_DIR="$root/$name"
     mkdir -p -- "$WINDOW_DIR/steps" || { log "window: cannot create $WINDOW_DIR"; WINDOW_DIR=""; return 0; }
-    window_append "\"event\":\"open\",\"from\":$(json_string "$from"),\"to\":$(json_string "$to"),\"stack\":$(json_string "$stack"),\"stages\":${WINDOW_STAGES:-[]}"
+    window_append "\"event\":\"open\",\"from\":$(json_string "$from"),\"to\":$(json_string "$to"),\"stack\":$(json_string "$stack"),\"stages\":${WINDOW_STAGES:-[]},\"images\":$(window_images_json)"
     printf '%s\n' "$name" >"$root/open.tmp" && mv -f -- "$root/open.tmp" "$root/open"
     log "window: opened $WINDOW_DIR"
   fi
@@ -82,6 +82,19 @@ window_begin() {
   fi
   window_find
   window_step_start "$step"
+}
+
+# window_images_json: WINDOW_IMAGES (the references the new version runs, pulled before the
+# window opens) with the ID each has here, as JSON: containers name their image by ID, Docker's
+# pull events by reference.
+window_images_json() {
+  local ref id sep="" out="["
+  for ref in ${WINDOW_IMAGES:-}; do
+    id=$(docker image inspect -f '{{.Id}}' "$ref" 2>/dev/null) || continue
+    out+="$sep{\"ref\":$(json_string "$ref"),\"id\":$(json_string "$id")}"
+    sep=","
+  done
+  printf '%s]' "$out"
 }
 
 # window_find: WINDOW_DIR is the open window, if any.

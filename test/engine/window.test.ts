@@ -179,6 +179,11 @@ describe.sequential("the window's report under the real engine", () => {
           `outage docker ${report.outage.docker!.total_seconds} s, proxy ${report.outage.proxy!.total_seconds} s; ` +
           `queue peak ${queue.peak.messages} (${pushed.peak} in dlms_push_messages of ${sent} sent), ${queue.at_end.messages} at the end`,
       );
+      // The images the new version runs, paired with their IDs (the report finds pulls by them):
+      // the API's is the one its new container runs.
+      const open = JSON.parse(fs.readFileSync(path.join(windows, dir, "journal.jsonl"), "utf8").split("\n")[0]);
+      const apiImage = (await exec("docker", ["inspect", "-f", "{{.Image}}", `${PREFIX}-api`])).stdout.trim();
+      expect(open.images).toContainEqual({ ref: "utilitarian-standin/utilitarian:1.1.0", id: apiImage });
       // The recorder stopped with the window.
       expect(await watchers(dir)).toBe("");
       expect(fs.existsSync(path.join(windows, "open"))).toBe(false);
