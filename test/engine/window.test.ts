@@ -208,6 +208,24 @@ describe.sequential("the window's report under the real engine", () => {
       expect(printed.stdout).toContain("1.0.0");
       expect(printed.stdout).toContain("1.1.0");
       expect(printed.stdout).toContain(stage("migrate").title);
+      // `npm run report` asks the broker, while readings still waited at the end, until they drained.
+      let drained = queue;
+      const asked = Date.now();
+      while (!drained.drained_at && Date.now() - asked < 2 * MINUTE) {
+        const checked = await exec("node", ["scripts/window-report.js", "report", backups, "--json"], {
+          cwd: PROJECT_DIR,
+        });
+        expect(checked.code, checked.stderr).toBe(0);
+        drained = (JSON.parse(checked.stdout) as Report).queue!;
+        if (!drained.drained_at) await sleep(3000);
+      }
+      expect(drained.drained_at).not.toBeNull();
+      expect(ms(drained.drained_at)).toBeGreaterThanOrEqual(ms(queue.peak.at));
+      if (queue.at_end.messages > 0) {
+        expect(drained.drained_source).toBe("queue-checks.tsv");
+        expect(ms(drained.drained_at)).toBeGreaterThanOrEqual(asked - 1000);
+        expect(reportOf(dir).queue!.drained_at).toBe(drained.drained_at);
+      }
     },
     10 * MINUTE,
   );
