@@ -7,8 +7,8 @@
 # window is no longer the open one, when watch.stop appears, or after 12 hours; and when the
 # `pulumi` process ENGINE_PID has ended, after writing the report (no step failed or closed it).
 # It holds no descriptor of the step that started it but its files: `pulumi up` waits until every
-# holder of a step's output has closed it, and bash passes on more than it names (the copy of
-# stderr's tee it keeps for `wait`).
+# holder of a step's output has closed it, and a background job gets every descriptor its shell
+# has open, named or not.
 for fd in "/proc/$$/fd/"*; do
   fd=${fd##*/}
   if ((fd > 2 && fd != 255)); then eval "exec $fd>&-"; fi

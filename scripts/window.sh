@@ -160,7 +160,9 @@ window_after_exit() {
 window_flush_log() {
   local i
   [[ -n "${WINDOW_TEE:-}" ]] || return 0
-  exec 2>&"$WINDOW_STDERR" {LIB_STDERR}>&"$WINDOW_STDERR"
+  # `{LIB_STDERR}>&...` would open another descriptor: the tee's must be closed first.
+  exec 2>&"$WINDOW_STDERR" {LIB_STDERR}>&-
+  exec {LIB_STDERR}>&"$WINDOW_STDERR"
   for ((i = 0; i < 50; i++)); do
     kill -0 "$WINDOW_TEE" 2>/dev/null || break
     sleep 0.1
@@ -232,11 +234,14 @@ window_collect_proxy_log() {
 # window_engine_pid: the `pulumi` process this step runs under (the nearest ancestor of that
 # name), or nothing.
 window_engine_pid() {
-  local pid=$PPID comm
-  while ((pid > 1)); do
+  local pid=$PPID comm stat
+  while [[ "$pid" =~ ^[0-9]+$ ]] && ((pid > 1)); do
     comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 0
     [[ "$comm" == pulumi ]] && { printf '%s' "$pid"; return 0; }
-    pid=$(awk '{ print $4 }' "/proc/$pid/stat" 2>/dev/null) || return 0
+    # The parent is the field after the state, which follows the name in parentheses (which may
+    # hold spaces and parentheses itself).
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 0
+    read -r _ pid _ <<<"${stat##*) }"
   done
 }
 
