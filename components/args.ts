@@ -64,9 +64,9 @@ export interface UtilitarianDeploymentArgs extends EdgeServicesArgs {
   database?: DatabaseArgs;
   /** The Celery broker: a managed RabbitMQ container or an external one (`secrets.rabbitmqUrl`). Defaults to a managed `rabbitmq:3-management` container with user `utilitarian`. */
   rabbitmq?: RabbitMqArgs;
-  /** The API container: where it is published, its `ALLOWED_HOSTS` and extra environment (`env` values may be Inputs). Defaults to port `8000` on `127.0.0.1`, hosts `localhost` and `127.0.0.1`, no extra environment. */
+  /** The API container: where clients reach it (the maintenance proxy's published port by default, the API's own with `proxy.enabled: false`), its `ALLOWED_HOSTS` and extra environment (`env` values may be Inputs). Defaults to port `8000` on `127.0.0.1`, hosts `localhost` and `127.0.0.1`, no extra environment. */
   api?: ApiArgs;
-  /** The maintenance proxy (HAProxy) in front of the API, published in its place, answering 503 with `Retry-After` while the API is unhealthy. Defaults to off (`false`), with image `haproxy:2.6`, a retry after `30` seconds and a one-line maintenance message. */
+  /** The maintenance proxy (HAProxy) in front of the API, published in its place, answering 503 with `Retry-After` while the API is unhealthy (`enabled: false` publishes the API itself, as before the proxy). Defaults to on (`true`), with image `haproxy:2.6`, a retry after `30` seconds and a one-line maintenance message. */
   proxy?: SettingsInput["proxy"];
   /** The Celery beat scheduler, one container at most. Defaults to enabled. */
   beat?: SettingsInput["beat"];

@@ -17,7 +17,7 @@ export type { UtilitarianDeploymentArgs } from "./args";
  * constructor builds the plan's nodes and adds no ordering of its own.
  */
 export class UtilitarianDeployment extends pulumi.ComponentResource {
-  /** Where the API answers on the Docker host. */
+  /** Where the API answers on the Docker host: the maintenance proxy's address (`proxy.enabled`, the default), or the API's own with the proxy off; the same `api.publishAddress` and `api.port` either way. */
   public readonly apiUrl: pulumi.Output<string>;
   /** The Utilitarian version this deployment runs. */
   public readonly version: pulumi.Output<string>;

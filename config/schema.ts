@@ -221,12 +221,12 @@ const PUBLISH_ADDRESSES =
 const apiSchema = z.strictObject({
   port: port(8000).default(8000).meta({
     description:
-      "Port the API is published on, on the Docker host (with `proxy.enabled`, the maintenance proxy's in its place): a whole number from 1 to 65535.",
+      "Port clients reach the API at on the Docker host: the maintenance proxy's, published in the API's place (with `proxy.enabled`, the default), or the API's own (with the proxy off): a whole number from 1 to 65535.",
   }),
   publishAddress: publishAddress("127.0.0.1")
     .default("127.0.0.1")
     .meta({
-      description: `Address the API's port is published on (with \`proxy.enabled\`, the maintenance proxy's): ${PUBLISH_ADDRESSES}.`,
+      description: `Address that port is published on (the maintenance proxy's with \`proxy.enabled\`, the default; the API's with the proxy off): ${PUBLISH_ADDRESSES}.`,
     }),
   allowedHosts: z
     .array(allowedHost)
@@ -245,9 +245,9 @@ const apiSchema = z.strictObject({
 });
 
 const proxySchema = z.strictObject({
-  enabled: bool.default(false).meta({
+  enabled: bool.default(true).meta({
     description:
-      "Whether the maintenance proxy runs in front of the API, published at `api.port` on `api.publishAddress` in the API's place (the API is then on the private network only), answering `503 Service Unavailable` with `Retry-After` and a maintenance page (JSON for clients that ask for it) while the API's `/_health/` fails, as during an upgrade, and passing every request through otherwise; turning it on or off replaces the API and its followers (do it in a maintenance window): `true` or `false`.",
+      "Whether the maintenance proxy runs in front of the API, published at `api.port` on `api.publishAddress` in the API's place (the API is then on the private network only), answering `503 Service Unavailable` with `Retry-After` and a maintenance page (JSON for clients that ask for it) while the API's `/_health/` fails, as during an upgrade, and passing every request through otherwise; turning it on or off replaces the API and its followers, a short outage (an existing stack that does not set it gets the proxy on its first run of a version with this default: set it to `false` to keep the API published itself): `true` or `false`.",
   }),
   image: imageReference("haproxy:2.6").default("haproxy:2.6").meta({
     description:

@@ -6,7 +6,8 @@
  * a second backup; the rollback to 1.0.0 restores the verified backup; UDP readings sent from
  * before the upgrade to after the rollback are each stored exactly once (backup.stopWriters);
  * the new API's port taken, resumed by `pulumi up --refresh`; and the control with
- * backup.stopWriters off, where the rollback loses the readings stored after the backup.
+ * backup.stopWriters off, where the rollback loses the readings stored after the backup. All with
+ * `proxy.enabled: false`: the API publishes its own port.
  */
 import * as fs from "fs";
 import * as net from "net";
@@ -35,8 +36,11 @@ const PREFIX = "rf";
 const backups = tempDir("engine-failure-backups");
 const stack = new RealStack("failure", SECRETS);
 const events = new EventLog();
+// The maintenance proxy off, explicitly: this file is the engine path that runs without it (the
+// API publishing its own port, as every stack did before the proxy's default was on), and its
+// port-taken test needs the API's port free between the old API's removal and the new one's start.
 const config = (version: string, extra: Record<string, unknown> = {}) =>
-  standinConfig(version, backups, { prefix: PREFIX, ...extra });
+  standinConfig(version, backups, { prefix: PREFIX, proxy: { enabled: false }, ...extra });
 const dumps = () =>
   fs
     .readdirSync(backups)

@@ -1,7 +1,8 @@
 /**
- * The maintenance proxy under the real engine: the stand-in stack installed at 1.0.0 with
- * `proxy.enabled` and upgraded to 1.1.0 by `pulumi up` (test/support/real-stack.ts), while two
- * clients, a browser's and one that asks for JSON, poll the published API address every 100 ms.
+ * The maintenance proxy under the real engine: the stand-in stack installed at 1.0.0 with the
+ * proxy on (the default, not set here) and upgraded to 1.1.0 by `pulumi up`
+ * (test/support/real-stack.ts), while two clients, a browser's and one that asks for JSON, poll
+ * the published API address every 100 ms.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { docker, sleep } from "../support/exec";
@@ -17,7 +18,9 @@ const stack = new RealStack("proxy", SECRETS);
 const config = (version: string) =>
   standinConfig(version, backups, {
     prefix: PREFIX,
-    proxy: { enabled: true, image: "utilitarian-standin/haproxy:2.6", retryAfterSeconds: RETRY_AFTER },
+    // On by default: no `enabled` here. This block replaces standinConfig's, so it names the
+    // stand-in image again.
+    proxy: { image: "utilitarian-standin/haproxy:2.6", retryAfterSeconds: RETRY_AFTER },
   });
 const proxyState = () => docker(["inspect", "-f", "{{.Id}} {{.State.StartedAt}} {{.RestartCount}}", `${PREFIX}-proxy`]);
 
@@ -32,7 +35,7 @@ afterAll(async () => {
 }, 2 * MINUTE);
 
 describe.sequential(
-  "the real engine with proxy.enabled: install, then the upgrade to 1.1.0 polled through the proxy",
+  "the real engine with the proxy on by default: install, then the upgrade to 1.1.0 polled through the proxy",
   () => {
     let before = "";
 

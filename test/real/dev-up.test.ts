@@ -60,6 +60,11 @@ describe("scripts/dev-up.sh from a clean clone", () => {
 
       const health = async () => (await fetch(`http://127.0.0.1:${ports.api}/_health/`).catch(() => undefined))?.status;
       expect(await health()).toBe(200);
+      // Through the maintenance proxy (on by default, the stand-in image from the dev stack file):
+      // it holds the API's address, the API publishes nothing.
+      const port = async (name: string) => (await exec("docker", ["port", `${PREFIX}-${name}`])).stdout.trim();
+      expect(await port("proxy")).toBe(`8080/tcp -> 127.0.0.1:${ports.api}`);
+      expect(await port("api")).toBe("");
 
       // The state and secrets are the clone's own: ./.pulumi, passphrase-encrypted.
       const pulumiEnv = {

@@ -47,6 +47,8 @@ export function standinConfig(
     },
     database: { image: "utilitarian-standin/postgres:15", operatorPort: PORTS.postgres },
     rabbitmq: { image: "utilitarian-standin/rabbitmq:3" },
+    // The maintenance proxy is on by default; its production image is the official haproxy:2.6.
+    proxy: { image: "utilitarian-standin/haproxy:2.6" },
     api: { port: PORTS.api, publishAddress: "127.0.0.1", allowedHosts: ["127.0.0.1"], healthTimeoutSeconds: 90 },
     processor: { version: "1.0.0" },
     poster: { version: "1.0.0" },

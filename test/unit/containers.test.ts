@@ -14,12 +14,13 @@ describe("what the component declares", () => {
     expect(mocks.get("u-static").propertyDependencies.triggers).toEqual(["u-api"]);
     const verify = mocks.get("u-verify");
     expect(verify.inputs.triggers[0]).toBe("1.3.0");
-    expect(verify.inputs.triggers.slice(1)).toHaveLength(6);
+    expect(verify.inputs.triggers.slice(1)).toHaveLength(7);
     expect(verify.propertyDependencies.triggers.sort()).toEqual([
       "u-api",
       "u-beat",
       "u-poster",
       "u-processor",
+      "u-proxy",
       "u-udp-server",
       "u-worker-default-1",
     ]);
@@ -74,6 +75,7 @@ describe("what the component declares", () => {
       "u-poster",
       "u-postgres",
       "u-processor",
+      "u-proxy",
       "u-rabbitmq",
       "u-udp-server",
       "u-worker-default-1",
@@ -81,21 +83,30 @@ describe("what the component declares", () => {
     for (const c of containers) expect(c.deleteBeforeReplace, c.name).toBe(true);
   });
 
-  test("only the API and the UDP server are published on their configured addresses; PostgreSQL on loopback for this machine; RabbitMQ not at all", async () => {
-    const { mocks } = await deploy({
-      api: { port: 8080, publishAddress: "10.0.0.5" },
-      udpServer: { version: "1.0.0", port: 4060, publishAddress: "0.0.0.0" },
+  test("only the API's address (the maintenance proxy's, or with the proxy off the API's own) and the UDP server are published on their configured addresses; PostgreSQL on loopback for this machine; RabbitMQ not at all", async () => {
+    const published = async (proxy: Record<string, unknown>) => {
+      const { mocks } = await deploy({
+        api: { port: 8080, publishAddress: "10.0.0.5" },
+        udpServer: { version: "1.0.0", port: 4060, publishAddress: "0.0.0.0" },
+        proxy,
+      });
+      return Object.fromEntries(
+        mocks
+          .ofType("docker:index/container:Container")
+          .filter((c) => c.inputs.ports?.length)
+          .map((c) => [
+            c.name,
+            c.inputs.ports.map((p: any) => `${p.ip}:${p.external}->${p.internal}/${p.protocol ?? "tcp"}`),
+          ]),
+      );
+    };
+    // The proxy on, by default.
+    expect(await published({})).toEqual({
+      "u-postgres": ["127.0.0.1:15432->5432/tcp"],
+      "u-udp-server": ["0.0.0.0:4060->4059/udp"],
+      "u-proxy": ["10.0.0.5:8080->8080/tcp"],
     });
-    const published = Object.fromEntries(
-      mocks
-        .ofType("docker:index/container:Container")
-        .filter((c) => c.inputs.ports?.length)
-        .map((c) => [
-          c.name,
-          c.inputs.ports.map((p: any) => `${p.ip}:${p.external}->${p.internal}/${p.protocol ?? "tcp"}`),
-        ]),
-    );
-    expect(published).toEqual({
+    expect(await published({ enabled: false })).toEqual({
       "u-postgres": ["127.0.0.1:15432->5432/tcp"],
       "u-udp-server": ["0.0.0.0:4060->4059/udp"],
       "u-api": ["10.0.0.5:8080->8000/tcp"],

@@ -28,11 +28,18 @@ describe("the descriptors", () => {
       poster: [2, 9],
       // udpServer.dependsOnApi defaults to false: it keeps running through the upgrade.
       "udp-server": [],
+      // The maintenance proxy (on by default) keeps running too, answering for the API.
+      proxy: [],
     });
   });
 
-  test("the API and the UDP server publish their ports as the settings say; TCP is left to Docker's default", () => {
-    expect(publishedPorts(KINDS.api, settings)).toEqual([{ internal: 8000, external: 8000, ip: "127.0.0.1" }]);
+  test("the maintenance proxy (in the API's place) and the UDP server publish their ports as the settings say; TCP is left to Docker's default", () => {
+    // The proxy on, by default: it publishes the API's address, the API nothing.
+    expect(publishedPorts(KINDS.proxy, settings)).toEqual([{ internal: 8080, external: 8000, ip: "127.0.0.1" }]);
+    expect(publishedPorts(KINDS.api, settings)).toBeUndefined();
+    // The proxy off: the API publishes its own port.
+    const off = loaded({ proxy: { enabled: false } }).settings;
+    expect(publishedPorts(KINDS.api, off)).toEqual([{ internal: 8000, external: 8000, ip: "127.0.0.1" }]);
     expect(publishedPorts(KINDS.udpServer, settings)).toEqual([
       { internal: 4059, external: 4059, ip: "0.0.0.0", protocol: "udp" },
     ]);

@@ -58,7 +58,7 @@ describe("minimal args: the schema's defaults", () => {
         .map((r) => [r.type, r.name, plain(r.inputs)])
         .sort((a, b) => String(a[1]).localeCompare(String(b[1])));
     expect(declared(mocks)).toEqual(declared(fromConfig.mocks));
-    // The defaults, as the README documents them: one worker, managed PostgreSQL and RabbitMQ, the prefix from the name.
+    // The defaults, as the README documents them: one worker, managed PostgreSQL and RabbitMQ, the maintenance proxy, the prefix from the name.
     expect(
       mocks
         .ofType("docker:index/container:Container")
@@ -70,11 +70,14 @@ describe("minimal args: the schema's defaults", () => {
       "u-poster",
       "u-postgres",
       "u-processor",
+      "u-proxy",
       "u-rabbitmq",
       "u-udp-server",
       "u-worker-default-1",
     ]);
-    expect(mocks.get("u-api").inputs.ports).toEqual([{ internal: 8000, external: 8000, ip: "127.0.0.1" }]);
+    // The API reached through the maintenance proxy (on by default) on 127.0.0.1:8000; the API publishes nothing.
+    expect(mocks.get("u-proxy").inputs.ports).toEqual([{ internal: 8080, external: 8000, ip: "127.0.0.1" }]);
+    expect(mocks.get("u-api").inputs.ports).toBeUndefined();
   });
 
   test("the prefix defaults to the component's name; `prefix` sets it", async () => {

@@ -135,7 +135,7 @@ describe("npm run plan", () => {
     expect(r.stdout).toContain("./backups/dev/utilitarian-<UTC>-1.0.0-to-1.1.0.dump");
     expect(r.stdout).toContain("stop utilitarian-dev-processor, utilitarian-dev-poster (they call the API)");
     expect(r.stdout).toMatch(
-      /Keeps running throughout.*\n\s+utilitarian-dev-udp-server, utilitarian-dev-postgres, utilitarian-dev-rabbitmq/,
+      /Keeps running throughout.*\n\s+utilitarian-dev-proxy, utilitarian-dev-udp-server, utilitarian-dev-postgres, utilitarian-dev-rabbitmq/,
     );
     expect(r.stdout).toMatch(/ 7\. Run migrations \(manage\.py migrate\): stage 5/);
     // No database answers here: the estimate says so rather than guessing.

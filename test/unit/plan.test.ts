@@ -175,9 +175,10 @@ describe("planDeployment: the one place the upgrade's order lives", () => {
 });
 
 describe("planDeployment: services and images", () => {
-  test("API, beat, workers and API-dependent edges follow the API; the UDP server is independent", () => {
+  test("API, beat, workers and API-dependent edges follow the API; the maintenance proxy and the UDP server are independent", () => {
     expect(servicesOf(plan()).map((s) => [s.key, s.followsApi])).toEqual([
       ["api", false],
+      ["proxy", false],
       ["beat", true],
       ["worker-default-1", true],
       ["worker-amr-1", true],
@@ -226,6 +227,7 @@ describe("planDeployment: services and images", () => {
     const p = plan({ beat: { enabled: false }, processor: { enabled: false } });
     expect(servicesOf(p).map((s) => s.key)).toEqual([
       "api",
+      "proxy",
       "worker-default-1",
       "worker-amr-1",
       "worker-amr-2",

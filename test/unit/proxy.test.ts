@@ -15,7 +15,7 @@ import { deploy } from "./support/program";
  */
 
 const DEFAULTS = {
-  enabled: false,
+  enabled: true,
   image: "haproxy:2.6",
   retryAfterSeconds: 30,
   message: "Utilitarian is down for maintenance and will be back shortly.",
@@ -31,9 +31,15 @@ const fromArgs = (proxy?: Record<string, unknown>) =>
   } as never).settings.proxy;
 
 describe("the proxy's settings from stack config and from args", () => {
-  test("off by default, with the defaults of its image, Retry-After and page text", () => {
+  test("on by default, with the defaults of its image, Retry-After and page text", () => {
     expect(loaded().settings.proxy).toEqual(DEFAULTS);
     expect(fromArgs()).toEqual(DEFAULTS);
+  });
+
+  test("turned off: stack config's `false` and the args' `enabled: false` alike, the other keys at their defaults", () => {
+    const off = { ...DEFAULTS, enabled: false };
+    expect(loaded({ proxy: { enabled: "false" } }).settings.proxy).toEqual(off);
+    expect(fromArgs({ enabled: false })).toEqual(off);
   });
 
   test("set: stack config's text and the args' values give the same settings", () => {
@@ -51,13 +57,25 @@ describe("the proxy's settings from stack config and from args", () => {
   });
 });
 
-describe("off: the API publishes its own port, and nothing of the proxy exists", () => {
-  test("no proxy node, no proxy image; the API's port published as before", async () => {
-    const plan = planDeployment(loaded().settings);
+describe("off (`proxy.enabled: false`): the API publishes its own port, and nothing of the proxy exists", () => {
+  test("no proxy node, no proxy image; the API's port published as before the proxy", async () => {
+    const off = { proxy: { enabled: false } };
+    const plan = planDeployment(loaded(off).settings);
     expect(plan.nodes.filter((n) => n.key.includes("proxy"))).toEqual([]);
-    const { mocks } = await deploy({});
+    const { mocks, deployment } = await deploy(off);
     expect(mocks.registrations.filter((r) => r.name.includes("proxy"))).toEqual([]);
     expect(mocks.get("u-api").inputs.ports).toEqual([{ internal: 8000, external: 8000, ip: "127.0.0.1" }]);
+    expect(await promiseOf(deployment.apiUrl)).toBe("http://127.0.0.1:8000");
+  });
+});
+
+describe("on by default: a config that says nothing of the proxy gets it", () => {
+  test("the proxy publishes the API's default address with the default image; the API publishes nothing", async () => {
+    const { mocks, deployment } = await deploy({});
+    expect(mocks.get("u-image-proxy").inputs.name).toBe("haproxy:2.6");
+    expect(mocks.get("u-proxy").inputs.ports).toEqual([{ internal: PROXY_PORT, external: 8000, ip: "127.0.0.1" }]);
+    expect(mocks.get("u-api").inputs.ports).toBeUndefined();
+    expect(await promiseOf(deployment.apiUrl)).toBe("http://127.0.0.1:8000");
   });
 });
 

@@ -27,6 +27,8 @@ const { rabbitmqPassword: _unused, ...withoutBroker } = SECRET_VALUES;
 const CONFIGS: Record<string, { values: Record<string, unknown>; secrets?: Record<string, string>; prefix?: string }> =
   {
     defaults: { values: {} },
+    // The proxy turned off: exactly what `defaults` registered before the proxy's default was on.
+    "proxy-off": { values: { proxy: { enabled: false } } },
     "dev-stack": { values: stackValues("Pulumi.dev.yaml"), prefix: "utilitarian-dev" },
     "production-example": {
       values: stackValues("Pulumi.production.example.yaml"),
