@@ -34,9 +34,10 @@ window_now() {
   printf '%s.%03dZ' "$(date -u -d "@$((ms / 1000))" +%Y-%m-%dT%H:%M:%S)" "$((ms % 1000))"
 }
 
-# window_append JSON_FIELDS: a journal line {"at": <now>, JSON_FIELDS}.
+# window_append JSON_FIELDS: a journal line {"at": <now>, JSON_FIELDS}. Never fails (errexit).
 window_append() {
-  printf '{"at":"%s",%s}\n' "$(window_now)" "$1" >>"$WINDOW_DIR/journal.jsonl"
+  { printf '{"at":"%s",%s}\n' "$(window_now)" "$1" >>"$WINDOW_DIR/journal.jsonl"; } 2>/dev/null ||
+    log "window: cannot write $WINDOW_DIR/journal.jsonl; this record is lost"
 }
 
 # window_stack CONTAINER: the stack label of CONTAINER (every container of a deployment has it).
@@ -45,7 +46,8 @@ window_stack() {
 }
 
 # window_open FROM TO STACK: open a window for the change FROM -> TO, or resume the open one (a
-# re-run after a failure); the opener's window_step_start then starts the recorder. WINDOW_STAGES (JSON, the plan's stages: key and title) labels its report.
+# re-run after a failure); the opener's window_step_start then starts the recorder.
+# WINDOW_STAGES (JSON, the plan's stages: key and title) labels its report.
 window_open() {
   local from=$1 to=$2 stack=$3 root name
   root=$(window_root) || return 0
@@ -66,7 +68,8 @@ window_open() {
     WINDOW_DIR="$root/$name"
     mkdir -p -- "$WINDOW_DIR/steps" || { log "window: cannot create $WINDOW_DIR"; WINDOW_DIR=""; return 0; }
     window_append "\"event\":\"open\",\"from\":$(json_string "$from"),\"to\":$(json_string "$to"),\"stack\":$(json_string "$stack"),\"stages\":${WINDOW_STAGES:-[]},\"images\":$(window_images_json)"
-    printf '%s\n' "$name" >"$root/open.tmp" && mv -f -- "$root/open.tmp" "$root/open"
+    { printf '%s\n' "$name" >"$root/open.tmp" && mv -f -- "$root/open.tmp" "$root/open"; } 2>/dev/null ||
+      log "window: cannot mark $name open; later steps will not find it"
     log "window: opened $WINDOW_DIR"
   fi
 }
@@ -109,8 +112,8 @@ window_find() {
 }
 
 # window_step_start STEP: record the step's start in the open window, copy its stderr into
-# steps/STEP-<attempt>.log, and start the recorder unless it runs. A step run by a wrapper (writers-stopped.sh runs the backup) is
-# recorded once, by the wrapper, which exports the step it recorded.
+# steps/STEP-<attempt>.log, and start the recorder unless it runs. A step run by a wrapper
+# (writers-stopped.sh runs the backup) is recorded once, by the wrapper, which exports the step.
 WINDOW_OWNER=false
 window_step_start() {
   local step=$1 attempt log_file orig
@@ -171,11 +174,20 @@ window_flush_log() {
 }
 
 # window_close: verify succeeded; the last queue sample, the proxy's log, the report. Prints
-# REPORT_FILE=<the Markdown report> for the stack output.
+# REPORT_FILE=<the Markdown report> for the stack output; when verify ran outside a window (a
+# setting changed), the last completed window's, so the output keeps naming it.
 window_close() {
-  local root
-  [[ -n "$WINDOW_DIR" && "$WINDOW_OWNER" == true ]] || return 0
-  root=$(window_root)
+  local root name
+  root=$(window_root) || return 0
+  if [[ -z "$WINDOW_DIR" || "$WINDOW_OWNER" != true ]]; then
+    while IFS= read -r name; do
+      if [[ -f "$root/$name/report.md" ]] && grep -q '"event":"close"' "$root/$name/journal.jsonl" 2>/dev/null; then
+        printf 'REPORT_FILE=%s\n' "$root/$name/report.md"
+        return 0
+      fi
+    done < <(find "$root" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | LC_ALL=C sort -r)
+    return 0
+  fi
   window_watch_stop
   window_sample_queues "$(window_stack_of_window)"
   window_collect_proxy_log
@@ -259,7 +271,7 @@ window_watch_start() {
   [[ -s "$WINDOW_DIR/docker-events.jsonl" ]] && since=$(tail -n 1 "$WINDOW_DIR/docker-events.jsonl" | sed -n 's/.*"timeNano":\([0-9]*\).*/\1/p' | awk '{ printf "%.9f", $1 / 1e9 + 0.000000001 }')
   setsid bash "$(dirname "${BASH_SOURCE[0]}")/window-watch.sh" "$WINDOW_DIR" "$stack" "$since" "$(window_engine_pid)" \
     </dev/null >/dev/null 2>>"$WINDOW_DIR/watch.log" {LIB_STDOUT}>&- {LIB_STDERR}>&- {WINDOW_STDERR}>&- &
-  printf '%s\n' "$!" >"$WINDOW_DIR/watch.pid"
+  printf '%s\n' "$!" >"$WINDOW_DIR/watch.pid" || log "window: cannot write $WINDOW_DIR/watch.pid"
 }
 
 # window_watch_stop: stop the recorder and wait until it has written its last event.

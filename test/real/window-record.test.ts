@@ -45,25 +45,26 @@ function step(
   body: string,
   env: Record<string, string>,
   runner = "bash",
-): Promise<{ code: number; stderr: string; startedAt: number; exitedAt: number; closedAt: number }> {
+): Promise<{ code: number; stdout: string; stderr: string; startedAt: number; exitedAt: number; closedAt: number }> {
   const script = `STEP=backup\nsource ${JSON.stringify(LIB)}\n${body}\n`;
   return new Promise((resolve) => {
     const startedAt = Date.now();
     // `; exit $?`: the runner waits for the step rather than becoming it (bash execs a lone command).
     const child = spawn(runner, ["-c", `bash -c "$0"; exit $?`, script], { env: { ...process.env, ...env } });
+    let stdout = "";
     let stderr = "";
     let code = -1;
     let exitedAt = 0;
     let closedAt = 0;
     let open = 2;
     const done = () => {
-      if (exitedAt && closedAt) resolve({ code, stderr, startedAt, exitedAt, closedAt });
+      if (exitedAt && closedAt) resolve({ code, stdout, stderr, startedAt, exitedAt, closedAt });
     };
     const closed = () => {
       if (--open === 0) closedAt = Date.now();
       done();
     };
-    child.stdout.on("data", () => {}).on("end", closed);
+    child.stdout.on("data", (d) => (stdout += d)).on("end", closed);
     child.stderr.on("data", (d) => (stderr += d)).on("end", closed);
     child.on("exit", (c) => {
       code = c ?? -1;
@@ -149,6 +150,23 @@ test("a failed step: its reason is the log's last line and the journal's fail; t
   expect(again.stderr).toContain(`window: resuming ${name}`);
   expect(windowsOf(dir)).toEqual([name]);
   expect(journal(dir, name).filter((e) => e.event === "start")).toMatchObject([{ attempt: 1 }, { attempt: 2 }]);
+});
+
+test("verify closes the window and names its report; verify run again outside a window still names it", async () => {
+  const dir = backupDir();
+  const env = { BACKUP_DIR: dir, WINDOW_STAGES: STAGES };
+  expect((await step(`window_begin backup 1.0.0 1.1.0\nwindow_step_end '{}'`, env)).code).toBe(0);
+  const [name] = windowsOf(dir);
+  const report = path.join(dir, "windows", name, "report.md");
+  const verify = await step(`window_begin verify\nwindow_step_end '{}'\nwindow_close`, env);
+  expect(verify.code, verify.stderr).toBe(0);
+  expect(verify.stdout).toBe(`REPORT_FILE=${report}\n`);
+  expect(fs.existsSync(path.join(dir, "windows", "open"))).toBe(false);
+  expect(journal(dir, name).at(-1)).toMatchObject({ event: "close" });
+  // A setting changed: verify runs again, no window is open; the stack output keeps the report.
+  const again = await step(`window_begin verify\nwindow_step_end '{}'\nwindow_close`, env);
+  expect(again.stdout).toBe(`REPORT_FILE=${report}\n`);
+  expect(windowsOf(dir)).toEqual([name]);
 });
 
 test("when the pulumi it ran under ends with the window open (no step failed or closed it), the recorder writes the report", async () => {
