@@ -5,9 +5,10 @@
  *
  * 1. With `proxy.enabled: false` (what an operator who keeps the proxy off sets): the first run
  *    creates the two child components (ManagedPostgres, ManagedRabbitMq: logical resources, no
- *    provider call) and nothing else: the aliases keep every container's and volume's URN, so
- *    nothing is replaced, updated or deleted and no container is touched; then
- *    `--expect-no-changes` passes.
+ *    provider call) and updates the four steps' settings (the maintenance window's record: an
+ *    update only records them, no step runs again) and nothing else: the aliases keep every
+ *    container's and volume's URN, so nothing is replaced or deleted and no container is touched;
+ *    then `--expect-no-changes` passes.
  * 2. With the defaults, the proxy on: the proxy's image and container are created and the API is
  *    replaced (its published port moves to the proxy), with its followers (beat, workers,
  *    processor, poster: `replaceWith`), static and verify; PostgreSQL, RabbitMQ and the UDP server
@@ -80,7 +81,7 @@ afterAll(async () => {
 }, 2 * MINUTE);
 
 test(
-  "a stack installed and upgraded by the code before the refactor: with the proxy off today's code adds the two child components and touches nothing; with the default (proxy on) it creates the proxy and replaces the API and its followers once, and nothing else",
+  "a stack installed and upgraded by the code before the refactor: with the proxy off today's code adds the two child components, records the steps' new settings and touches no container; with the default (proxy on) it creates the proxy and replaces the API and its followers once, and nothing else",
   async () => {
     const byOldCode = async (version: string) => {
       // The old code knows no `proxy` block (its schema is strict): the stack it made had none.
@@ -114,11 +115,14 @@ test(
     // change between the versions (an operator's) does not see it.
     const configChanged = "update pulumi:providers:pulumi-nodejs default";
 
-    // 1. The proxy off: only the two new components, created.
+    // 1. The proxy off: only the two new components, created, and the steps' new settings recorded
+    // (the maintenance window's record: BACKUP_DIR for migrate, static and verify, the planned
+    // stages and images for the backup): updates, whose script only says so; nothing runs again.
     stack.configure(config("1.1.0", { proxy: { enabled: false } }));
     const adopted = [
       "create utilitarian:index:ManagedPostgres cp-postgres-managed",
       "create utilitarian:index:ManagedRabbitMq cp-rabbitmq-managed",
+      ...["backup", "migrate", "static", "verify"].map((s) => `update command:local:Command ${PREFIX}-${s}`),
       configChanged,
     ].sort();
     const offPreview = await stack.up(["--diff"], { preview: true });
