@@ -334,7 +334,11 @@ export class PlanBuilder {
           services: servicesOf(this.ctx.plan),
           containerName: (key) => this.containerName(key),
           maintenance: this.ctx.maintenance,
-          appImages: appImagesOf(this.ctx.plan).map((i) => i.ref),
+          // The application's image only: it changes with `version`, which re-runs the backup anyway;
+          // an edge service's own version bump must not touch the backup step.
+          appImages: appImagesOf(this.ctx.plan)
+            .filter((i) => i.image === "app")
+            .map((i) => i.ref),
         }),
         wrapper: node.step === "backup" && settings.backup.stopWriters ? "writers-stopped.sh" : undefined,
       },

@@ -16,7 +16,7 @@ export interface StepContext {
   containerName: (key: string) => string;
   /** The stages of the upgrade, whose keys and titles label the window's report. */
   maintenance: Maintenance;
-  /** The application images this version runs (references): the report finds their pulls. */
+  /** The application's image reference (API, beat, workers) for this version: the report finds its pull. */
   appImages: string[];
 }
 

@@ -89,9 +89,9 @@ window_begin() {
   window_step_start "$step"
 }
 
-# window_images_json: WINDOW_IMAGES (the references the new version runs, pulled before the
-# window opens) with the ID each has here, as JSON: containers name their image by ID, Docker's
-# pull events by reference.
+# window_images_json: WINDOW_IMAGES (the application's image reference for the new version, pulled
+# before the window opens) with the ID each has here, as JSON: containers name their image by ID,
+# Docker's pull events by reference.
 window_images_json() {
   local ref id sep="" out="["
   for ref in ${WINDOW_IMAGES:-}; do
