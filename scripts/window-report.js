@@ -21,7 +21,6 @@ const childProcess = require("node:child_process");
 
 const FORMAT_VERSION = 1;
 /** The upgrade's stages in order (components/kinds.ts STAGES). */
-const STAGE_ORDER = ["pull", "backup", "restore", "stop", "start-api", "migrate", "static", "start", "verify"];
 const LOG_TAIL_LINES = 40;
 const FILES = {
   journal: "journal.jsonl",
@@ -48,7 +47,7 @@ const FILES = {
  *   format_version: number, window: string, stack: string | null, from: string | null, to: string | null,
  *   status: "completed" | "failed" | "incomplete", status_detail: string,
  *   started_at: string | null, ended_at: string | null, seconds: number | null,
- *   stages: Stage[], not_reached: { key: string, title: string }[],
+ *   order: string[], stages: Stage[], not_reached: { key: string, title: string }[],
  *   outage: { docker: Outage | null, proxy: Outage | null },
  *   backup: { file: string | null, bytes: number | null, sha256: string | null } | null,
  *   restore: { file: string | null } | null,
@@ -69,6 +68,16 @@ function iso(ms) {
 function ms(s) {
   if (!s) return NaN;
   return Date.parse(s);
+}
+
+/**
+ * Where a stage key stands in the planned order; a key the plan did not list comes last.
+ * @param {string[]} order
+ * @param {string} key
+ */
+function rank(order, key) {
+  const i = order.indexOf(key);
+  return i < 0 ? order.length : i;
 }
 
 /** @param {number} a @param {number} b */
@@ -160,6 +169,8 @@ function assemble(windowDir) {
   const titles = new Map();
   for (const s of Array.isArray(open.stages) ? open.stages : []) if (s && s.key) titles.set(s.key, String(s.title));
   const title = (/** @type {string} */ key) => titles.get(key) || key;
+  // The stages' order is the plan's (components/kinds.ts, STAGES), as the open line lists them.
+  const order = [...titles.keys()];
   const stack = typeof open.stack === "string" ? open.stack : null;
   const openedAt = ms(open.at);
   const close = journal.find((j) => j.event === "close");
@@ -253,7 +264,7 @@ function assemble(windowDir) {
       "no docker-events.jsonl: the engine's stages (pull, stop, start-api, start) and the API's outage are unknown",
     );
   }
-  stages.sort((a, b) => STAGE_ORDER.indexOf(a.key) - STAGE_ORDER.indexOf(b.key));
+  stages.sort((a, b) => rank(order, a.key) - rank(order, b.key) || ms(a.started_at) - ms(b.started_at));
 
   // The proxy's view of the API.
   const proxyLines = readLines(path.join(dir, FILES.proxy));
@@ -334,6 +345,7 @@ function assemble(windowDir) {
     ended_at: Number.isFinite(endedAt) ? iso(endedAt) : null,
     seconds: Number.isFinite(startedAt) && Number.isFinite(endedAt) ? secondsBetween(startedAt, endedAt) : null,
     stages,
+    order,
     not_reached: notReached,
     outage: { docker: dockerOutage, proxy: proxyOutage },
     backup: backupFacts
@@ -759,7 +771,7 @@ function outageLine(o) {
  * @returns {(Stage | { key: string, title: string })[]}
  */
 function rows(r) {
-  return [...r.stages, ...r.not_reached].sort((a, b) => STAGE_ORDER.indexOf(a.key) - STAGE_ORDER.indexOf(b.key));
+  return [...r.stages, ...r.not_reached].sort((a, b) => rank(r.order, a.key) - rank(r.order, b.key));
 }
 
 /**

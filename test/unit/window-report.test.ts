@@ -311,6 +311,28 @@ describe("a failed window (1.1.0 -> 1.2.0, migrate failed)", () => {
 });
 
 describe("hostile text, re-runs and unfinished windows", () => {
+  test("the stages come in the order the open line lists them (the plan's), not one of the script's own", () => {
+    const dir = copyWindow(COMPLETED);
+    const journal = path.join(dir, "journal.jsonl");
+    const [first, ...rest] = readFileSync(journal, "utf8").trim().split("\n");
+    const open = JSON.parse(first);
+    const planned: string[] = open.stages.map((s: { key: string }) => s.key);
+    expect(assemble(dir).order).toEqual(planned);
+    // A plan that put verify first: the report follows it.
+    open.stages = [
+      open.stages.find((s: { key: string }) => s.key === "verify"),
+      ...open.stages.filter((s: { key: string }) => s.key !== "verify"),
+    ];
+    writeFileSync(journal, [JSON.stringify(open), ...rest].join("\n") + "\n");
+    const r = assemble(dir);
+    expect(r.stages[0].key).toBe("verify");
+    expect(
+      renderMarkdown(r)
+        .split("\n")
+        .find((l) => l.startsWith("| ") && !l.startsWith("| Stage")),
+    ).toContain(open.stages[0].title);
+  });
+
   test("a reason and a title with markup are escaped in the Markdown and the SVG, kept as they are in the JSON", () => {
     const dir = copyWindow(FAILED);
     const journal = path.join(dir, "journal.jsonl");
