@@ -221,3 +221,66 @@ describe("the maintenance page in headless Chromium while the API is stopped", (
     ]);
   });
 });
+
+describe("a slow answer passes through", () => {
+  // A stand-in for an API view that takes its time (a report, an export): it sends its headers at
+  // once and then 5 chunks of 64 kB, 1.5 s apart, under the API's alias while the API is stopped.
+  const SLOW = `${API}-slow`;
+  const CHUNK = 65_536;
+  const server = `
+import http.server, time
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/_health/":
+            body = b'{"status": "ok"}'
+            self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+            self.wfile.write(body); return
+        self.send_response(200); self.send_header("Content-Length", str(5 * ${CHUNK})); self.end_headers()
+        for i in range(5):
+            time.sleep(1.5); self.wfile.write(bytes([65 + i]) * ${CHUNK}); self.wfile.flush()
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+`;
+
+  beforeAll(async () => {
+    await docker(["stop", API], { allowFailure: true });
+    await docker(["rm", "-f", SLOW], { allowFailure: true });
+    await docker([
+      "run",
+      "-d",
+      "--name",
+      SLOW,
+      "--network",
+      stack.net,
+      "--network-alias",
+      "api",
+      "--entrypoint",
+      "python",
+      "utilitarian-standin/utilitarian:1.0.0",
+      "-c",
+      server,
+    ]);
+    expect(await waitFor(async () => (await status("/_health/")) === 200, 30_000, 250)).toBe(true);
+  }, T);
+
+  afterAll(() => docker(["rm", "-f", SLOW], { allowFailure: true }), 60_000);
+
+  test(
+    "an answer that takes 7.5 s to stream arrives whole, as it was sent",
+    async () => {
+      const started = Date.now();
+      const response = await fetch(`${base}/export`, { signal: AbortSignal.timeout(60_000) });
+      const body = Buffer.from(await response.arrayBuffer());
+      const took = Date.now() - started;
+      expect(response.status).toBe(200);
+      expect(body.length).toBe(5 * CHUNK);
+      for (let i = 0; i < 5; i++)
+        expect(body.subarray(i * CHUNK, (i + 1) * CHUNK).every((b) => b === 65 + i)).toBe(true);
+      // It really was slow: the proxy waited for it rather than answering for it.
+      expect(took).toBeGreaterThanOrEqual(7000);
+      console.log(`proxy: a slow answer (5 x 64 kB, 1.5 s apart) through the proxy in ${took} ms`);
+    },
+    T,
+  );
+});
