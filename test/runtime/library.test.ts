@@ -260,7 +260,11 @@ describe("the packed package", () => {
       console.info(
         `npm pack (prepack build included): ${timings.packMs} ms; install laid out: ${timings.installMs} ms`,
       );
-      const scripts = fs.readdirSync(path.join(PROJECT_DIR, "scripts")).map((s) => `scripts/${s}`);
+      // Every file under scripts/, window-report/'s parts too.
+      const scripts = (fs.readdirSync(path.join(PROJECT_DIR, "scripts"), { recursive: true }) as string[])
+        .filter((s) => fs.statSync(path.join(PROJECT_DIR, "scripts", s)).isFile())
+        .map((s) => `scripts/${s}`);
+      expect(scripts).toContain("scripts/window-report/assemble.js");
       expect(files).toEqual(
         expect.arrayContaining([
           "package.json",
