@@ -44,6 +44,7 @@ const BEFORE_REFACTOR = "0d4f3d8021e3b6124672b2ec13afcb733cabbb8e";
 const stack = new RealStack("compat", SECRETS);
 const backups = tempDir("compat-backups");
 const oldCode = path.join(tempDir("compat-code"), "utilitarian-deploy");
+const oldTmp = tempDir("compat-old-tmp");
 // Two worker groups and every edge service, so each kind of resource is in the old state.
 const config = (version: string, extra: Record<string, unknown> = {}) =>
   standinConfig(version, backups, {
@@ -78,6 +79,7 @@ afterAll(async () => {
   await removeStack(PREFIX);
   stack.remove();
   fs.rmSync(path.dirname(oldCode), { recursive: true, force: true });
+  fs.rmSync(oldTmp, { recursive: true, force: true });
 }, 2 * MINUTE);
 
 test(
@@ -87,7 +89,16 @@ test(
       // The old code knows no `proxy` block (its schema is strict): the stack it made had none.
       const { proxy: _unknownToOldCode, ...old } = config(version);
       stack.configure(old);
-      const up = await stack.run(["up", "--yes", "--skip-preview"], { cwd: oldCode, timeoutMs: 10 * MINUTE });
+      // Its steps get a TMPDIR of their own. Three times on 2026-12-07 (twice in a helper's runs,
+      // once in CI), with other test files running beside it, the old code's backup lost its work
+      // directory under /tmp a second into pg_dump ("cat: /tmp/utilitarian-step-backup.<pid>.*/
+      // tee.err: No such file"); what removed it was not found (make_work_dir leaves a live run's
+      // directory alone: checked). This test is about what today's code does with the old state.
+      const up = await stack.run(["up", "--yes", "--skip-preview"], {
+        cwd: oldCode,
+        timeoutMs: 10 * MINUTE,
+        env: { TMPDIR: oldTmp },
+      });
       expect(up.code, `the old code's up to ${version}:\n${up.stdout.slice(-4000)}\n${up.stderr}`).toBe(0);
     };
     await byOldCode("1.0.0");
