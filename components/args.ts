@@ -56,6 +56,10 @@ export interface UtilitarianDeploymentArgs extends EdgeServicesArgs {
    * Defaults to the local Docker socket.
    */
   dockerHost?: SettingsInput["dockerHost"];
+  /** Where the services run: `docker`, containers on the one engine `dockerHost` names, or `swarm`, services on the Docker Swarm whose manager it names. Defaults to `docker`. */
+  target?: SettingsInput["target"];
+  /** With `target: swarm`: the node labels that place the services, the API's replicas and how this machine reaches the engines of the API's nodes (`nodeHosts`, required there). Defaults to labels `utilitarian.app`, `utilitarian.workers`, `utilitarian.edge`, `utilitarian.data` and one API replica. */
+  swarm?: SettingsInput["swarm"];
   /** Image repositories of the services, tagged with their version keys. Defaults to the vendor's repositories on quay.io. */
   images?: ImagesArgs;
   /** Pull account for private images (password: `secrets.registryPassword`); not with a docker provider in `opts.providers`, which brings its own `registryAuth`. Defaults to anonymous pulls. */

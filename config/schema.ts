@@ -10,13 +10,16 @@ import {
 } from "../components/kinds";
 import { refuse } from "./issues";
 import type { Naming } from "./naming";
+import { swarmProblems, swarmSchema, targetSchema } from "./swarm";
 import {
   allowedHost,
+  bool,
   dnsName,
   dockerHost,
   hostOrAddress,
   imageReference,
   imageRepository,
+  int,
   normalizeRegistry,
   pathProblem,
   port,
@@ -55,21 +58,6 @@ const release = (key: string) =>
     if (!RELEASE.test(value))
       refuse(ctx, (n) => `must be a release tag like 1.2.0 (set ${n.name(key)} to the version to run)`);
   });
-
-const bool = z.preprocess(
-  (v) => (v === "true" ? true : v === "false" ? false : v),
-  z.boolean({ error: "must be true or false" }),
-);
-
-const int = (min: number, max: number) =>
-  z.preprocess(
-    (v) => (typeof v === "string" && v.trim() !== "" && !Number.isNaN(Number(v)) ? Number(v) : v),
-    z
-      .number({ error: `must be a whole number from ${min} to ${max}` })
-      .int(`must be a whole number from ${min} to ${max}`)
-      .min(min, `must be at least ${min}`)
-      .max(max, `must be at most ${max}`),
-  );
 
 /** Extra environment for a container: plain values, one line each; secrets go in the matching secret key. */
 const envMap = z.record(
@@ -444,6 +432,11 @@ export const settingsSchema = z
         "Docker engine the containers run on, given to the step scripts as `DOCKER_HOST`: `unix:///absolute/path`, `ssh://[user@]host[:port]` (with the key in your SSH agent) or `tcp://host[:port]`, the host a name or IP address (`[...]` for IPv6), without password or path.",
       whenUnset: "the local Docker socket",
     }),
+    target: targetSchema,
+    swarm: swarmSchema.default(swarmSchema.parse({})).meta({
+      description:
+        "With `target: swarm`: where the services are placed and how this machine reaches the nodes that run the API: the keys below.",
+    }),
     images: z
       .strictObject({
         api: imageRepository("quay.io/pwit/utilitarian", "version")
@@ -586,6 +579,7 @@ export const settingsSchema = z
     }
     hostNetworkProblems(s, ctx);
     crossFieldProblems(s, ctx);
+    swarmProblems(s, ctx);
   });
 
 /** The port of the DLMS UDP server's own socket (utilitarian.md): in the host's network nothing maps it. */

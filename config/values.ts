@@ -245,3 +245,20 @@ export function pathProblem(value: string): string | undefined {
     return `holds $, and variables are not expanded here; write the path out; got ${shown(value)}`;
   return undefined;
 }
+
+// --- Booleans and whole numbers, which stack config also gives as text -----------------------
+
+export const bool = z.preprocess(
+  (v) => (v === "true" ? true : v === "false" ? false : v),
+  z.boolean({ error: "must be true or false" }),
+);
+
+export const int = (min: number, max: number) =>
+  z.preprocess(
+    (v) => (typeof v === "string" && v.trim() !== "" && !Number.isNaN(Number(v)) ? Number(v) : v),
+    z
+      .number({ error: `must be a whole number from ${min} to ${max}` })
+      .int(`must be a whole number from ${min} to ${max}`)
+      .min(min, `must be at least ${min}`)
+      .max(max, `must be at most ${max}`),
+  );
