@@ -107,8 +107,11 @@ export interface ServiceKind {
   /** Where its port is published on the host, from the settings, if at all (managed services decide theirs themselves). */
   publish?: (s: KindSettings) => { external: number; ip: string } | undefined;
   health?: (s: KindSettings) => HealthCheck;
-  /** Its command; undefined keeps the image's. A worker replica is told its group and index. */
-  command?: (replica?: { group: WorkerGroup; index: number }) => string[];
+  /**
+   * Its command; undefined keeps the image's. A worker replica is told its group and index (no
+   * index on a swarm, where one service runs the group's replicas and `%h` tells them apart).
+   */
+  command?: (replica?: { group: WorkerGroup; index?: number }) => string[];
   /** The grace period it gets to stop (`stopGraceSeconds.<key>`). */
   grace: GraceKey;
   /**
@@ -213,7 +216,7 @@ export const KINDS = {
         "worker",
         "--loglevel=INFO",
         `--concurrency=${group.concurrency}`,
-        `--hostname=${group.name}-${index}@%h`,
+        `--hostname=${index === undefined ? group.name : `${group.name}-${index}`}@%h`,
         ...(group.queues.length > 0 ? ["-Q", group.queues.join(",")] : []),
       ];
     },

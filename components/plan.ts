@@ -123,6 +123,12 @@ export interface ServiceNode extends NodeBase {
   command?: string[];
   /** Seconds the container gets to stop cleanly before it is killed. */
   graceSeconds: number;
+  /**
+   * On a swarm (`target: swarm`) only: how many tasks run, or one on every node of its label
+   * (`global`: the UDP servers, one per edge node). A worker group is one service there, its
+   * `count` the replicas; on one Docker host each replica is a node (and a container) of its own.
+   */
+  replicas?: number | "global";
 }
 
 export interface StepNode extends NodeBase {
@@ -165,6 +171,8 @@ export type PlanInput = Pick<
   | "restoreFrom"
   | "backup"
   | "proxy"
+  | "target"
+  | "swarm"
 >;
 
 export function planDeployment(input: PlanInput): DeploymentPlan {
@@ -294,7 +302,15 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   // --- Runbooks 2, 3, 5, 6: the API; its followers are stopped first through their edges on it. ---
   const services: ServiceNode[] = [];
   /** A service node of the role's kind: image, grace period, runbook steps and network from its descriptor. */
-  const service = (role: ServiceRole, key: string, follows: boolean, extra: Wait[], command?: string[]) => {
+  const onSwarm = input.target === "swarm";
+  const service = (
+    role: ServiceRole,
+    key: string,
+    follows: boolean,
+    extra: Wait[],
+    command?: string[],
+    replicas: number | "global" = 1,
+  ) => {
     const kind = kindOf(role);
     const image: ServiceNode["image"] = kind.release === "app" ? "app" : (role as EdgeRole | "proxy");
     const hostNetwork = kind.hostNetwork?.(input) ?? false;
@@ -307,6 +323,7 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
       followsApi: follows,
       graceSeconds: input.stopGraceSeconds[kind.grace],
       ...(command ? { command } : {}),
+      ...(onSwarm ? { replicas } : {}),
       kind: "service",
       replacedWith: follows ? ["api"] : [],
       hostNetwork,
@@ -321,14 +338,21 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
     nodes.push(node);
     return node;
   };
-  const api = service("api", "api", false, [
-    {
-      on: "schema-guard",
-      via: "dependsOn",
-      why: "nothing stops before the verified backup: the API is replaced only after it (and the guard)",
-    },
-    ...brokerUp,
-  ]);
+  const api = service(
+    "api",
+    "api",
+    false,
+    [
+      {
+        on: "schema-guard",
+        via: "dependsOn",
+        why: "nothing stops before the verified backup: the API is replaced only after it (and the guard)",
+      },
+      ...brokerUp,
+    ],
+    undefined,
+    input.swarm.apiReplicas,
+  );
   // The maintenance proxy: no edge to the API, so replacing the API never touches it; it answers
   // for the API while the API is down.
   if (input.proxy.enabled)
@@ -392,6 +416,12 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   if (input.beat.enabled) service("beat", "beat", true, follower(stopWriters && beat.writer), beat.command!());
   const worker = kindOf("worker");
   for (const group of input.workers) {
+    if (onSwarm) {
+      // One service per group, its replicas spread over the worker nodes.
+      const command = worker.command!({ group });
+      service("worker", `worker-${group.name}`, true, follower(stopWriters && worker.writer), command, group.count);
+      continue;
+    }
     for (let index = 1; index <= group.count; index++) {
       const key = `worker-${group.name}-${index}`;
       service("worker", key, true, follower(stopWriters && worker.writer), worker.command!({ group, index }));
@@ -413,6 +443,9 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
             { on: api.key, via: "apiBaseUrl", why: "calls the API by its container name" },
           ]
         : brokerUp,
+      undefined,
+      // Each edge node runs one UDP server, published on its own address.
+      role === "udpServer" ? "global" : 1,
     );
   }
 
