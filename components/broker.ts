@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
-import { serviceContainer } from "./containers";
+import { serviceContainer, type ContainerSpec } from "./containers";
+import { swarmService } from "./swarm";
 import { KINDS } from "./kinds";
 
 export interface ManagedRabbitMqArgs {
@@ -10,6 +11,8 @@ export interface ManagedRabbitMqArgs {
   user: string;
   password: pulumi.Input<string>;
   graceSeconds: number;
+  /** On a swarm: the node label of the one node it runs on, where the swarm keeps its volume. */
+  swarmPlacement?: string;
   /** Its kind's health check (`KINDS.rabbitmq`), as the provider takes it. */
   healthcheck: docker.types.input.ContainerHealthcheck;
   /**
@@ -26,8 +29,10 @@ export interface ManagedRabbitMqArgs {
  * application upgrade: while consumers are stopped, meter data queues up here.
  */
 export class ManagedRabbitMq extends pulumi.ComponentResource {
-  readonly container: docker.Container;
-  readonly volume: docker.Volume;
+  /** Its container, or its service on a swarm. */
+  readonly container: docker.Container | docker.Service;
+  /** Its data volume on one Docker host; on a swarm the node that runs it creates the volume. */
+  readonly volume?: docker.Volume;
   /** The AMQP URL on the private network (secret: it holds the password). */
   readonly url: pulumi.Output<string>;
   /** The AMQP URL on the Docker host's loopback, when `loopbackPort` is set. */
@@ -40,35 +45,37 @@ export class ManagedRabbitMq extends pulumi.ComponentResource {
     // Stacks created before this component existed hold the two directly under the deployment:
     // the alias to that parent keeps their URNs, so nothing is replaced (test/engine/compat).
     const childOpts = { ...opts, parent: this, aliases: [{ parent: opts.parent }] };
-    this.volume = new docker.Volume(
-      `${name}-data`,
-      { name: `${args.prefix}-rabbitmq-data` },
-      { ...childOpts, protect: true, retainOnDelete: true },
-    );
-    this.container = serviceContainer(
-      name,
-      {
-        name: `${args.prefix}-rabbitmq`,
-        image: args.image,
-        network: { name: args.network, aliases: [KINDS.rabbitmq.alias] },
-        // RabbitMQ keeps its data per node name, which derives from the host name: keep it fixed.
-        hostname: "rabbitmq",
-        envs: [
-          pulumi.interpolate`RABBITMQ_DEFAULT_USER=${args.user}`,
-          pulumi.interpolate`RABBITMQ_DEFAULT_PASS=${args.password}`,
-        ],
-        labels: { "io.utilitarian.role": "rabbitmq", "io.utilitarian.stack": args.prefix },
-        volumes: [{ volumeName: this.volume.name, containerPath: "/var/lib/rabbitmq" }],
-        ports:
-          args.loopbackPort !== undefined
-            ? [{ internal: KINDS.rabbitmq.port.number, external: args.loopbackPort, ip: "127.0.0.1" }]
-            : undefined,
-        healthcheck: args.healthcheck,
-        waitHealthy: { timeoutSeconds: 180 },
-        graceSeconds: Math.max(args.graceSeconds, 30),
-      },
-      childOpts,
-    );
+    const volumeName = `${args.prefix}-rabbitmq-data`;
+    if (!args.swarmPlacement)
+      this.volume = new docker.Volume(
+        `${name}-data`,
+        { name: volumeName },
+        { ...childOpts, protect: true, retainOnDelete: true },
+      );
+    const spec: ContainerSpec = {
+      name: `${args.prefix}-rabbitmq`,
+      image: args.image,
+      network: { name: args.network, aliases: [KINDS.rabbitmq.alias] },
+      // RabbitMQ keeps its data per node name, which derives from the host name: keep it fixed.
+      hostname: "rabbitmq",
+      envs: [
+        pulumi.interpolate`RABBITMQ_DEFAULT_USER=${args.user}`,
+        pulumi.interpolate`RABBITMQ_DEFAULT_PASS=${args.password}`,
+      ],
+      labels: { "io.utilitarian.role": "rabbitmq", "io.utilitarian.stack": args.prefix },
+      volumes: [{ volumeName: this.volume?.name ?? volumeName, containerPath: "/var/lib/rabbitmq" }],
+      ports:
+        args.loopbackPort !== undefined
+          ? [{ internal: KINDS.rabbitmq.port.number, external: args.loopbackPort, ip: "127.0.0.1" }]
+          : undefined,
+      healthcheck: args.healthcheck,
+      waitHealthy: { timeoutSeconds: 180 },
+      graceSeconds: Math.max(args.graceSeconds, 30),
+    };
+    // On a swarm a port is published on the node that runs the task (host mode): the data node's address.
+    this.container = args.swarmPlacement
+      ? swarmService(name, { ...spec, placement: args.swarmPlacement, replicas: 1 }, childOpts)
+      : serviceContainer(name, spec, childOpts);
     const urlAt = (hostPort: string) =>
       pulumi.secret(
         pulumi

@@ -3,7 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import type { DeploymentSettings } from "./args";
 import { ManagedRabbitMq } from "./broker";
-import { envEntries, healthcheckOf, publishedPorts, serviceContainer } from "./containers";
+import { envEntries, healthcheckOf, publishedPorts, serviceContainer, type ContainerSpec } from "./containers";
 import { engineSupportsReplaceWith } from "./engine";
 import { applicationDatabase, databaseUrl, ManagedPostgres, type DatabaseEndpoints } from "./database";
 import { databaseEndpoints } from "./endpoints";
@@ -22,9 +22,13 @@ import {
   type Via,
 } from "./plan";
 import { SchemaGuard } from "./schemaGuard";
+import { placementLabel, swarmService } from "./swarm";
 import type { DeploymentSecrets } from "./secrets";
 import { stepEnvironment } from "./stepEnvironment";
 import { maintenanceStep } from "./steps";
+
+/** What runs a service: a container on one Docker host, a service on a swarm. */
+type Runner = docker.Container | docker.Service;
 
 /** Labels that carry an edge: a ForceNew input whose value comes from another resource. */
 export const LABEL_FOLLOWS_API = "io.utilitarian.follows-api";
@@ -106,9 +110,12 @@ export class PlanBuilder {
   private build(node: PlanNode): pulumi.Resource {
     switch (node.kind) {
       case "network":
+        // On a swarm the private network spans the nodes (VXLAN), attachable for one-off containers.
         return new docker.Network(
           this.resourceName(node),
-          { name: `${this.ctx.prefix}-net`, driver: "bridge" },
+          this.onSwarm
+            ? { name: `${this.ctx.prefix}-net`, driver: "overlay", attachable: true }
+            : { name: `${this.ctx.prefix}-net`, driver: "bridge" },
           this.dockerOpts(node),
         );
       case "image":
@@ -168,14 +175,35 @@ export class PlanBuilder {
     );
   }
 
-  private postgres(node: FoundationNode): docker.Container {
+  private get onSwarm(): boolean {
+    return this.ctx.settings.target === "swarm";
+  }
+
+  /**
+   * The image a service runs: on one host the pulled image's ID; on a swarm its reference by digest,
+   * which every node pulls from the registry (the same bytes the manager pulled).
+   */
+  private imageOf(node: PlanNode): pulumi.Output<string> {
+    const image = this.input<docker.RemoteImage>(node, "image");
+    return this.onSwarm
+      ? pulumi.all([image.repoDigest, image.name]).apply(([digest, name]) => digest || name)
+      : image.imageId;
+  }
+
+  /** On a swarm, the node label its role's tasks run on. */
+  private swarmPlacement(role: Parameters<typeof placementLabel>[0]): string | undefined {
+    return this.onSwarm ? placementLabel(role, this.ctx.settings.swarm.labels) : undefined;
+  }
+
+  private postgres(node: FoundationNode): Runner {
     const { settings, secrets, prefix, name } = this.ctx;
     return new ManagedPostgres(
       `${name}-postgres`,
       {
         prefix,
-        image: this.input<docker.RemoteImage>(node, "image").imageId,
+        image: this.imageOf(node),
         network: this.input<docker.Network>(node, "network").name,
+        swarmPlacement: this.swarmPlacement("postgres"),
         adminUser: settings.database.adminUser,
         adminPassword: secrets.databaseAdminPassword,
         operatorPort: this.endpoints.operatorPort,
@@ -206,14 +234,15 @@ export class PlanBuilder {
     ).database;
   }
 
-  private rabbitmq(node: FoundationNode): docker.Container {
+  private rabbitmq(node: FoundationNode): Runner {
     const { settings, secrets, prefix, name } = this.ctx;
     const broker = new ManagedRabbitMq(
       `${name}-rabbitmq`,
       {
         prefix,
-        image: this.input<docker.RemoteImage>(node, "image").imageId,
+        image: this.imageOf(node),
         network: this.input<docker.Network>(node, "network").name,
+        swarmPlacement: this.swarmPlacement("rabbitmq"),
         user: settings.rabbitmq.user,
         password: secrets.rabbitmqPassword!,
         graceSeconds: settings.stopGraceSeconds[KINDS.rabbitmq.grace],
@@ -238,7 +267,7 @@ export class PlanBuilder {
     );
   }
 
-  private service(node: ServiceNode): docker.Container {
+  private service(node: ServiceNode): Runner {
     const { settings, secrets } = this.ctx;
     // The image, ports, health check and alias are the kind's (kinds.ts); labels and the network are Docker's.
     const kind = kindOf(node.role);
@@ -249,11 +278,11 @@ export class PlanBuilder {
       "io.utilitarian.version": node.version,
     };
     if (node.waits.some((w) => w.via === "followsApi"))
-      labels[LABEL_FOLLOWS_API] = this.input<docker.Container>(node, "followsApi").name;
+      labels[LABEL_FOLLOWS_API] = this.input<Runner>(node, "followsApi").name;
     if (node.waits.some((w) => w.via === "stoppedForBackup"))
       labels[LABEL_BACKUP] = this.input<command.local.Command>(node, "stoppedForBackup").id;
     const apiHost = node.waits.some((w) => w.via === "apiBaseUrl")
-      ? this.input<docker.Container>(node, "apiBaseUrl").name
+      ? this.input<Runner>(node, "apiBaseUrl").name
       : KINDS.api.alias;
     const envs =
       node.image === "app"
@@ -268,27 +297,28 @@ export class PlanBuilder {
                 edgeAuthToken: secrets.edgeAuthToken,
               }),
             );
-    return serviceContainer(
-      this.resourceName(node),
-      {
-        name: this.containerName(node.key),
-        image: this.input<docker.RemoteImage>(node, "image").imageId,
-        network: node.hostNetwork
-          ? "host"
-          : { name: this.input<docker.Network>(node, "network").name, aliases: kind.alias ? [kind.alias] : undefined },
-        envs,
-        labels,
-        command: node.command,
-        ports: publishedPorts(kind, settings),
-        healthcheck: healthcheckOf(kind, settings),
-        // Not waiting for health: the runbook migrates right after the start; verify checks health.
-        graceSeconds: node.graceSeconds,
-      },
-      {
-        ...this.dockerOpts(node),
-        replaceWith: engineSupportsReplaceWith() ? node.replacedWith.map((key) => this.resource(key)) : undefined,
-      },
-    );
+    const spec: ContainerSpec = {
+      name: this.containerName(node.key),
+      image: this.imageOf(node),
+      network: node.hostNetwork
+        ? "host"
+        : { name: this.input<docker.Network>(node, "network").name, aliases: kind.alias ? [kind.alias] : undefined },
+      envs,
+      labels,
+      command: node.command,
+      ports: publishedPorts(kind, settings),
+      healthcheck: healthcheckOf(kind, settings),
+      // Not waiting for health: the runbook migrates right after the start; verify checks health.
+      graceSeconds: node.graceSeconds,
+    };
+    const opts = {
+      ...this.dockerOpts(node),
+      replaceWith: engineSupportsReplaceWith() ? node.replacedWith.map((key) => this.resource(key)) : undefined,
+    };
+    const placement = this.swarmPlacement(node.role);
+    return placement
+      ? swarmService(this.resourceName(node), { ...spec, placement, replicas: node.replicas ?? 1 }, opts)
+      : serviceContainer(this.resourceName(node), spec, opts);
   }
 
   /**
@@ -319,8 +349,8 @@ export class PlanBuilder {
     const triggers: Record<StepNode["runsOnceFor"], () => pulumi.Input<string>[]> = {
       version: () => [settings.version],
       "version+restore": () => [settings.version, settings.restoreFrom!],
-      apiContainer: () => [settings.version, this.input<docker.Container>(node, "apiContainerId").id],
-      services: () => [settings.version, ...this.inputs<docker.Container>(node, "containerIds").map((c) => c.id)],
+      apiContainer: () => [settings.version, this.input<Runner>(node, "apiContainerId").id],
+      services: () => [settings.version, ...this.inputs<Runner>(node, "containerIds").map((c) => c.id)],
     };
     return maintenanceStep(
       this.resourceName(node),

@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as postgresql from "@pulumi/postgresql";
-import { serviceContainer } from "./containers";
+import { serviceContainer, type ContainerSpec } from "./containers";
+import { swarmService } from "./swarm";
 import { KINDS } from "./kinds";
 import { urlHost } from "./urls";
 
@@ -24,6 +25,8 @@ export interface ManagedPostgresArgs {
   /** Port published on the Docker host's 127.0.0.1 only, for this machine's connections. */
   operatorPort: number;
   graceSeconds: number;
+  /** On a swarm: the node label of the one node it runs on, where the swarm keeps its volume. */
+  swarmPlacement?: string;
   /** Its kind's health check (`KINDS.postgres`), as the provider takes it. */
   healthcheck: docker.types.input.ContainerHealthcheck;
 }
@@ -34,8 +37,10 @@ export interface ManagedPostgresArgs {
  * replaces it: its inputs do not depend on the application's version or images.
  */
 export class ManagedPostgres extends pulumi.ComponentResource {
-  readonly container: docker.Container;
-  readonly volume: docker.Volume;
+  /** Its container, or its service on a swarm. */
+  readonly container: docker.Container | docker.Service;
+  /** Its data volume on one Docker host; on a swarm the node that runs it creates the volume. */
+  readonly volume?: docker.Volume;
 
   constructor(name: string, args: ManagedPostgresArgs, opts: pulumi.CustomResourceOptions) {
     // `<name>-managed`, so that the container keeps the name `<name>` it had before this component
@@ -44,33 +49,35 @@ export class ManagedPostgres extends pulumi.ComponentResource {
     // Stacks created before this component existed hold the two directly under the deployment:
     // the alias to that parent keeps their URNs, so nothing is replaced (test/engine/compat).
     const childOpts = { ...opts, parent: this, aliases: [{ parent: opts.parent }] };
-    this.volume = new docker.Volume(
-      `${name}-data`,
-      { name: `${args.prefix}-postgres-data` },
-      { ...childOpts, protect: true, retainOnDelete: true },
-    );
-    this.container = serviceContainer(
-      name,
-      {
-        name: `${args.prefix}-postgres`,
-        image: args.image,
-        network: { name: args.network, aliases: [KINDS.postgres.alias] },
-        envs: [
-          pulumi.interpolate`POSTGRES_USER=${args.adminUser}`,
-          pulumi.interpolate`POSTGRES_PASSWORD=${args.adminPassword}`,
-          "POSTGRES_DB=postgres",
-        ],
-        labels: { "io.utilitarian.role": "postgres", "io.utilitarian.stack": args.prefix },
-        // Loopback only: reachable from this machine (or through an SSH tunnel to a remote Docker host), never from outside.
-        ports: [{ internal: KINDS.postgres.port.number, external: args.operatorPort, ip: "127.0.0.1" }],
-        volumes: [{ volumeName: this.volume.name, containerPath: "/var/lib/postgresql/data" }],
-        healthcheck: args.healthcheck,
-        waitHealthy: { timeoutSeconds: 120 },
-        // PostgreSQL needs time to checkpoint; killing it risks a long recovery.
-        graceSeconds: Math.max(args.graceSeconds, 60),
-      },
-      childOpts,
-    );
+    const volumeName = `${args.prefix}-postgres-data`;
+    if (!args.swarmPlacement)
+      this.volume = new docker.Volume(
+        `${name}-data`,
+        { name: volumeName },
+        { ...childOpts, protect: true, retainOnDelete: true },
+      );
+    const spec: ContainerSpec = {
+      name: `${args.prefix}-postgres`,
+      image: args.image,
+      network: { name: args.network, aliases: [KINDS.postgres.alias] },
+      envs: [
+        pulumi.interpolate`POSTGRES_USER=${args.adminUser}`,
+        pulumi.interpolate`POSTGRES_PASSWORD=${args.adminPassword}`,
+        "POSTGRES_DB=postgres",
+      ],
+      labels: { "io.utilitarian.role": "postgres", "io.utilitarian.stack": args.prefix },
+      // Loopback only: reachable from this machine (or through an SSH tunnel to a remote Docker host), never from outside.
+      ports: [{ internal: KINDS.postgres.port.number, external: args.operatorPort, ip: "127.0.0.1" }],
+      volumes: [{ volumeName: this.volume?.name ?? volumeName, containerPath: "/var/lib/postgresql/data" }],
+      healthcheck: args.healthcheck,
+      waitHealthy: { timeoutSeconds: 120 },
+      // PostgreSQL needs time to checkpoint; killing it risks a long recovery.
+      graceSeconds: Math.max(args.graceSeconds, 60),
+    };
+    // On a swarm a port is published on the node that runs the task (host mode): the data node's address.
+    this.container = args.swarmPlacement
+      ? swarmService(name, { ...spec, placement: args.swarmPlacement, replicas: 1 }, childOpts)
+      : serviceContainer(name, spec, childOpts);
     this.registerOutputs({});
   }
 }

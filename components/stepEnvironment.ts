@@ -24,7 +24,19 @@ export interface StepContext {
 export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string, pulumi.Input<string>> {
   const { settings, secrets, endpoints, services, containerName, maintenance, appImages } = ctx;
   const db = settings.database;
-  const docker: Record<string, string> = settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {};
+  // On a swarm DOCKER_HOST is the manager's engine; the steps run inside the API's tasks on the
+  // engines of the nodes that run them, as `swarm.nodeHosts` says (docs/step-scripts.md).
+  const onSwarm = settings.target === "swarm";
+  const docker: Record<string, string> = {
+    ...(settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {}),
+    ...(onSwarm
+      ? {
+          SWARM_NODE_HOSTS: Object.entries(settings.swarm.nodeHosts)
+            .map(([node, host]) => `${node}=${host}`)
+            .join(" "),
+        }
+      : {}),
+  };
   const api = containerName("api");
   const admin = {
     PGHOST: endpoints.operatorHost,
@@ -36,8 +48,9 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
     // As configured: relative paths are relative to the project directory, where the steps
     // run, so another clone or CI checkout of the same stack sees the same input.
     BACKUP_DIR: settings.backup.dir,
-    // The scripts check the managed server's own disk before they copy the database there.
-    ...(db.mode === "managed" ? { DATABASE_CONTAINER: containerName("postgres") } : {}),
+    // The scripts check the managed server's own disk before they copy the database there (not on
+    // a swarm, where its container runs on the data node's engine, not the manager's).
+    ...(db.mode === "managed" && !onSwarm ? { DATABASE_CONTAINER: containerName("postgres") } : {}),
   };
   // The maintenance window's record (scripts/window.sh) is kept beside the backups; the step that
   // opens it (the backup, or a rollback's restore) labels it with the planned stages.
@@ -101,7 +114,9 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
         ...docker,
         ...window,
         API_CONTAINER: api,
-        EXPECTED_CONTAINERS: services.map((s) => containerName(s.key)).join(" "),
+        ...(onSwarm
+          ? { EXPECTED_SERVICES: services.map((s) => `${containerName(s.key)}=${s.replicas ?? 1}`).join(" ") }
+          : { EXPECTED_CONTAINERS: services.map((s) => containerName(s.key)).join(" ") }),
         HEALTH_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds),
       };
   }

@@ -1,0 +1,130 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as docker from "@pulumi/docker";
+import type { SwarmSettings } from "../config/swarm";
+import type { ContainerSpec } from "./containers";
+import type { KindKey } from "./kinds";
+
+/**
+ * The swarm target: the same plan's services as `docker.Service`s on a Docker Swarm instead of
+ * containers on one engine. What stays the same is the order: each service is replaced (deleted
+ * first, its fixed name freed) exactly when its container would be, so the engine stops the
+ * followers before the API and starts them after static files as on one host. Swarm's own rolling
+ * update is not used for a version bump: the runbook wants the old version fully stopped before
+ * migrate.
+ */
+
+/** Which node label places a role's tasks (`swarm.labels`). */
+export function placementLabel(role: KindKey, labels: SwarmSettings["labels"]): string {
+  switch (role) {
+    case "worker":
+      return labels.workers;
+    case "udpServer":
+      return labels.edge;
+    case "postgres":
+    case "rabbitmq":
+      return labels.data;
+    default:
+      return labels.app;
+  }
+}
+
+export interface SwarmServiceSpec extends ContainerSpec {
+  /** Node label (`node.labels.<key> == true`) of the nodes its tasks may run on. */
+  placement: string;
+  /** Tasks to run, or one on every node of its label. */
+  replicas: number | "global";
+}
+
+/** `NAME=value` entries as the map a service's container spec takes. */
+const envMap = (envs: pulumi.Input<pulumi.Input<string>[]>) =>
+  pulumi.output(envs).apply((entries) =>
+    Object.fromEntries(
+      entries.map((entry) => {
+        const at = entry.indexOf("=");
+        return [entry.slice(0, at), entry.slice(at + 1)];
+      }),
+    ),
+  );
+
+/**
+ * A long-running service on the swarm. Its tasks are restarted by the swarm whatever stopped them
+ * (as `unless-stopped` containers are by Docker); a new image or setting replaces the whole service,
+ * deleted first (its tasks stopped with the grace period), like a container.
+ */
+export function swarmService(
+  resourceName: string,
+  spec: SwarmServiceSpec,
+  opts: pulumi.CustomResourceOptions,
+): docker.Service {
+  const published = spec.network === "host" ? undefined : spec.ports;
+  return new docker.Service(
+    resourceName,
+    {
+      name: spec.name,
+      labels: Object.entries(spec.labels).map(([label, value]) => ({ label, value })),
+      mode: spec.replicas === "global" ? { global: true } : { replicated: { replicas: spec.replicas } },
+      taskSpec: {
+        containerSpec: {
+          image: spec.image,
+          args: spec.command,
+          env: envMap(spec.envs),
+          hostname: spec.hostname,
+          healthcheck: spec.healthcheck,
+          mounts: spec.volumes?.map((v) => ({
+            type: "volume",
+            source: v.volumeName,
+            target: v.containerPath as pulumi.Input<string>,
+          })),
+          stopGracePeriod: `${spec.graceSeconds}s`,
+        },
+        placement: { constraints: [`node.labels.${spec.placement} == true`] },
+        restartPolicy: { condition: "any", delay: "5s" },
+        networksAdvanceds:
+          spec.network === "host" ? undefined : [{ name: spec.network.name, aliases: spec.network.aliases }],
+      },
+      // No virtual IP (this kernel has no IPVS, and clients need none): the name resolves to the
+      // tasks. Ports are published on the nodes that run a task, never through the routing mesh:
+      // meters send to their edge node's own address.
+      endpointSpec: {
+        mode: "dnsrr",
+        ports: published?.map((p) => ({
+          targetPort: p.internal,
+          publishedPort: p.external,
+          protocol: p.protocol ?? "tcp",
+          publishMode: "host",
+        })),
+      },
+      // Beat must never run twice: an update stops the old task before it starts the new one.
+      updateConfig: { order: "stop-first", parallelism: 1 },
+      // The provider waits until every task runs (and is healthy) before the step counts as done.
+      convergeConfig: spec.waitHealthy
+        ? { delay: "2s", timeout: `${spec.waitHealthy.timeoutSeconds}s` }
+        : { delay: "2s", timeout: "5m" },
+    },
+    {
+      ...opts,
+      // A version bump replaces the service, as it replaces a container: the runbook's order
+      // comes from the engine's delete-before-replace of the API and its followers.
+      replaceOnChanges: ["taskSpec", "labels"],
+      deleteBeforeReplace: true,
+    },
+  );
+}
+
+/** The swarm's placement of the plan's services, as `npm run plan` prints it: service, tasks, where. */
+export function renderPlacement(
+  services: { key: string; role: KindKey; replicas?: number | "global" }[],
+  labels: SwarmSettings["labels"],
+  serviceName: (key: string) => string,
+  managed: { postgres: boolean; rabbitmq: boolean },
+): string {
+  const rows = [
+    ...(managed.postgres ? [{ key: "postgres", role: "postgres" as const, replicas: 1 }] : []),
+    ...(managed.rabbitmq ? [{ key: "rabbitmq", role: "rabbitmq" as const, replicas: 1 }] : []),
+    ...services,
+  ].map((s) => {
+    const tasks = s.replicas === "global" ? "one per node" : `${s.replicas ?? 1} task${s.replicas === 1 ? "" : "s"}`;
+    return `  ${serviceName(s.key).padEnd(32)} ${tasks.padEnd(14)} on nodes with ${placementLabel(s.role, labels)}=true`;
+  });
+  return `On the swarm (target: swarm), each service and where its tasks run:\n${rows.join("\n")}\n`;
+}
