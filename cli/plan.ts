@@ -16,7 +16,8 @@ import { SECRET_KEYS, type Settings } from "../config/schema";
 import { databaseEndpoints } from "../components/endpoints";
 import { maintenanceStages, renderMaintenance } from "../components/maintenance";
 import { packageRoot } from "../components/paths";
-import { planDeployment } from "../components/plan";
+import { planDeployment, servicesOf } from "../components/plan";
+import { renderPlacement } from "../components/swarm";
 import { checkVersionChange } from "../components/schemaGuard";
 
 const PROJECT_DIR = packageRoot();
@@ -238,6 +239,13 @@ function main(): number {
       restoreFrom: settings.restoreFrom,
     });
     process.stdout.write(renderMaintenance(maintenance, options.markdown ? "markdown" : "text"));
+    if (settings.target === "swarm")
+      process.stdout.write(
+        `\n${renderPlacement(servicesOf(plan), settings.swarm.labels, (key) => `${prefix}-${key}`, {
+          postgres: settings.database.mode === "managed",
+          rabbitmq: settings.rabbitmq.mode === "managed",
+        })}`,
+      );
     if (missingSecrets.length > 0) {
       process.stderr.write(
         `note: the stack file holds no value for ${missingSecrets.join(", ")}; \`pulumi up\` needs them (pulumi config set --secret ...)\n`,
