@@ -2,7 +2,9 @@
 # Every test, on a fresh Debian machine or on one that already has what they need:
 #   1. installs the Debian packages the real tests use, only those missing: docker.io,
 #      postgresql, debootstrap, the shell linter, strace (the engine tests trace connect(2)),
-#      chromium (headless: pages and pictures screenshotted) and a font for its text;
+#      chromium (headless: pages and pictures screenshotted) and a font for its text, and what
+#      the multi-node swarm fixture uses (docker-registry, skopeo, pigz, iptables, iproute2,
+#      curl);
 #   2. starts dockerd when no engine answers;
 #   3. builds the stand-in images (cached by content: seconds when nothing changed) and the
 #      Pulumi engine from Go modules (toolchain/build.sh, cached by content the same way);
@@ -21,6 +23,15 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v strace >/dev/null || missing+=(strace)
 command -v chromium >/dev/null || missing+=(chromium)
+# The multi-node swarm fixture (test/fixtures/swarm.sh): its registry and what copies images into
+# it, the FORWARD rule for its bridge, namespaces and veths, the registry's readiness check, and
+# unpigz, which dockerd uses (when there) to unpack pulled layers on more than one core.
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v skopeo >/dev/null || missing+=(skopeo)
+command -v unpigz >/dev/null || missing+=(pigz)
+command -v iptables >/dev/null || missing+=(iptables)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v curl >/dev/null || missing+=(curl)
 # chromium's dependencies pull in some font (fontconfig's first choice is this one); named here
 # because the screenshot checks need text drawn, whatever else changes.
 [[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
