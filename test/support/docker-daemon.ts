@@ -22,6 +22,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, readlinkSync } from "node:fs";
 import { exec, sleep, waitFor } from "./exec";
+import { SWARM_RUN_DIR } from "./swarm";
 
 export interface DockerDaemon {
   pid: number;
@@ -30,17 +31,33 @@ export interface DockerDaemon {
   logFile?: string;
 }
 
-/** The running dockerd: exactly one process of that name, whose command line this process can read. */
+/** A process's command line, or undefined once it is gone. */
+function commandLine(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The running dockerd: exactly one process of that name, whose command line this process can read.
+ * The daemons of a test swarm (test/fixtures/swarm.sh: their exec-root and socket are below
+ * SWARM_RUN_DIR) are not it, and one left running by a killed test must not hide it.
+ */
 export async function dockerDaemon(): Promise<DockerDaemon> {
   const found = await exec("pgrep", ["-x", "dockerd"]);
-  const pids = found.stdout.split("\n").filter(Boolean).map(Number);
-  if (pids.length !== 1) {
+  const daemons: { pid: number; argv: string[] }[] = [];
+  for (const pid of found.stdout.split("\n").filter(Boolean).map(Number)) {
+    const argv = commandLine(pid);
+    if (argv && !argv.some((arg) => arg.includes(SWARM_RUN_DIR))) daemons.push({ pid, argv });
+  }
+  if (daemons.length !== 1) {
     throw new Error(
-      `expected one local dockerd process, found ${pids.length}; this test restarts the daemon and needs it on this machine (test/fixtures/docker-engine.sh starts one)`,
+      `expected one local dockerd process (test swarms' daemons aside), found ${daemons.length}; this test restarts the daemon and needs it on this machine (test/fixtures/docker-engine.sh starts one)`,
     );
   }
-  const pid = pids[0];
-  const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+  const { pid, argv } = daemons[0];
   let logFile: string | undefined;
   try {
     const target = readlinkSync(`/proc/${pid}/fd/1`);
