@@ -39,7 +39,8 @@ else
   api_use_container
 fi
 
-# api_pick: on a swarm, the API target is a running task's container (none: prints why, returns 1).
+# api_pick: on a swarm, the API target is a running task's container; with none, API_NONE says
+# why and it returns 1.
 api_pick() {
   swarm_mode || return 0
   swarm_read_tasks "$API_CONTAINER"
@@ -63,7 +64,7 @@ summary() { # CHECK OK|FAIL DETAIL
 }
 
 # Restart counts before the checks, to catch crash loops that look "running" at one instant.
-# On a swarm a task whose container ends is replaced by a new task: its tasks and their states.
+# On a swarm a task whose container ends is replaced by a new task: each service's tasks.
 declare -A restarts_before=() tasks_before=()
 for name in "${expected[@]}"; do
   if swarm_mode; then
