@@ -52,6 +52,10 @@ lib_exit_handler() {
   set +eu
   exec 1>&"$LIB_STDOUT" 2>&"$LIB_STDERR"
   trap - ERR
+  # A failure while on_node pointed docker at a swarm node: the record is the manager's again.
+  if [[ -n "${SWARM_MANAGER_HOST+set}" ]]; then
+    if [[ -n "$SWARM_MANAGER_HOST" ]]; then export DOCKER_HOST=$SWARM_MANAGER_HOST; else unset DOCKER_HOST; fi
+  fi
   if [[ -n "$LIB_CHILD" ]]; then
     if [[ "$LIB_CHILD_GROUP" == true ]]; then
       kill -- "-$LIB_CHILD" 2>/dev/null || kill "$LIB_CHILD" 2>/dev/null
@@ -468,19 +472,166 @@ api_http_status() {
   docker exec "$1" "$py" -c "$LIB_HTTP_STATUS_PY" "$2" </dev/null 2>&1 | tail -n 1 || true
 }
 
-# wait_api_healthy CONTAINER TIMEOUT: wait until HEALTH_URL answers 200 inside CONTAINER.
+# wait_api_healthy CONTAINER TIMEOUT [SEE]: wait until HEALTH_URL answers 200 inside CONTAINER.
+# SEE is where the failure message points (default: docker logs CONTAINER).
 wait_api_healthy() {
-  local name=$1 timeout=$2 start status
+  local name=$1 timeout=$2 see=${3:-docker logs $1} start status
   start=$SECONDS
   while :; do
     status=$(api_http_status "$name" "$HEALTH_URL")
     [[ "$status" == 200 ]] && return 0
     if ((SECONDS - start >= timeout)); then
-      die "$HEALTH_URL in $name answered '${status:-nothing}' for ${timeout}s; see: docker logs $name"
+      die "$HEALTH_URL in $name answered '${status:-nothing}' for ${timeout}s; see: $see"
     fi
     log "health: $HEALTH_URL answered '${status:-nothing}'; retrying"
     sleep 1
   done
+}
+
+# Docker Swarm ------------------------------------------------------------------------------
+# With SWARM_NODE_HOSTS set (the deployment's swarm.nodeHosts: space-separated NODE=DOCKER_HOST
+# pairs, NODE a node's host name as `docker node ls` shows it, or its ID), DOCKER_HOST is a
+# manager's engine and API_CONTAINER names the API's swarm service. The manager knows the tasks
+# and their nodes; a task's container can only be reached (exec, restart) through the engine of
+# the node that runs it, which is what SWARM_NODE_HOSTS says.
+
+# swarm_mode: true when the steps talk to a swarm.
+swarm_mode() {
+  [[ -n "${SWARM_NODE_HOSTS:-}" ]]
+}
+
+declare -A SWARM_HOSTS=() SWARM_NODE_NAMES=()
+declare -A SWARM_TASK_NODE=() SWARM_TASK_HOST=() SWARM_TASK_CONTAINER=() SWARM_TASK_NAME=()
+SWARM_TASKS=()
+
+# swarm_setup_env: SWARM_HOSTS from SWARM_NODE_HOSTS, after docker_setup_env. DOCKER_HOST must be
+# a manager's engine: only a manager can say where the tasks run.
+swarm_setup_env() {
+  local pairs pair i=0 control
+  # Kept for lib_exit_handler: a step that fails while on_node points docker at a node records
+  # its failure through the manager's engine again.
+  SWARM_MANAGER_HOST=${DOCKER_HOST:-}
+  read -r -a pairs <<<"$SWARM_NODE_HOSTS"
+  for pair in "${pairs[@]}"; do
+    i=$((i + 1))
+    # The value is not printed: this file never prints an environment variable's value.
+    [[ "$pair" =~ ^[^=]+=.+$ ]] || die "$STEP: entry $i of SWARM_NODE_HOSTS is not NODE=DOCKER_HOST (swarm.nodeHosts: each swarm node's host name or ID and how this machine reaches its Docker engine)"
+    SWARM_HOSTS[${pair%%=*}]=${pair#*=}
+  done
+  control=$(docker info -f '{{.Swarm.ControlAvailable}}' 2>&1) || die "$STEP: the swarm manager's Docker engine (DOCKER_HOST) does not answer: ${control//$'\n'/ }"
+  [[ "$control" == true ]] || die "$STEP: DOCKER_HOST is not a swarm manager's engine (SWARM_NODE_HOSTS is set, so the steps ask the manager where the API's tasks run); point it at a manager"
+}
+
+# on_node DOCKER_HOST CMD...: CMD (a command or function) with docker talking to that engine, a
+# swarm node's; with "", to the engine DOCKER_HOST names already (the one host).
+on_node() {
+  if [[ -z "$1" ]]; then
+    shift
+    "$@"
+    return
+  fi
+  local -x DOCKER_HOST=$1
+  shift
+  "$@"
+}
+
+# swarm_read_nodes: SWARM_NODE_NAMES, every node's host name by node ID.
+swarm_read_nodes() {
+  local id name
+  SWARM_NODE_NAMES=()
+  while read -r id name; do
+    [[ -n "$id" ]] && SWARM_NODE_NAMES[$id]=$name
+  done < <(docker node ls --format '{{.ID}} {{.Hostname}}' 2>/dev/null || true)
+}
+
+# swarm_resolve_node NODE_ID SERVICE: NODE_NAME and NODE_HOST (its DOCKER_HOST) of the node that
+# runs a task of SERVICE. SWARM_NODE_HOSTS names it by ID or by host name; host names need not be
+# unique in a swarm (nodes on one machine share it), so a shared one cannot say which node it is.
+swarm_resolve_node() {
+  local id=$1 service=$2 other count=0
+  [[ -n "${SWARM_NODE_NAMES[$id]:-}" ]] || swarm_read_nodes
+  NODE_NAME=${SWARM_NODE_NAMES[$id]:-$id}
+  if [[ -n "${SWARM_HOSTS[$id]:-}" ]]; then
+    NODE_HOST=${SWARM_HOSTS[$id]}
+    return 0
+  fi
+  if [[ -n "${SWARM_HOSTS[$NODE_NAME]:-}" ]]; then
+    for other in "${!SWARM_NODE_NAMES[@]}"; do
+      [[ "${SWARM_NODE_NAMES[$other]}" == "$NODE_NAME" ]] && count=$((count + 1))
+    done
+    ((count <= 1)) || die "$STEP: $count swarm nodes have the host name $NODE_NAME, so SWARM_NODE_HOSTS cannot say which one runs a task of $service; name them by node ID in swarm.nodeHosts (this one is $id)"
+    NODE_HOST=${SWARM_HOSTS[$NODE_NAME]}
+    return 0
+  fi
+  die "$STEP: swarm node $NODE_NAME (ID $id) runs a task of $service, but SWARM_NODE_HOSTS has no entry for it; add $NODE_NAME=<how this machine reaches its Docker engine, e.g. ssh://user@host> to swarm.nodeHosts"
+}
+
+# swarm_task_lines SERVICE: "TASK NODE_ID STATE [CONTAINER_ID]" for each task swarm wants running
+# (desired state running); nothing when SERVICE does not exist or has none.
+swarm_task_lines() {
+  local ids
+  ids=$(docker service ps --no-trunc -q --filter desired-state=running "$1" 2>/dev/null) || return 0
+  [[ -n "$ids" ]] || return 0
+  # A task that ends between the two calls is left out (inspect prints the others).
+  # shellcheck disable=SC2086 # one argument per task ID
+  docker inspect --type task -f '{{.ID}} {{.NodeID}} {{.Status.State}} {{with .Status.ContainerStatus}}{{.ContainerID}}{{end}}' $ids 2>/dev/null || true
+}
+
+# swarm_read_tasks SERVICE: SWARM_TASKS, the IDs of SERVICE's tasks that are up: swarm says
+# running and their container runs (not restarting) on their node; for each, SWARM_TASK_NODE
+# (the node's host name), _HOST (its DOCKER_HOST), _CONTAINER (ID) and _NAME (the container's name). SWARM_WANTED is how many
+# tasks swarm wants running, SWARM_STATES their states ("running running starting").
+swarm_read_tasks() {
+  local service=$1 task node state container name cstate restarting
+  SWARM_TASKS=() SWARM_WANTED=0 SWARM_STATES=""
+  while read -r task node state container; do
+    [[ -n "$task" ]] || continue
+    SWARM_WANTED=$((SWARM_WANTED + 1))
+    SWARM_STATES+="${SWARM_STATES:+ }$state"
+    [[ "$state" == running && -n "$container" ]] || continue
+    swarm_resolve_node "$node" "$service"
+    read -r name cstate restarting <<<"$(on_node "$NODE_HOST" docker inspect -f '{{.Name}} {{.State.Status}} {{.State.Restarting}}' "$container" 2>/dev/null || true)"
+    [[ "$cstate" == running && "$restarting" == false ]] || continue
+    SWARM_TASKS+=("$task")
+    SWARM_TASK_NODE[$task]=$NODE_NAME
+    SWARM_TASK_HOST[$task]=$NODE_HOST
+    # shellcheck disable=SC2034 # used by static.sh
+    SWARM_TASK_CONTAINER[$task]=$container
+    SWARM_TASK_NAME[$task]=${name#/}
+  done < <(swarm_task_lines "$service")
+}
+
+# swarm_wait_tasks SERVICE TIMEOUT one|all: wait until SERVICE has a task up (one), or until
+# every task swarm wants running is up (all); SWARM_TASKS then lists them.
+swarm_wait_tasks() {
+  local service=$1 timeout=$2 need=$3 start state last="(none yet)"
+  start=$SECONDS
+  while :; do
+    swarm_read_tasks "$service"
+    if ((${#SWARM_TASKS[@]} > 0)) && [[ "$need" == one || ${#SWARM_TASKS[@]} == "$SWARM_WANTED" ]]; then
+      log "service $service: ${#SWARM_TASKS[@]} of $SWARM_WANTED task(s) running"
+      return 0
+    fi
+    state="${#SWARM_TASKS[@]} of $SWARM_WANTED task(s) up; states: ${SWARM_STATES:-no task}"
+    if [[ "$state" != "$last" ]]; then
+      log "waiting for service $service ($state)"
+      last=$state
+    fi
+    if ((SECONDS - start >= timeout)); then
+      if [[ "$need" == one ]]; then
+        die "service $service has no running task whose container runs after ${timeout}s ($state); see: docker service ps $service"
+      fi
+      die "not every task of service $service runs after ${timeout}s ($state); see: docker service ps $service"
+    fi
+    sleep 2
+  done
+}
+
+# api_use_task TASK: the target is the container of TASK (of SWARM_TASKS), on its node.
+api_use_task() {
+  API_TARGET=${SWARM_TASK_NAME[$1]} API_HOST=${SWARM_TASK_HOST[$1]}
+  API_ON=" on swarm node ${SWARM_TASK_NODE[$1]}"
+  API_SUFFIX=" (in $API_TARGET$API_ON)"
 }
 
 # run_logged LOGFILE CMD...: run CMD with stdout+stderr into LOGFILE; print a progress line
@@ -505,17 +656,50 @@ run_logged() {
   return "$rc"
 }
 
-# prepare_api_step: the common start of the steps that run manage.py in the API container
-# (migrate, static): API_CONTAINER is set, MANAGE is split into MANAGE_CMD, a work directory
-# $WORK exists (removed on exit), and the container runs (waits up to API_START_TIMEOUT_SECONDS).
+# prepare_api_step [one|all]: the common start of the steps that run manage.py in the API
+# container (migrate, static): API_CONTAINER is set, MANAGE is split into MANAGE_CMD, a work
+# directory $WORK exists (removed on exit), and the container runs (waits up to
+# API_START_TIMEOUT_SECONDS). It leaves the API_* target (api_use_container) on it. On a swarm
+# (SWARM_NODE_HOSTS) API_CONTAINER is the API's service, and it waits for one running task of it
+# (one, migrate's) or for every task swarm wants running (all, static's: each holds its own
+# static files); SWARM_TASKS then lists the tasks, and the target is the first.
 prepare_api_step() {
-  require_vars API_CONTAINER "the API container's name; set by the deployment"
+  if swarm_mode; then
+    require_vars API_CONTAINER "the API's swarm service name; set by the deployment"
+  else
+    require_vars API_CONTAINER "the API container's name; set by the deployment"
+  fi
   API_START_TIMEOUT_SECONDS="${API_START_TIMEOUT_SECONDS:-120}"
   require_int API_START_TIMEOUT_SECONDS 1
   docker_setup_env
   split_manage
   make_work_dir
-  wait_running "$API_CONTAINER" "$API_START_TIMEOUT_SECONDS"
+  if swarm_mode; then
+    swarm_setup_env
+    swarm_wait_tasks "$API_CONTAINER" "$API_START_TIMEOUT_SECONDS" "${1:-one}"
+    api_use_task "${SWARM_TASKS[0]}"
+  else
+    wait_running "$API_CONTAINER" "$API_START_TIMEOUT_SECONDS"
+    api_use_container
+  fi
+}
+
+# The API container a step talks to: API_TARGET, its name for `docker exec`; API_HOST, the engine
+# that runs it ("": the one DOCKER_HOST names); API_ON, " on swarm node <node>" on a swarm, for
+# messages ("in $API_TARGET$API_ON"); API_SUFFIX, " (in <container> on swarm node <node>)" on a
+# swarm, for the summary lines, where the one host's say nothing.
+# shellcheck disable=SC2034 # used by the step scripts that source this file
+API_TARGET="" API_HOST="" API_ON="" API_SUFFIX=""
+
+# api_use_container: the target is the one host's API_CONTAINER.
+api_use_container() {
+  # shellcheck disable=SC2034 # API_SUFFIX is used by the step scripts
+  API_TARGET=$API_CONTAINER API_HOST="" API_ON="" API_SUFFIX=""
+}
+
+# api_docker ARGS...: docker against the engine that runs the target API container.
+api_docker() {
+  on_node "$API_HOST" docker "$@"
 }
 lib_remove_work() { rm -rf -- "$WORK"; }
 
