@@ -399,10 +399,16 @@ seconds_since() {
 # Docker ----------------------------------------------------------------------------------
 
 # deployed_version: the version running now, as the API container's label says (the deployment
-# writes it on every container), or "none" when no API runs yet (a first install).
+# writes it on every container; on a swarm, on every service), or "none" when no API runs yet (a
+# first install).
 deployed_version() {
   local v=""
-  [[ -n "${API_CONTAINER:-}" ]] && v=$(docker inspect -f '{{index .Config.Labels "io.utilitarian.version"}}' "$API_CONTAINER" 2>/dev/null || true)
+  if [[ -n "${API_CONTAINER:-}" && -n "${SWARM_NODE_HOSTS:-}" ]]; then
+    # On a swarm the deployment labels the API's service (the manager's), not its tasks' containers.
+    v=$(docker service inspect -f '{{index .Spec.Labels "io.utilitarian.version"}}' "$API_CONTAINER" 2>/dev/null || true)
+  elif [[ -n "${API_CONTAINER:-}" ]]; then
+    v=$(docker inspect -f '{{index .Config.Labels "io.utilitarian.version"}}' "$API_CONTAINER" 2>/dev/null || true)
+  fi
   printf '%s' "${v:-none}"
 }
 
