@@ -76,6 +76,7 @@ export function swarmProblems(
     backup: { stopWriters: boolean };
     udpServer: { enabled: boolean; network: string };
     database: { mode: string; operatorHost?: string };
+    restoreFrom?: string;
   },
   ctx: z.RefinementCtx,
 ): void {
@@ -108,6 +109,13 @@ export function swarmProblems(
       (n) =>
         `is host, but on a swarm each UDP server is published on its edge node's address by Docker (host mode, no routing mesh): remove it (${n.remove("udpServer.network")})`,
       { path: ["udpServer", "network"] },
+    );
+  if (s.restoreFrom !== undefined)
+    refuse(
+      ctx,
+      (n) =>
+        `is set, but a rollback's restore (which stops the API and its followers by container name) is not built for a swarm yet: remove it (${n.remove("restoreFrom")}) and restore the verified backup by hand (README, "Docker Swarm")`,
+      { path: ["restoreFrom"] },
     );
   if (s.database.mode === "managed" && !s.database.operatorHost)
     refuse(

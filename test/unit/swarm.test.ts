@@ -59,6 +59,7 @@ describe("target: swarm settings", () => {
       { udpServer: { version: "1.0.0", network: "host" } },
       /udpServer\.network.*host mode, no routing mesh.*pulumi config rm/,
     ],
+    ["restoreFrom", { restoreFrom: "latest" }, /restoreFrom.*not built for a swarm yet.*pulumi config rm/],
     [
       "database.operatorHost",
       { database: {} },
