@@ -78,13 +78,14 @@ export function dockerSwarmResources(ctx: Context): Record<string, ResourceType>
       ...nested("updateConfig", s.updateConfig, ["order", "parallelism", "failureAction"]),
       ...nested("convergeConfig", s.convergeConfig, ["delay", "timeout"]),
     ];
-    (s.taskSpec?.networksAdvanceds ?? []).forEach((n: Props, i: number) =>
+    const list = (v: unknown): Props[] => (Array.isArray(v) ? v : []);
+    list(s.taskSpec?.networksAdvanceds).forEach((n: Props, i: number) =>
       failures.push(...nested(`taskSpec.networksAdvanceds[${i}]`, n, ["name", "id", "aliases"])),
     );
-    (s.taskSpec?.containerSpec?.secrets ?? []).forEach((x: Props, i: number) =>
+    list(s.taskSpec?.containerSpec?.secrets).forEach((x: Props, i: number) =>
       failures.push(...nested(`taskSpec.containerSpec.secrets[${i}]`, x, ["secretId", "secretName", "fileName"])),
     );
-    (s.taskSpec?.containerSpec?.mounts ?? []).forEach((m: Props, i: number) => {
+    list(s.taskSpec?.containerSpec?.mounts).forEach((m: Props, i: number) => {
       failures.push(...nested(`taskSpec.containerSpec.mounts[${i}]`, m, ["type", "source", "target", "readOnly"]));
       if (m.type !== "volume")
         failures.push({
@@ -92,7 +93,7 @@ export function dockerSwarmResources(ctx: Context): Record<string, ResourceType>
           reason: "the stand-in mounts volumes only",
         });
     });
-    (s.endpointSpec?.ports ?? []).forEach((p: Props, i: number) =>
+    list(s.endpointSpec?.ports).forEach((p: Props, i: number) =>
       failures.push(
         ...nested(`endpointSpec.ports[${i}]`, p, ["targetPort", "publishedPort", "protocol", "publishMode"]),
       ),
