@@ -65,7 +65,10 @@ export function dockerSwarmResources(ctx: Context): Record<string, ResourceType>
 
   function check(s: Props): { property: string; reason: string }[] {
     const nested = (prefix: string, o: Props | undefined, keys: string[]) =>
-      unsupported(o ?? {}, keys).map((f) => ({ ...f, property: `${prefix}.${f.property}` }));
+      unsupported(o ?? {}, keys).map((f) => ({
+        property: `${prefix}.${f.property}`,
+        reason: f.reason.split(f.property).join(`${prefix}.${f.property}`),
+      }));
     const failures = [
       ...unsupported(s, SERVICE_PROPERTIES),
       ...nested("mode", s.mode, ["replicated", "global"]),
