@@ -248,7 +248,10 @@ export const PARTIAL_CREATE_STAGES = ["docker start failed", "health wait timed 
  *   then for each kept container ContainerWait(condition removed) bounded by the grace period (:301)
  *   and ContainerRemove force with volumes (:326). "No such container" is ignored (a task on another node
  *   is not visible through the manager's socket); a wait that outlasts the grace period fails the delete
- *   ("error on wait for container with ID '<id>': context deadline exceeded", :318).
+ *   ("error on wait for container with ID '<id>': context deadline exceeded", :318). Seen here (the stand-in
+ *   on Docker 20.10, a task on the manager): swarm stops and removes a removed service's container some
+ *   2-3 s after ServiceRemove even when it exits at once on SIGTERM, so a grace period of 2 s failed the
+ *   delete; a process that ignores SIGTERM (sleep as PID 1) needs the whole grace period and always fails it.
  * - Read (:84-166) finds the service by ID or by name (fetchDockerService :252), gone: removed from
  *   state; otherwise waits up to 30 s (:95) for the endpoint spec to show and sets name, labels,
  *   task_spec, mode, update_config, rollback_config, endpoint_spec from inspect.
