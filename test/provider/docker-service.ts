@@ -192,7 +192,7 @@ export function dockerSwarmResources(ctx: Context): Record<string, ResourceType>
 
   const replicasOf = (service: Props): number | undefined => service.Spec?.Mode?.Replicated?.Replicas;
 
-  /** replicatedConsoleLogUpdater.update (resource_docker_service_funcs.go:509-560): running == replicas. */
+  /** replicatedConsoleLogUpdater.update (resource_docker_service_funcs.go:510-560): running == replicas. */
   async function converged(serviceId: string): Promise<boolean> {
     const service = await api("GET", `/services/${serviceId}`);
     const replicas = replicasOf(service);
@@ -300,7 +300,7 @@ export function dockerSwarmResources(ctx: Context): Record<string, ResourceType>
       return { id };
     },
     async read(id, props, inputs) {
-      // fetchDockerService (:243-257): by ID or by name; gone: removed from the state.
+      // fetchDockerService (:245-259): by ID or by name; gone: removed from the state.
       const services: Props[] = await api("GET", "/services");
       const found = services.find((x) => x.ID === id || x.Spec?.Name === props.name);
       return found ? { props, inputs } : undefined;
@@ -365,7 +365,7 @@ export function dockerSwarmResources(ctx: Context): Record<string, ResourceType>
   return { [SERVICE]: service, [SECRET]: secret };
 }
 
-/** numberedStates (resource_docker_service_funcs.go:660-678), in order. */
+/** numberedStates (resource_docker_service_funcs.go:668-685), in order. */
 const TASK_ORDER = [
   "new",
   "allocated",

@@ -107,7 +107,7 @@ export const PROVIDER_FACTS: Record<string, ProviderFacts> = {
     // deleteBeforeReplace itself, or the create of the replacement fails on the name.
     replaceKeys: ["auth", "name", "mode"],
     // Nested ForceNew inside task_spec: container_spec.hosts (its host and ip, :357-375),
-    // container_spec.sysctl (:502-506), networks_advanced's name, id, aliases, driver_opts (:707-732):
+    // container_spec.sysctl (:502-506), networks_advanced (:701) name, id, aliases, driver_opts (:707-732):
     // every field of a networks_advanced element is ForceNew, so any change to the set replaces.
     nestedReplacePaths: ["taskSpec.containerSpec.hosts", "taskSpec.containerSpec.sysctl", "taskSpec.networksAdvanceds"],
   },
@@ -230,7 +230,7 @@ export const PARTIAL_CREATE_STAGES = ["docker start failed", "health wait timed 
  * - Create builds the whole ServiceSpec (createServiceSpec, _structures.go:589) and calls ServiceCreate
  *   (:48, QueryRegistry :45). With converge_config it waits (StateChangeConf :56-64: Delay = converge_config.delay,
  *   MinTimeout 5 s, Timeout = converge_config.timeout) until as many tasks of desired state running are
- *   running as the service has replicas (replicatedConsoleLogUpdater.update :518-560, tasks filtered by
+ *   running as the service has replicas (replicatedConsoleLogUpdater.update :510-560, tasks filtered by
  *   desired-state running :369); on a timeout it removes the service (:69) and fails with
  *   DidNotConvergeError (:73), "Service with ID (<id>) did not converge after <Go duration>" (:354). The ID
  *   is set only after that (:79), so a create that did not converge leaves no resource.
@@ -241,8 +241,8 @@ export const PARTIAL_CREATE_STAGES = ["docker start failed", "health wait timed 
  *   completed or paused fail ("service rollback completed: ", "service update paused: ", :443-448), else the
  *   same running == replicas count; a timeout fails with DidNotConvergeError (:218).
  * - converge_config conflicts with mode.0.global (resource_docker_service.go:968): the updater needs a
- *   replica count (:513 "no replica count"). Its defaults: delay 7s (:974), timeout 3m (:981).
- * - Delete (deleteService :259-339): when task_spec.container_spec.stop_grace_period is set and not "0s",
+ *   replica count (:512 "no replica count"). Its defaults: delay 7s (:974), timeout 3m (:981).
+ * - Delete (deleteService :261-337): when task_spec.container_spec.stop_grace_period is set and not "0s",
  *   it first lists the service's tasks (filter service=<name>) and keeps the container IDs of those not
  *   shut down (:264-284); then ServiceRemove (:288), which frees the name at once (the swarm's store);
  *   then for each kept container ContainerWait(condition removed) bounded by the grace period (:301)
@@ -252,13 +252,13 @@ export const PARTIAL_CREATE_STAGES = ["docker start failed", "health wait timed 
  *   on Docker 20.10, a task on the manager): swarm stops and removes a removed service's container some
  *   2-3 s after ServiceRemove even when it exits at once on SIGTERM, so a grace period of 2 s failed the
  *   delete; a process that ignores SIGTERM (sleep as PID 1) needs the whole grace period and always fails it.
- * - Read (:84-166) finds the service by ID or by name (fetchDockerService :252), gone: removed from
+ * - Read (:83-167) finds the service by ID or by name (fetchDockerService :245-259, the match :252), gone: removed from
  *   state; otherwise waits up to 30 s (:95) for the endpoint spec to show and sets name, labels,
  *   task_spec, mode, update_config, rollback_config, endpoint_spec from inspect.
  * docker_secret (resource_docker_secret.go): Create decodes data with base64.StdEncoding, ignoring an error
  * (:96), and calls SecretCreate (:110); Read never sets data (:139, the API does not return it); Delete
- * is SecretRemove (:149). docker_network Delete retries NetworkRemove while "has active endpoints"
- * (resource_docker_network_funcs.go:216) for 30 s, first after 2 s, then every 5 s (:21-23).
+ * is SecretRemove (:148). docker_network Delete retries NetworkRemove while "has active endpoints"
+ * (resource_docker_network_funcs.go:217) for 30 s, first after 2 s, then every 5 s (:21-23).
  */
 export const SERVICE_CONVERGE = {
   createDelayDefault: "7s",
