@@ -1,4 +1,4 @@
-import { providerReplaces, type ProviderFacts } from "../support/provider-facts";
+import { nestedReplaces, providerReplaces, type ProviderFacts } from "../support/provider-facts";
 import type { Props } from "./types";
 
 /**
@@ -8,7 +8,8 @@ import type { Props } from "./types";
  *   Terraform ForceNew through the bridge, a go-provider `replaceOnChanges` tag);
  * - deleteBeforeReplace: the bridge sets it only when it reported replace keys itself and the
  *   resource's schema asks for it (pulumi-terraform-bridge provider.go Diff), which is
- *   `deleteBeforeReplace: "whenReplacing"` in the facts; go-provider never sets it.
+ *   `deleteBeforeReplace: "whenReplacing"` in the facts; go-provider never sets it. A nested ForceNew
+ *   attribute (facts.nestedReplacePaths) that changed replaces, named by its top-level property.
  * The engine adds what `replaceOnChanges` asks for from `changed` (step_generator.go applyReplaceOnChanges).
  */
 export function diffInputs(
@@ -18,7 +19,8 @@ export function diffInputs(
 ): { changed: string[]; replaces: string[]; deleteBeforeReplace: boolean } {
   const keys = [...new Set([...Object.keys(olds), ...Object.keys(news)])].filter((k) => !k.startsWith("__")).sort();
   const changed = keys.filter((k) => canonical(olds[k]) !== canonical(news[k]));
-  const replaces = changed.filter((k) => providerReplaces(facts, k));
+  const nested = nestedReplaces(facts, olds, news, (a, b) => canonical(a) === canonical(b));
+  const replaces = changed.filter((k) => providerReplaces(facts, k) || nested.includes(k));
   return {
     changed,
     replaces,

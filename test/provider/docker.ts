@@ -2,7 +2,14 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { exec } from "../support/exec";
-import { CONTAINER, dockerContainerUpdate, factsOf, readDockerContainer } from "../support/provider-facts";
+import {
+  CONTAINER,
+  NETWORK_REMOVE,
+  dockerContainerUpdate,
+  factsOf,
+  readDockerContainer,
+} from "../support/provider-facts";
+import { dockerSwarmResources } from "./docker-service";
 import { InitError, unsupported, type Context, type Props, type ResourceType } from "./types";
 
 /**
@@ -127,15 +134,40 @@ export function dockerResources(ctx: Context): Record<string, ResourceType> {
   };
 
   return {
+    ...dockerSwarmResources(ctx),
     [CONTAINER]: container,
     "docker:index/network:Network": {
       facts: factsOf("docker:index/network:Network"),
-      check: (inputs) => unsupported(inputs, ["name", "driver"]),
+      check: (inputs) => unsupported(inputs, ["name", "driver", "attachable"]),
       create: async (_urn, n) => ({
-        id: await docker(["network", "create", "--driver", n.driver ?? "bridge", n.name]),
+        // An overlay network is created through a swarm manager's host; attachable lets plain
+        // containers join it (resource_docker_network_funcs.go:37, :46).
+        id: await docker([
+          "network",
+          "create",
+          "--driver",
+          n.driver ?? "bridge",
+          ...(n.attachable ? ["--attachable"] : []),
+          n.name,
+        ]),
       }),
       read: async (id, props, inputs) => ((await exists("network", id)) ? { props, inputs } : undefined),
-      delete: async (_urn, id) => void (await docker(["network", "rm", id])),
+      async delete(_urn, id) {
+        // resourceDockerNetworkDelete: retried while the network "has active endpoints" (a removed
+        // service's tasks still leaving it) for 30 s (provider-facts.ts NETWORK_REMOVE).
+        const deadline = Date.now() + NETWORK_REMOVE.timeoutMs;
+        await new Promise((r) => setTimeout(r, NETWORK_REMOVE.delayMs));
+        for (;;) {
+          const host = ctx.config().host;
+          const result = await exec("docker", ["network", "rm", id], {
+            env: host ? { ...process.env, DOCKER_HOST: host } : process.env,
+          });
+          if (result.code === 0 || /No such network|not found/.test(result.stderr)) return;
+          if (!/has active endpoints/.test(result.stderr) || Date.now() > deadline)
+            throw new Error(`docker network rm: ${result.stderr.trim()}`);
+          await new Promise((r) => setTimeout(r, NETWORK_REMOVE.minTimeoutMs));
+        }
+      },
     },
     "docker:index/volume:Volume": {
       facts: factsOf("docker:index/volume:Volume"),

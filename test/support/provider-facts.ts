@@ -9,6 +9,8 @@
  */
 
 export const CONTAINER = "docker:index/container:Container";
+export const SERVICE = "docker:index/service:Service";
+export const SECRET = "docker:index/secret:Secret";
 
 export interface ProviderFacts {
   /**
@@ -21,6 +23,11 @@ export interface ProviderFacts {
    * replace keys itself (the bridge), "always" on every diff (the engine's test providers).
    */
   deleteBeforeReplace?: "whenReplacing" | "always";
+  /**
+   * ForceNew attributes nested in a block (dotted Pulumi paths): a change under one of them makes
+   * the provider's Diff replace, reported on the top-level property that holds it.
+   */
+  nestedReplacePaths?: readonly string[];
 }
 
 /**
@@ -89,7 +96,24 @@ export const PROVIDER_FACTS: Record<string, ProviderFacts> = {
   [CONTAINER]: { replaceKeys: CONTAINER_FORCE_NEW, deleteBeforeReplace: "whenReplacing" },
   // resource_docker_image.go: name, pull_triggers, triggers, platform are ForceNew (keep_locally is not).
   "docker:index/remoteImage:RemoteImage": { replaceKeys: ["name", "pullTriggers", "triggers", "platform"] },
+  // resource_docker_network.go: every attribute is ForceNew (name :29, labels :36, driver :44,
+  // options :52, internal :61, attachable :68, ...); the resource has no UpdateContext (:17-19).
   "docker:index/network:Network": { replaceKeys: "all" },
+  [SERVICE]: {
+    // resource_docker_service.go (v4.5.0): top-level ForceNew auth :26, name :58, mode :768; not ForceNew
+    // (updated in place by ServiceUpdate): labels, task_spec, update_config, rollback_config,
+    // endpoint_spec, converge_config. pulumi-docker resources.go:135 gives docker_service no
+    // DeleteBeforeReplace, so the bridge never sets it: a program whose name is fixed must ask for
+    // deleteBeforeReplace itself, or the create of the replacement fails on the name.
+    replaceKeys: ["auth", "name", "mode"],
+    // Nested ForceNew inside task_spec: container_spec.hosts (its host and ip, :357-375),
+    // container_spec.sysctl (:502-506), networks_advanced (:701) name, id, aliases, driver_opts (:707-732):
+    // every field of a networks_advanced element is ForceNew, so any change to the set replaces.
+    nestedReplacePaths: ["taskSpec.containerSpec.hosts", "taskSpec.containerSpec.sysctl", "taskSpec.networksAdvanceds"],
+  },
+  // resource_docker_secret.go: name :27, data :35 (Sensitive, base64), labels :43 are ForceNew and the
+  // resource has no UpdateContext (:18-20): every change replaces.
+  [SECRET]: { replaceKeys: "all" },
   "docker:index/volume:Volume": { replaceKeys: "all" },
   "postgresql:index/database:Database": { replaceKeys: ["name", "template", "encoding", "lcCollate", "lcCtype"] },
   // pulumi-command common/inputs.go: `Triggers ... provider:"replaceOnChanges"`; go-provider infer/resource.go
@@ -104,6 +128,22 @@ export function factsOf(type: string, extra?: Record<string, ProviderFacts>): Pr
 
 export function providerReplaces(facts: ProviderFacts, property: string): boolean {
   return facts.replaceKeys === "all" || facts.replaceKeys.includes(property);
+}
+
+/** The top-level properties holding a nested ForceNew path whose value differs (nestedReplacePaths). */
+export function nestedReplaces(
+  facts: ProviderFacts,
+  olds: Record<string, any>,
+  news: Record<string, any>,
+  same: (a: unknown, b: unknown) => boolean,
+): string[] {
+  const at = (o: unknown, path: string) =>
+    path.split(".").reduce<any>((v, k) => (v && typeof v === "object" ? v[k] : undefined), o);
+  return [
+    ...new Set(
+      (facts.nestedReplacePaths ?? []).filter((p) => !same(at(olds, p), at(news, p))).map((p) => p.split(".")[0]),
+    ),
+  ];
 }
 
 /**
@@ -183,3 +223,71 @@ export function dockerContainerUpdate(
  * which records must_run=false, and the next diff plans an update that starts it.
  */
 export const PARTIAL_CREATE_STAGES = ["docker start failed", "health wait timed out"] as const;
+
+/**
+ * (d) docker_service as kreuzwerker v4.5.0 carries it out (internal/provider/resource_docker_service_funcs.go
+ * unless named; test/provider/docker-service.ts follows it):
+ * - Create builds the whole ServiceSpec (createServiceSpec, _structures.go:589) and calls ServiceCreate
+ *   (:48, QueryRegistry :45). With converge_config it waits (StateChangeConf :56-64: Delay = converge_config.delay,
+ *   MinTimeout 5 s, Timeout = converge_config.timeout) until as many tasks of desired state running are
+ *   running as the service has replicas (replicatedConsoleLogUpdater.update :510-560, tasks filtered by
+ *   desired-state running :369); on a timeout it removes the service (:69) and fails with
+ *   DidNotConvergeError (:73), "Service with ID (<id>) did not converge after <Go duration>" (:354). The ID
+ *   is set only after that (:79), so a create that did not converge leaves no resource.
+ * - Update inspects the service for its version and calls ServiceUpdate with the whole new spec (:192):
+ *   Docker rolls the tasks by the spec's update_config (order stop-first by default, resource_docker_service.go
+ *   :845-846). With converge_config it waits with a fixed Delay of 7 s (:210, not converge_config.delay),
+ *   MinTimeout 5 s, Timeout = converge_config.timeout: UpdateStatus completed ends it (:439), rollback
+ *   completed or paused fail ("service rollback completed: ", "service update paused: ", :443-448), else the
+ *   same running == replicas count; a timeout fails with DidNotConvergeError (:218).
+ * - converge_config conflicts with mode.0.global (resource_docker_service.go:968): the updater needs a
+ *   replica count (:512 "no replica count"). Its defaults: delay 7s (:974), timeout 3m (:981).
+ * - Delete (deleteService :261-337): when task_spec.container_spec.stop_grace_period is set and not "0s",
+ *   it first lists the service's tasks (filter service=<name>) and keeps the container IDs of those not
+ *   shut down (:264-284); then ServiceRemove (:288), which frees the name at once (the swarm's store);
+ *   then for each kept container ContainerWait(condition removed) bounded by the grace period (:301)
+ *   and ContainerRemove force with volumes (:326). "No such container" is ignored (a task on another node
+ *   is not visible through the manager's socket); a wait that outlasts the grace period fails the delete
+ *   ("error on wait for container with ID '<id>': context deadline exceeded", :318). Seen here (the stand-in
+ *   on Docker 20.10, a task on the manager): swarm stops and removes a removed service's container some
+ *   2-3 s after ServiceRemove even when it exits at once on SIGTERM, so a grace period of 2 s failed the
+ *   delete; a process that ignores SIGTERM (sleep as PID 1) needs the whole grace period and always fails it.
+ * - Read (:83-167) finds the service by ID or by name (fetchDockerService :245-259, the match :252), gone: removed from
+ *   state; otherwise waits up to 30 s (:95) for the endpoint spec to show and sets name, labels,
+ *   task_spec, mode, update_config, rollback_config, endpoint_spec from inspect.
+ * docker_secret (resource_docker_secret.go): Create decodes data with base64.StdEncoding, ignoring an error
+ * (:96), and calls SecretCreate (:110); Read never sets data (:139, the API does not return it); Delete
+ * is SecretRemove (:148). docker_network Delete retries NetworkRemove while "has active endpoints"
+ * (resource_docker_network_funcs.go:217) for 30 s, first after 2 s, then every 5 s (:21-23).
+ */
+export const SERVICE_CONVERGE = {
+  createDelayDefault: "7s",
+  updateDelayMs: 7_000,
+  minTimeoutMs: 5_000,
+  timeoutDefault: "3m",
+} as const;
+export const NETWORK_REMOVE = { timeoutMs: 30_000, delayMs: 2_000, minTimeoutMs: 5_000 } as const;
+
+/** DidNotConvergeError's message (resource_docker_service_funcs.go:354). */
+export function didNotConverge(serviceId: string, timeoutMs: number): string {
+  return `Service with ID (${serviceId}) did not converge after ${goDuration(timeoutMs)}`;
+}
+
+/** time.ParseDuration for the units the provider's docs name (ns|us|ms|s|m|h), in milliseconds. */
+export function parseGoDuration(s: string): number {
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  if (s === "0") return 0;
+  const parts = [...s.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (!parts.length || parts.map((p) => p[0]).join("") !== s) throw new Error(`time: invalid duration "${s}"`);
+  return parts.reduce((ms, p) => ms + Number(p[1]) * units[p[2]], 0);
+}
+
+/** Go's time.Duration.String() for whole milliseconds: "3m0s", "30s", "1h0m0s", "500ms". */
+export function goDuration(ms: number): string {
+  if (ms === 0) return "0s";
+  if (ms < 1000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = (ms % 60_000) / 1000;
+  return `${h ? `${h}h` : ""}${h || m ? `${m}m` : ""}${s}s`;
+}
