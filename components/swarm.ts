@@ -96,10 +96,12 @@ export function swarmService(
       },
       // Beat must never run twice: an update stops the old task before it starts the new one.
       updateConfig: { order: "stop-first", parallelism: 1 },
-      // The provider waits until every task runs (and is healthy) before the step counts as done.
-      convergeConfig: spec.waitHealthy
-        ? { delay: "2s", timeout: `${spec.waitHealthy.timeoutSeconds}s` }
-        : { delay: "2s", timeout: "5m" },
+      // The provider waits until every task runs (a task with a health check runs once healthy)
+      // before the step counts as done; it takes no converge wait for a global service.
+      convergeConfig:
+        spec.replicas === "global"
+          ? undefined
+          : { delay: "2s", timeout: `${spec.waitHealthy?.timeoutSeconds ?? 300}s` },
     },
     {
       ...opts,

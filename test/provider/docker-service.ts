@@ -55,6 +55,7 @@ export function dockerSwarmResources(ctx: Context): Record<string, ResourceType>
     "commands",
     "args",
     "env",
+    "hostname",
     "labels",
     "mounts",
     "healthcheck",
@@ -124,6 +125,7 @@ export function dockerSwarmResources(ctx: Context): Record<string, ResourceType>
           Labels: labelMap(c.labels),
           Command: c.commands,
           Args: c.args,
+          Hostname: c.hostname,
           // mapTypeMapValsToStringSlice (resource_docker_container_structures.go:218)
           Env: c.env ? Object.entries(c.env).map(([k, v]) => `${k}=${v}`) : undefined,
           Mounts: c.mounts?.map((m: Props) => ({
