@@ -173,7 +173,7 @@ describe("the swarm target under the real engine, on three nodes", () => {
       stack.configure(config("1.0.0", backupDir));
       const preview = await stack.up([], { preview: true });
       expect(preview.code, preview.stdout + preview.stderr).toBe(0);
-      expect(preview.stdout).toContain("docker:index/service:Service");
+      expect(preview.stdout).toMatch(/\+ +docker:index:Service +swe-api +create/);
       const run = await stack.up();
       expect(run.code, run.stdout + run.stderr).toBe(0);
       installed = await runningTasks();

@@ -54,4 +54,18 @@ describe("the committed stack files", () => {
       /secure:|^\s*utilitarian:(secretKey|databasePassword|databaseAdminPassword|rabbitmqPassword|edgeAuthToken|registryPassword):/m,
     );
   });
+
+  test("swarm example: target swarm, the nodes' engines, what the swarm refuses yet turned off, no secret values", () => {
+    const { raw, secretKeys } = stackConfig("Pulumi.swarm.example.yaml", SECRET_VALUES);
+    const { settings } = loadConfig(raw, secretKeys);
+    expect(settings.target).toBe("swarm");
+    expect(Object.keys(settings.swarm.nodeHosts)).toEqual(["app-1", "app-2"]);
+    expect(settings.swarm.apiReplicas).toBe(2);
+    expect(settings.proxy.enabled).toBe(false);
+    expect(settings.database.operatorHost).toBe("10.0.0.12");
+    const text = fs.readFileSync(path.join(STACKS, "Pulumi.swarm.example.yaml"), "utf8");
+    expect(text).not.toMatch(
+      /secure:|^\s*utilitarian:(secretKey|databasePassword|databaseAdminPassword|rabbitmqPassword|edgeAuthToken):/m,
+    );
+  });
 });
