@@ -282,9 +282,11 @@ describe("the step scripts on a swarm of two nodes", () => {
   test(
     "verify fails when a service's task is replaced during the checks (a crash loop that looks running at each instant)",
     async () => {
-      // Its first task ends 3 s after it starts and is replaced by one that keeps running (the
-      // marker is in a directory of this machine that every node's task mounts); the checks take
-      // 20 s (a slow manage.py), time for the replacement to run (its "preparing" took over 5 s).
+      // Its first task ends when the test says (a marker in a directory of this machine that every
+      // node's task mounts), once verify has taken its "before" (it is then in the slow manage.py:
+      // the health check came first), and is replaced by one that keeps running; the checks last
+      // 45 s, time for the replacement to run (its "preparing" took over 5 s). Not by the clock:
+      // under CI's load a crash 3 s after the start came before verify had looked.
       const marks = tempDir("sst-steps-crash");
       await on(swarm.manager, [
         "service",
@@ -301,24 +303,37 @@ describe("the step scripts on a swarm of two nodes", () => {
         IMAGES[0],
         "sh",
         "-c",
-        "sleep 3; if [ ! -e /marks/crashed ]; then touch /marks/crashed; exit 3; fi; exec sleep infinity",
+        "if [ ! -e /marks/crashed ]; then until [ -e /marks/go ]; do sleep 0.2; done; touch /marks/crashed; exit 3; fi; exec sleep infinity",
       ]);
       try {
-        for (const t of await runningTasks(API)) {
+        const api = await runningTasks(API);
+        for (const t of api) {
           await on(t.node, [
             "exec",
             t.container,
             "sh",
             "-c",
-            'printf \'import runpy, sys, time\\ntime.sleep(20)\\nsys.argv[0] = "manage.py"\\nsys.path.insert(0, "/app")\\nrunpy.run_path("/app/manage.py", run_name="__main__")\\n\' >/tmp/slow_manage.py',
+            'rm -f /tmp/slow-started; printf \'import pathlib, runpy, sys, time\\npathlib.Path("/tmp/slow-started").touch()\\ntime.sleep(45)\\nsys.argv[0] = "manage.py"\\nsys.path.insert(0, "/app")\\nrunpy.run_path("/app/manage.py", run_name="__main__")\\n\' >/tmp/slow_manage.py',
           ]);
         }
         expect(await waitFor(async () => (await runningTasks(CRASH)).length === 1, 60_000, 200)).toBe(true);
-        const result = await runScript("verify.sh", {
-          ...swarmEnv(),
-          MANAGE: "python /tmp/slow_manage.py",
-          EXPECTED_SERVICES: `${API}=2 ${CRASH}=1`,
-        });
+        const verify = runScript(
+          "verify.sh",
+          { ...swarmEnv(), MANAGE: "python /tmp/slow_manage.py", EXPECTED_SERVICES: `${API}=2 ${CRASH}=1` },
+          { timeoutMs: 150_000 },
+        );
+        const slowStarted = async () => {
+          for (const t of api)
+            if (
+              (await exec("docker", ["-H", t.node.host, "exec", t.container, "test", "-e", "/tmp/slow-started"]))
+                .code === 0
+            )
+              return true;
+          return false;
+        };
+        expect(await waitFor(slowStarted, 60_000, 250), "verify reached its migrations check").toBe(true);
+        fs.writeFileSync(path.join(marks, "go"), "");
+        const result = await verify;
         expect(result.code).not.toBe(0);
         expect(result.stdout).toMatch(/verify: migrations +ok/);
         expect(result.stdout).toMatch(
