@@ -20,7 +20,8 @@ import { SECRETS, STANDIN_IMAGES, tempDir } from "../support/standin-stack";
 import { startSwarm, type Swarm, type SwarmNode } from "../support/swarm";
 
 const MINUTE = 60_000;
-const PREFIX = "swe";
+// Overridable so that two checkouts on one machine can run this file at once (each its own swarm).
+const PREFIX = process.env.SWARM_TEST_PREFIX ?? "swe";
 const STACK = "swarm-engine";
 let swarm: Swarm;
 let stack: RealStack;
@@ -173,7 +174,7 @@ describe("the swarm target under the real engine, on three nodes", () => {
       stack.configure(config("1.0.0", backupDir));
       const preview = await stack.up([], { preview: true });
       expect(preview.code, preview.stdout + preview.stderr).toBe(0);
-      expect(preview.stdout).toMatch(/\+ +docker:index:Service +swe-api +create/);
+      expect(preview.stdout).toMatch(new RegExp(`\\+ +docker:index:Service +${PREFIX}-api +create`));
       const run = await stack.up();
       expect(run.code, run.stdout + run.stderr).toBe(0);
       installed = await runningTasks();
