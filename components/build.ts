@@ -317,7 +317,16 @@ export class PlanBuilder {
     };
     const placement = this.swarmPlacement(node.role);
     return placement
-      ? swarmService(this.resourceName(node), { ...spec, placement, replicas: node.replicas ?? 1 }, opts)
+      ? swarmService(
+          this.resourceName(node),
+          {
+            ...spec,
+            placement,
+            replicas: node.replicas ?? 1,
+            startTimeoutSeconds: settings.swarm.startTimeoutSeconds,
+          },
+          opts,
+        )
       : serviceContainer(this.resourceName(node), spec, opts);
   }
 

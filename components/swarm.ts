@@ -33,6 +33,8 @@ export interface SwarmServiceSpec extends ContainerSpec {
   placement: string;
   /** Tasks to run, or one on every node of its label. */
   replicas: number | "global";
+  /** How long creating it waits for all its tasks to run, for a service without a health wait of its own. */
+  startTimeoutSeconds?: number;
 }
 
 /** `NAME=value` entries as the map a service's container spec takes. */
@@ -45,6 +47,12 @@ const envMap = (envs: pulumi.Input<pulumi.Input<string>[]>) =>
       }),
     ),
   );
+
+function startTimeout(spec: SwarmServiceSpec): number {
+  const seconds = spec.waitHealthy?.timeoutSeconds ?? spec.startTimeoutSeconds;
+  if (seconds === undefined) throw new Error(`swarm service ${spec.name}: no health wait and no startTimeoutSeconds`);
+  return seconds;
+}
 
 /**
  * A long-running service on the swarm. Its tasks are restarted by the swarm whatever stopped them
@@ -97,11 +105,9 @@ export function swarmService(
       // Beat must never run twice: an update stops the old task before it starts the new one.
       updateConfig: { order: "stop-first", parallelism: 1 },
       // The provider waits until every task runs (a task with a health check runs once healthy)
-      // before the step counts as done; it takes no converge wait for a global service.
-      convergeConfig:
-        spec.replicas === "global"
-          ? undefined
-          : { delay: "2s", timeout: `${spec.waitHealthy?.timeoutSeconds ?? 300}s` },
+      // before the step counts as done, and past the timeout removes the service and fails the
+      // step (a lost node: the run stops there, a re-run resumes); no converge wait for a global service.
+      convergeConfig: spec.replicas === "global" ? undefined : { delay: "2s", timeout: `${startTimeout(spec)}s` },
     },
     {
       ...opts,

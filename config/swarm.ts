@@ -55,6 +55,10 @@ export const swarmSchema = z.strictObject({
     description:
       "How many tasks of the API run, each on an `app` node: a whole number from 1 to 20 (beat is always one, in the whole swarm).",
   }),
+  startTimeoutSeconds: int(10, 3600).default(300).meta({
+    description:
+      'How long a run waits for every task of a service it starts to run (the API, beat, the workers, the edge services) before it fails at that service and removes it, as when every node of its label is down: a whole number of seconds from 10 to 3600 (README, "Docker Swarm", on a node lost during an upgrade).',
+  }),
   nodeHosts: z
     .record(z.string().regex(NODE_NAME, "must be a swarm node's host name, as `docker node ls` shows it"), dockerHost)
     .default({})

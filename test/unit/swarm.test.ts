@@ -8,6 +8,7 @@ import { ConfigError } from "../../config/load";
 import { planDeployment, servicesOf, type DeploymentPlan } from "../../components/plan";
 import { placementLabel, renderPlacement } from "../../components/swarm";
 import { loaded } from "./support/fixtures";
+import { deploy } from "./support/program";
 
 /** A swarm stack that passes: what the swarm needs set, and what it cannot do yet turned off. */
 const SWARM = {
@@ -156,5 +157,24 @@ describe("the plan on a swarm", () => {
       ["p-poster", "1 task", "on nodes with utilitarian.app=true"],
       ["p-udp-server", "one per node", "on nodes with utilitarian.edge=true"],
     ]);
+  });
+});
+
+describe("the component on a swarm", () => {
+  test("a started service's tasks are waited for swarm.startTimeoutSeconds (PostgreSQL and RabbitMQ their own health waits), the global UDP server not at all", async () => {
+    const { mocks } = await deploy({ ...SWARM, swarm: { ...SWARM.swarm, startTimeoutSeconds: 90 } });
+    const timeouts = Object.fromEntries(
+      mocks.ofType("docker:index/service:Service").map((s) => [s.name, s.inputs.convergeConfig?.timeout ?? "none"]),
+    );
+    expect(timeouts).toEqual({
+      "u-postgres": "120s",
+      "u-rabbitmq": "180s",
+      "u-api": "90s",
+      "u-beat": "90s",
+      "u-worker-default": "90s",
+      "u-processor": "90s",
+      "u-poster": "90s",
+      "u-udp-server": "none",
+    });
   });
 });
