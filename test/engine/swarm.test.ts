@@ -11,11 +11,13 @@
  * reading sent to the two edge nodes meanwhile exactly once.
  */
 import * as dgram from "dgram";
+import * as http from "http";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SECRET_VALUES } from "../unit/support/fixtures";
 import { exec, sleep, waitFor } from "../support/exec";
 import { freeLoopbackPort } from "../support/ports";
-import { changes, RealStack, type EngineStep } from "../support/real-stack";
+import { SERVICE } from "../support/provider-facts";
+import { changes, RealStack, stateDisagreements, type EngineStep } from "../support/real-stack";
 import { SECRETS, STANDIN_IMAGES, tempDir } from "../support/standin-stack";
 import { startSwarm, type Swarm, type SwarmNode } from "../support/swarm";
 
@@ -30,6 +32,7 @@ let app: SwarmNode;
 let workers: SwarmNode;
 let registry = "";
 const PORTS = { postgres: 0, api: 0, udp: 0 };
+const START_TIMEOUT_SECONDS = 90;
 
 function config(version: string, backupDir: string): Record<string, unknown> {
   const image = (repo: string) => `${registry}/utilitarian-standin/${repo}`;
@@ -38,7 +41,8 @@ function config(version: string, backupDir: string): Record<string, unknown> {
     prefix: PREFIX,
     target: "swarm",
     dockerHost: swarm.manager.host,
-    swarm: { nodeHosts: { [app.name]: app.host } },
+    // Short enough that the lost-node case fails within the test, long enough for first pulls.
+    swarm: { nodeHosts: { [app.name]: app.host }, startTimeoutSeconds: START_TIMEOUT_SECONDS },
     images: {
       api: image("utilitarian"),
       processor: image("dlms-processor"),
@@ -144,13 +148,70 @@ async function apiHealth(): Promise<number> {
   }
 }
 
+/** GET on a node's Engine API (its unix socket): cheaper than a docker CLI process, polled often. */
+function engineGet(node: SwarmNode, path: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ socketPath: node.host.replace(/^unix:\/\//, ""), path, timeout: 2000 }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => (res.statusCode === 200 ? resolve(JSON.parse(body)) : reject(new Error(body))));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+  });
+}
+
+/**
+ * Watches every node's running beat containers until stopped: the most seen at once in the whole
+ * swarm, and how many looks were taken. A node whose engine does not answer (stopped) runs none.
+ */
+function watchBeat(): { stop: () => Promise<{ most: number; looks: number; last: number }> } {
+  const filters = encodeURIComponent(JSON.stringify({ label: [`com.docker.swarm.service.name=${PREFIX}-beat`] }));
+  let most = 0;
+  let looks = 0;
+  let last = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const counts = await Promise.all(
+        swarm.nodes.map((n) =>
+          engineGet(n, `/containers/json?filters=${filters}`).then(
+            (list) => (list as unknown[]).length,
+            () => 0,
+          ),
+        ),
+      );
+      last = counts.reduce((a, b) => a + b, 0);
+      most = Math.max(most, last);
+      looks++;
+      await sleep(250);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return { most, looks, last };
+    },
+  };
+}
+
+/** The stack's services on the swarm and the version label of each, as stateDisagreements takes them. */
+async function liveServices(): Promise<Map<string, { version: string }>> {
+  const filters = encodeURIComponent(JSON.stringify({ name: [`${PREFIX}-`] }));
+  const services = (await engineGet(swarm.manager, `/services?filters=${filters}`)) as {
+    Spec: { Name: string; Labels?: Record<string, string> };
+  }[];
+  return new Map(services.map((s) => [s.Spec.Name, { version: s.Spec.Labels?.["io.utilitarian.version"] ?? "" }]));
+}
+
 beforeAll(async () => {
   swarm = await startSwarm({ prefix: PREFIX });
   [data, app, workers] = [swarm.manager, ...swarm.nodes.filter((n) => n.role === "worker")];
   await swarm.label(data, { "utilitarian.data": "true" });
   await swarm.label(app, { "utilitarian.app": "true", "utilitarian.edge": "true" });
   await swarm.label(workers, { "utilitarian.workers": "true", "utilitarian.edge": "true" });
-  const images = STANDIN_IMAGES.filter((i) => !/haproxy|utilitarian:1\.2\.0/.test(i));
+  const images = STANDIN_IMAGES.filter((i) => !/haproxy/.test(i));
   [registry] = (await swarm.push(images))[0].split("/");
   PORTS.postgres = await freeLoopbackPort("tcp");
   PORTS.api = await freeLoopbackPort("tcp", [PORTS.postgres]);
@@ -211,10 +272,16 @@ describe("the swarm target under the real engine, on three nodes", () => {
     "1.0.0 -> 1.1.0 with meters pushing to both edge nodes: the runbook's order, the UDP servers, PostgreSQL and RabbitMQ untouched, every reading stored once",
     async () => {
       const stream = meters([app, workers], "swm", 200);
+      const beat = watchBeat();
       stack.configure(config("1.1.0", backupDir));
       const run = await stack.up();
       const sent = await stream.stop();
+      const beats = await beat.stop();
       expect(run.code, run.stdout + run.stderr).toBe(0);
+      // Never two beats (the old one is deleted, its task stopped, before the new one is created).
+      expect(beats.looks).toBeGreaterThan(40);
+      expect(beats.most).toBe(1);
+      expect(beats.last).toBe(1);
       const step = (op: string, key: string): EngineStep => {
         const found = run.steps.find((s) => s.op === op && s.name === `${PREFIX}-${key}`);
         if (!found) throw new Error(`no ${op} of ${key}: ${changes(run).join(", ")}`);
@@ -253,5 +320,70 @@ describe("the swarm target under the real engine, on three nodes", () => {
       expect(sent).toBeGreaterThan(50);
     },
     25 * MINUTE,
+  );
+
+  test(
+    "the workers' node lost during 1.1.0 -> 1.2.0: the run fails at the workers after swarm.startTimeoutSeconds, the state true, one beat throughout; the node back, a re-run finishes the upgrade",
+    async () => {
+      // Meters on the app node only: a UDP server whose node is down receives nothing (README).
+      const stream = meters([app], "swl", 200);
+      const beat = watchBeat();
+      stack.configure(config("1.2.0", backupDir));
+      const failed = await stack.up([], {
+        during: async (live) => {
+          // The node goes as the old workers are deleted: after the backup, before anything starts.
+          await live.began(`${PREFIX}-worker-default`);
+          await swarm.stopNode(workers);
+        },
+      });
+      expect(failed.code, failed.stdout + failed.stderr).not.toBe(0);
+      const output = failed.stdout + failed.stderr;
+      expect(output).toMatch(new RegExp(`${PREFIX}-worker-default[\\s\\S]*did not converge`));
+      const worker = failed.steps.find((s) => s.op === "create-replacement" && s.name === `${PREFIX}-worker-default`);
+      expect(worker?.failed).toBe(true);
+      expect(worker && worker.endedAt - worker.startedAt, "waited for the workers' tasks").toBeGreaterThanOrEqual(
+        START_TIMEOUT_SECONDS * 1000,
+      );
+      // Migrate and static ran; verify did not; the rest started.
+      const created = changes(failed).filter((c) => c.startsWith("create-replacement "));
+      for (const key of ["api", "migrate", "static", "beat", "processor", "poster"])
+        expect(created, key).toContain(`create-replacement ${PREFIX}-${key}`);
+      expect(created).not.toContain(`create-replacement ${PREFIX}-verify`);
+      // The state is true: the service that never ran was removed, and the state does not hold it.
+      const live = await liveServices();
+      expect(live.has(`${PREFIX}-worker-default`)).toBe(false);
+      expect(await stateDisagreements(await stack.export(), live, SERVICE)).toEqual([]);
+      expect(await apiHealth()).toBe(200);
+
+      // What the operator does next (README): bring the node back, wait for it, run `pulumi up` again.
+      await swarm.startNode(workers);
+      await waitFor(
+        async () =>
+          (
+            await swarm.docker(swarm.manager, ["node", "inspect", workers.id, "--format", "{{.Status.State}}"])
+          ).stdout.trim() === "ready",
+        2 * MINUTE,
+        1000,
+      );
+      const resumed = await stack.up();
+      const sent = await stream.stop();
+      const beats = await beat.stop();
+      expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
+      // Only what the failed run left undone: no second backup, migrate or static; nothing else restarted.
+      const touched = new Set(changes(resumed).map((c) => c.split(" ")[1]));
+      expect([...touched].sort()).toEqual([`${PREFIX}-verify`, `${PREFIX}-worker-default`]);
+      expect((resumed.logs.get(`${PREFIX}-verify`) ?? []).join("\n")).toMatch(/verify: all checks passed/);
+      const tasks = await runningTasks();
+      expect(tasks[`${PREFIX}-worker-default`]).toHaveLength(2);
+      expect(nodesOf(tasks[`${PREFIX}-udp-server`] ?? [])).toEqual([app.name, workers.name].sort());
+      // One beat at every look, through the loss and the return.
+      expect(beats.looks).toBeGreaterThan(100);
+      expect(beats.most).toBe(1);
+      expect(beats.last).toBe(1);
+      await waitFor(async () => (await readingsOf("swl")) >= sent, 3 * MINUTE, 1000);
+      expect(await readingsOf("swl")).toBe(sent);
+      expect(await duplicatesOf("swl")).toBe(0);
+    },
+    30 * MINUTE,
   );
 });
