@@ -22,7 +22,7 @@ import {
   type Via,
 } from "./plan";
 import { SchemaGuard } from "./schemaGuard";
-import { placementLabel, swarmService } from "./swarm";
+import { placementLabel, pullImagesVariable, pullTargets, swarmService } from "./swarm";
 import type { DeploymentSecrets } from "./secrets";
 import { stepEnvironment } from "./stepEnvironment";
 import { maintenanceStep } from "./steps";
@@ -52,6 +52,10 @@ export interface BuildContext {
 export function containerNameOf(prefix: string, key: string): string {
   return `${prefix}-${key}`;
 }
+
+/** A pulled image by digest (`repo@sha256:…`), the same bytes on every node; its name when the registry gave none. */
+const byDigest = (image: docker.RemoteImage) =>
+  pulumi.all([image.repoDigest, image.name]).apply(([digest, name]) => digest || name);
 
 /** A docker provider the caller gave the component (opts.providers) is used as it is; else one for the settings' host and registry. */
 function dockerProvider({ settings, secrets, parent, name }: BuildContext): pulumi.ProviderResource {
@@ -185,9 +189,7 @@ export class PlanBuilder {
    */
   private imageOf(node: PlanNode): pulumi.Output<string> {
     const image = this.input<docker.RemoteImage>(node, "image");
-    return this.onSwarm
-      ? pulumi.all([image.repoDigest, image.name]).apply(([digest, name]) => digest || name)
-      : image.imageId;
+    return this.onSwarm ? byDigest(image) : image.imageId;
   }
 
   /** On a swarm, the node label its role's tasks run on. */
@@ -353,6 +355,25 @@ export class PlanBuilder {
     return this.appEnvs;
   }
 
+  /** The pull step's `PULL_IMAGES`: the images by digest, as the services run them, on their labels' nodes. */
+  private pullImages(node: StepNode): pulumi.Output<string> {
+    const images = new Map(
+      this.inputs<docker.RemoteImage>(node, "nodesPull").map((image, i) => [
+        node.waits.filter((w) => w.via === "nodesPull")[i].on,
+        image,
+      ]),
+    );
+    return pullImagesVariable(
+      pullTargets(servicesOf(this.ctx.plan), this.ctx.settings.swarm.labels),
+      (key) => {
+        const image = images.get(`image-${key}`);
+        if (!image) throw new Error(`plan: pull takes no image-${key}; declare the wait in components/plan.ts`);
+        return byDigest(image);
+      },
+      (key) => this.containerName(key),
+    );
+  }
+
   private step(node: StepNode): command.local.Command {
     const { settings } = this.ctx;
     const triggers: Record<StepNode["runsOnceFor"], () => pulumi.Input<string>[]> = {
@@ -360,6 +381,9 @@ export class PlanBuilder {
       "version+restore": () => [settings.version, settings.restoreFrom!],
       apiContainer: () => [settings.version, this.input<Runner>(node, "apiContainerId").id],
       services: () => [settings.version, ...this.inputs<Runner>(node, "containerIds").map((c) => c.id)],
+      // The images' references as the plan names them (no edge): their digests come in through
+      // the environment, whose change runs the step again too.
+      images: () => appImagesOf(this.ctx.plan).map((i) => i.ref),
     };
     return maintenanceStep(
       this.resourceName(node),
@@ -378,8 +402,10 @@ export class PlanBuilder {
           appImages: appImagesOf(this.ctx.plan)
             .filter((i) => i.image === "app")
             .map((i) => i.ref),
+          pullImages: node.step === "pull" ? this.pullImages(node) : undefined,
         }),
         wrapper: node.step === "backup" && settings.backup.stopWriters ? "writers-stopped.sh" : undefined,
+        rerunOnChange: node.step === "pull",
       },
       { parent: this.ctx.parent, dependsOn: this.dependsOn(node) },
     );

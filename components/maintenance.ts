@@ -64,12 +64,18 @@ const STAGE_TEXT: Record<
   StageKey,
   (plan: DeploymentPlan, ctx: MaintenanceContext, cast: Cast) => Omit<Stage, "key" | "runbook">
 > = {
-  pull: (plan) => {
+  pull: (plan, _ctx, { steps }) => {
     const appImage = appImagesOf(plan).find((i) => i.image === "app");
+    const nodes = steps.get("pull");
     return {
       title: "Pull the new images while everything runs",
       actions: [
         `pull ${appImage ? appImage.ref : `the ${plan.version} image`} (API, beat and workers); edge images only where their own version changed`,
+        ...(nodes
+          ? [
+              `${nodes.script}: on the swarm, every node whose label places a task of an image pulls it by digest (through swarm.nodeHosts); a node without an entry there, or that cannot pull, stops the run here`,
+            ]
+          : []),
         "a failed pull stops nothing",
       ],
     };

@@ -38,7 +38,7 @@ export type RunbookStep = keyof typeof RUNBOOK;
 /** One image per repository; the API, beat and workers share `app`. */
 export type ImageKey = "app" | EdgeRole;
 /** The maintenance steps. Each is a script in `scripts/`. */
-export type StepKey = "backup" | "restore" | "migrate" | "static" | "verify";
+export type StepKey = "pull" | "backup" | "restore" | "migrate" | "static" | "verify";
 
 /**
  * How a wait reaches the engine. `dependsOn`: the resource registers after the awaited one
@@ -61,7 +61,9 @@ export type Via =
   /** `triggers`: the API container's ID (static files live in the container). */
   | "apiContainerId"
   /** `triggers`: every service container's ID (verify after any replacement). */
-  | "containerIds";
+  | "containerIds"
+  /** `environment` (`PULL_IMAGES`): the pulled image's reference by digest, which the swarm's nodes pull. */
+  | "nodesPull";
 
 /** The input property each kind of property edge lands in, as the engine records it. */
 export const VIA_PROPERTY: Record<Exclude<Via, "dependsOn">, string> = {
@@ -72,6 +74,7 @@ export const VIA_PROPERTY: Record<Exclude<Via, "dependsOn">, string> = {
   stoppedForBackup: "labels",
   apiContainerId: "triggers",
   containerIds: "triggers",
+  nodesPull: "environment",
 };
 
 export interface Wait {
@@ -139,9 +142,11 @@ export interface StepNode extends NodeBase {
    * What makes the step run again. `version`: exactly once per API version (backup, migrate);
    * `version+restore`: once per rollback; `apiContainer`: whenever a new API container starts,
    * because collected and compressed assets live in the container (no volume: they always match
-   * its version); `services`: whenever any service container was replaced (verify).
+   * its version); `services`: whenever any service container was replaced (verify); `images`:
+   * whenever an application image changes (on a swarm, the nodes' pull; a changed digest, node
+   * label or node engine runs it again too, as its update).
    */
-  runsOnceFor: "version" | "version+restore" | "apiContainer" | "services";
+  runsOnceFor: "version" | "version+restore" | "apiContainer" | "services" | "images";
 }
 
 export interface FoundationNode extends NodeBase {
@@ -251,6 +256,36 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
     );
   }
 
+  // --- Runbook 4 on a swarm: each node that will run a task of a new image pulls it by digest,
+  // while everything still runs. The manager's pull above resolved the digest; a worker node would
+  // otherwise pull only when its new task starts, with the old version already stopped.
+  const onSwarm = input.target === "swarm";
+  const pull = onSwarm
+    ? add({
+        kind: "step",
+        key: "pull",
+        step: "pull",
+        script: "pull.sh",
+        runsOnceFor: "images",
+        runbook: [4],
+        waits: appImages.map((i): Wait => ({
+          on: i.key,
+          via: "nodesPull",
+          why: "pulls this image by digest on every node whose label places a task of it",
+        })),
+      })
+    : undefined;
+  /** On a swarm: what makes a service's old tasks stop only once every node has the new image. */
+  const pulledOnNodes: Wait[] = pull
+    ? [
+        {
+          on: pull.key,
+          via: "dependsOn",
+          why: "every node that will run its new image has it before its old tasks stop: a node that cannot pull stops nothing",
+        },
+      ]
+    : [];
+
   // --- Runbook 1: the verified backup, before anything stops (and, for a rollback, the restore). ---
   const backup = add({
     kind: "step",
@@ -266,6 +301,7 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
         why: "new images are pulled before anything stops: a failed pull stops nothing",
       })),
       { on: "database", via: "dependsOn", why: "the application's database must exist to be dumped" },
+      ...pulledOnNodes,
     ],
   });
   let beforeApi: string = backup.key;
@@ -302,7 +338,6 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
   // --- Runbooks 2, 3, 5, 6: the API; its followers are stopped first through their edges on it. ---
   const services: ServiceNode[] = [];
   /** A service node of the role's kind: image, grace period, runbook steps and network from its descriptor. */
-  const onSwarm = input.target === "swarm";
   const service = (
     role: ServiceRole,
     key: string,
@@ -442,7 +477,8 @@ export function planDeployment(input: PlanInput): DeploymentPlan {
             ...follower(stopWriters && kind.writer),
             { on: api.key, via: "apiBaseUrl", why: "calls the API by its container name" },
           ]
-        : brokerUp,
+        : // Not after the backup: on a swarm only the nodes' pull comes before its replacement.
+          [...brokerUp, ...pulledOnNodes],
       undefined,
       // Each edge node runs one UDP server, published on its own address.
       role === "udpServer" ? "global" : 1,

@@ -18,6 +18,8 @@ export interface StepContext {
   maintenance: Maintenance;
   /** The application's image reference (API, beat, workers) for this version: the report finds its pull. */
   appImages: string[];
+  /** On a swarm, the pull step's `PULL_IMAGES`: each label's images by digest and the services they run. */
+  pullImages?: pulumi.Input<string>;
 }
 
 /** What each step script reads (docs/step-scripts.md); container names are plain strings, not edges. */
@@ -60,6 +62,11 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
     WINDOW_IMAGES: appImages.join(" "),
   };
   switch (node.step) {
+    case "pull":
+      return {
+        ...docker,
+        PULL_IMAGES: ctx.pullImages!,
+      };
     case "backup":
       return {
         ...docker,

@@ -19,6 +19,11 @@ export interface MaintenanceStepArgs {
   environment: pulumi.Input<Record<string, pulumi.Input<string>>>;
   /** A script in `scripts/` that runs the step's script as its child (e.g. `writers-stopped.sh`). */
   wrapper?: string;
+  /**
+   * A changed setting runs the script again instead of only recording it: for a step that is safe
+   * to repeat and whose settings say what it must do (the nodes' pull). Defaults to false.
+   */
+  rerunOnChange?: boolean;
 }
 
 /**
@@ -40,9 +45,10 @@ export function maintenanceStep(
       // A changed setting must not repeat a backup or a migration: an update only records it. Its
       // stdout replaces the recorded one, so it prints the last real run's stdout again (the
       // provider passes it in PULUMI_COMMAND_STDOUT): outputs such as `lastBackup` survive.
-      update:
-        `echo ${quote(`${args.script}: already done for these triggers; settings recorded`)} >&2; ` +
-        `if [ -n "\${PULUMI_COMMAND_STDOUT:-}" ]; then printf '%s\\n' "$PULUMI_COMMAND_STDOUT"; fi`,
+      update: args.rerunOnChange
+        ? undefined
+        : `echo ${quote(`${args.script}: already done for these triggers; settings recorded`)} >&2; ` +
+          `if [ -n "\${PULUMI_COMMAND_STDOUT:-}" ]; then printf '%s\\n' "$PULUMI_COMMAND_STDOUT"; fi`,
       addPreviousOutputInEnv: true,
       interpreter: ["/bin/bash", "-c"],
       environment: args.environment,

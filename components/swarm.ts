@@ -3,6 +3,7 @@ import * as docker from "@pulumi/docker";
 import type { SwarmSettings } from "../config/swarm";
 import type { ContainerSpec } from "./containers";
 import type { KindKey } from "./kinds";
+import type { ImageKey, ServiceNode } from "./plan";
 
 /**
  * The swarm target: the same plan's services as `docker.Service`s on a Docker Swarm instead of
@@ -117,6 +118,43 @@ export function swarmService(
       deleteBeforeReplace: true,
     },
   );
+}
+
+/** One image on the nodes of one label, and the services whose tasks run it there. */
+export interface PullTarget {
+  image: ImageKey;
+  label: string;
+  /** Service keys. */
+  services: string[];
+}
+
+/**
+ * Which nodes must hold which application image before anything stops: for each image and each
+ * label that places a task of it, the services concerned (the pull step's `PULL_IMAGES`).
+ */
+export function pullTargets(services: ServiceNode[], labels: SwarmSettings["labels"]): PullTarget[] {
+  const targets: PullTarget[] = [];
+  for (const s of services) {
+    if (s.image === "proxy") continue;
+    const label = placementLabel(s.role, labels);
+    const target = targets.find((t) => t.image === s.image && t.label === label);
+    if (target) target.services.push(s.key);
+    else targets.push({ image: s.image, label, services: [s.key] });
+  }
+  return targets;
+}
+
+/** `PULL_IMAGES`: one line per target, `LABEL IMAGE@DIGEST SERVICE,SERVICE`. */
+export function pullImagesVariable(
+  targets: PullTarget[],
+  reference: (image: ImageKey) => pulumi.Input<string>,
+  serviceName: (key: string) => string,
+): pulumi.Output<string> {
+  return pulumi
+    .all(targets.map((t) => reference(t.image)))
+    .apply((refs) =>
+      targets.map((t, i) => `${t.label} ${refs[i]} ${t.services.map(serviceName).join(",")}`).join("\n"),
+    );
 }
 
 /** The swarm's placement of the plan's services, as `npm run plan` prints it: service, tasks, where. */

@@ -64,7 +64,7 @@ export const swarmSchema = z.strictObject({
     .default({})
     .meta({
       description:
-        "How this machine reaches the Docker engine of each `app` node, where migrate, static files and verify run inside the API's tasks: node host name (as `docker node ls` shows it) to `unix:///path`, `ssh://[user@]host[:port]` or `tcp://host[:port]`.",
+        "How this machine reaches the Docker engine of each node that runs an application task (labelled `app`, `workers` or `edge`): the new images are pulled there before anything stops, and migrate, static files and verify run inside the API's tasks on the `app` nodes: node host name (as `docker node ls` shows it) to `unix:///path`, `ssh://[user@]host[:port]` or `tcp://host[:port]`.",
       whenUnset: "required with `target: swarm`",
     }),
 });
@@ -89,7 +89,7 @@ export function swarmProblems(
     refuse(
       ctx,
       (n) =>
-        `is empty, but with target swarm the maintenance steps run inside the API's tasks and must reach the engine of every node labelled ${s.swarm.labels.app}: set it, like ${n.set("swarm.nodeHosts.node-1", "ssh://deploy@node-1")}`,
+        `is empty, but with target swarm the new images are pulled on every node that runs an application task before anything stops, and the maintenance steps run inside the API's tasks: it must reach the engine of every node labelled ${s.swarm.labels.app}, ${s.swarm.labels.workers} or ${s.swarm.labels.edge}; set it, like ${n.set("swarm.nodeHosts.node-1", "ssh://deploy@node-1")}`,
       { path: ["swarm", "nodeHosts"] },
     );
   // Not built for the swarm yet (issue 16): refused rather than half done.

@@ -550,11 +550,13 @@ swarm_read_nodes() {
   done < <(docker node ls --format '{{.ID}} {{.Hostname}}' 2>/dev/null || true)
 }
 
-# swarm_resolve_node NODE_ID SERVICE: NODE_NAME and NODE_HOST (its DOCKER_HOST) of the node that
-# runs a task of SERVICE. SWARM_NODE_HOSTS names it by ID or by host name; host names need not be
-# unique in a swarm (nodes on one machine share it), so a shared one cannot say which node it is.
-swarm_resolve_node() {
-  local id=$1 service=$2 other count=0
+# swarm_lookup_host NODE_ID WHAT: NODE_NAME (the node's host name) and NODE_HOST (its DOCKER_HOST)
+# from SWARM_NODE_HOSTS, which names it by ID or by host name; returns 1 when it names it not at
+# all. Host names need not be unique in a swarm (nodes on one machine share it), so a shared one
+# cannot say which node it is: that stops the step. WHAT says why the node is needed ("runs a task
+# of SERVICE").
+swarm_lookup_host() {
+  local id=$1 what=$2 other count=0
   [[ -n "${SWARM_NODE_NAMES[$id]:-}" ]] || swarm_read_nodes
   NODE_NAME=${SWARM_NODE_NAMES[$id]:-$id}
   if [[ -n "${SWARM_HOSTS[$id]:-}" ]]; then
@@ -565,11 +567,18 @@ swarm_resolve_node() {
     for other in "${!SWARM_NODE_NAMES[@]}"; do
       [[ "${SWARM_NODE_NAMES[$other]}" == "$NODE_NAME" ]] && count=$((count + 1))
     done
-    ((count <= 1)) || die "$STEP: $count swarm nodes have the host name $NODE_NAME, so SWARM_NODE_HOSTS cannot say which one runs a task of $service; name them by node ID in swarm.nodeHosts (this one is $id)"
+    ((count <= 1)) || die "$STEP: $count swarm nodes have the host name $NODE_NAME, so SWARM_NODE_HOSTS cannot say which one $what; name them by node ID in swarm.nodeHosts (this one is $id)"
     NODE_HOST=${SWARM_HOSTS[$NODE_NAME]}
     return 0
   fi
-  die "$STEP: swarm node $NODE_NAME (ID $id) runs a task of $service, but SWARM_NODE_HOSTS has no entry for it; add $NODE_NAME=<how this machine reaches its Docker engine, e.g. ssh://user@host> to swarm.nodeHosts"
+  return 1
+}
+
+# swarm_resolve_node NODE_ID SERVICE: NODE_NAME and NODE_HOST (its DOCKER_HOST) of the node that
+# runs a task of SERVICE; a node SWARM_NODE_HOSTS does not name stops the step.
+swarm_resolve_node() {
+  swarm_lookup_host "$1" "runs a task of $2" ||
+    die "$STEP: swarm node $NODE_NAME (ID $1) runs a task of $2, but SWARM_NODE_HOSTS has no entry for it; add $NODE_NAME=<how this machine reaches its Docker engine, e.g. ssh://user@host> to swarm.nodeHosts"
 }
 
 # swarm_task_lines SERVICE: "TASK NODE_ID STATE [CONTAINER_ID]" for each task swarm wants running

@@ -18,6 +18,7 @@ import { exec, sleep, waitFor } from "../support/exec";
 import { freeLoopbackPort } from "../support/ports";
 import { SERVICE } from "../support/provider-facts";
 import { changes, RealStack, stateDisagreements, type EngineStep } from "../support/real-stack";
+import { lastLine, runScript } from "../support/run-script";
 import { SECRETS, STANDIN_IMAGES, tempDir } from "../support/standin-stack";
 import { startSwarm, type Swarm, type SwarmNode } from "../support/swarm";
 
@@ -41,7 +42,11 @@ function config(version: string, backupDir: string, startTimeoutSeconds?: number
     prefix: PREFIX,
     target: "swarm",
     dockerHost: swarm.manager.host,
-    swarm: { nodeHosts: { [app.name]: app.host }, ...(startTimeoutSeconds ? { startTimeoutSeconds } : {}) },
+    // Every node that runs an application task: the steps run in the API's, the pull reaches both.
+    swarm: {
+      nodeHosts: { [app.name]: app.host, [workers.name]: workers.host },
+      ...(startTimeoutSeconds ? { startTimeoutSeconds } : {}),
+    },
     images: {
       api: image("utilitarian"),
       processor: image("dlms-processor"),
@@ -138,6 +143,18 @@ function meters(nodes: SwarmNode[], meterPrefix: string, intervalMs: number): { 
     },
   };
 }
+
+/** The application image of VERSION by digest, as the manager's pull resolved it (what the services run). */
+async function repoDigest(version: string): Promise<string> {
+  const ref = `${registry}/utilitarian-standin/utilitarian:${version}`;
+  const out = await swarm.docker(swarm.manager, ["image", "inspect", "-f", "{{index .RepoDigests 0}}", ref]);
+  if (out.code !== 0 || !out.stdout.includes("@sha256:")) throw new Error(`no digest of ${ref}: ${out.stderr}`);
+  return out.stdout.trim();
+}
+
+/** pull.sh as the deployment runs it, against this swarm. */
+const runPull = (pullImages: string, nodeHosts = `${app.name}=${app.host} ${workers.name}=${workers.host}`) =>
+  runScript("pull.sh", { DOCKER_HOST: swarm.manager.host, SWARM_NODE_HOSTS: nodeHosts, PULL_IMAGES: pullImages });
 
 async function apiHealth(): Promise<number> {
   try {
@@ -302,6 +319,17 @@ describe("the swarm target under the real engine, on three nodes", () => {
         expect(before(staticStep, created), `${f} starts after static`).toBe(true);
         expect(before(created, verify), `${f} starts before verify`).toBe(true);
       }
+      // The nodes' pull: done before the backup, so before anything stops, and each node that runs
+      // a task of the new image has it, by the digest the services run.
+      const pull = step("create-replacement", "pull");
+      expect(before(pull, backup), "the nodes' pull before the backup").toBe(true);
+      for (const f of [...followers, "api"]) expect(before(pull, step("delete-replaced", f)), f).toBe(true);
+      const digest = await repoDigest("1.1.0");
+      expect((run.logs.get(`${PREFIX}-pull`) ?? []).join("\n")).toMatch(
+        /pull: 2 image\(s\) pulled, 4 already there, on 2 node\(s\)/,
+      );
+      for (const node of [app, workers])
+        expect((await swarm.docker(node, ["image", "inspect", digest])).code, node.name).toBe(0);
       expect(before(apiDeleted, apiCreated)).toBe(true);
       expect(before(apiCreated, migrate)).toBe(true);
       expect(before(migrate, staticStep)).toBe(true);
@@ -319,6 +347,93 @@ describe("the swarm target under the real engine, on three nodes", () => {
       expect(sent).toBeGreaterThan(50);
     },
     25 * MINUTE,
+  );
+
+  test(
+    "with the registry stopped: the old version's image is still on each node and a task of it starts; the pull step passes for images the nodes have and stops, naming the node and the image, for one they lack or a node it cannot reach",
+    async () => {
+      const old = await repoDigest("1.0.0");
+      const postgres = (
+        await swarm.docker(swarm.manager, [
+          "image",
+          "inspect",
+          "-f",
+          "{{index .RepoDigests 0}}",
+          `${registry}/utilitarian-standin/postgres:15`,
+        ])
+      ).stdout.trim();
+      await swarm.stopRegistry();
+      try {
+        // Nothing pruned 1.0.0 on the nodes that ran it.
+        for (const node of [app, workers])
+          expect((await swarm.docker(node, ["image", "inspect", old])).code, node.name).toBe(0);
+        // What a rollback's re-run does first: nothing to pull, so no registry needed.
+        const present = await runPull(
+          `utilitarian.app ${old} ${PREFIX}-api\nutilitarian.workers ${old} ${PREFIX}-worker-default`,
+        );
+        expect(present.code, present.stderr).toBe(0);
+        expect(present.stdout).toMatch(/pull: 0 image\(s\) pulled, 2 already there, on 2 node\(s\)/);
+        // A task of the old version by digest starts on the app node without the registry (the
+        // swarm's agent skips the pull of a digest it has).
+        const check = `${PREFIX}-oldcheck`;
+        const created = await swarm.docker(swarm.manager, [
+          "service",
+          "create",
+          "--detach",
+          "--name",
+          check,
+          "--constraint",
+          "node.labels.utilitarian.app == true",
+          "--restart-condition",
+          "none",
+          "--endpoint-mode",
+          "dnsrr",
+          old,
+          "true",
+        ]);
+        expect(created.code, created.stderr).toBe(0);
+        let state = "";
+        await waitFor(
+          async () => {
+            state = (
+              await swarm.docker(swarm.manager, [
+                "service",
+                "ps",
+                check,
+                "--no-trunc",
+                "--format",
+                "{{.CurrentState}} {{.Error}}",
+              ])
+            ).stdout.trim();
+            return /^(Running|Complete|Failed)/.test(state);
+          },
+          2 * MINUTE,
+          1000,
+        );
+        expect(state).not.toMatch(/No such image|rejected/i);
+        await swarm.docker(swarm.manager, ["service", "rm", check]);
+        // An image the app node lacks (PostgreSQL's is only on the data node) cannot come: the
+        // step stops, naming the node, the image and the fix.
+        const lacking = await runPull(`utilitarian.app ${postgres} ${PREFIX}-api`);
+        expect(lacking.code).toBe(1);
+        expect(lastLine(lacking.stderr)).toMatch(
+          new RegExp(
+            `pull: node ${app.name} \\(ID ${app.id}\\) cannot pull ${postgres.replace(/[.]/g, "\\.")}, which ${PREFIX}-api run there: .*nothing was stopped\\. Make the registry reachable from that node`,
+          ),
+        );
+        // A labelled node that swarm.nodeHosts does not name: a config error, before any pull.
+        const unnamed = await runPull(`utilitarian.workers ${old} ${PREFIX}-worker-default`, `${app.name}=${app.host}`);
+        expect(unnamed.code).toBe(1);
+        expect(lastLine(unnamed.stderr)).toMatch(
+          new RegExp(
+            `pull: swarm node ${workers.name} \\(ID ${workers.id}, labelled utilitarian.workers=true, runs ${PREFIX}-worker-default\\), but SWARM_NODE_HOSTS has no entry for it.*swarm\\.nodeHosts`,
+          ),
+        );
+      } finally {
+        await swarm.startRegistry();
+      }
+    },
+    10 * MINUTE,
   );
 
   test(

@@ -1,4 +1,4 @@
-import { VIA_PROPERTY, type DeploymentPlan } from "../../components/plan";
+import { VIA_PROPERTY, type DeploymentPlan, type Via } from "../../components/plan";
 
 /** The parts of a registration the comparison reads (the mock's and the runtime harness's records both have them). */
 export interface RecordedEdges {
@@ -19,6 +19,14 @@ const PART_OF: Record<string, string> = {
   postgresql: "database",
   role: "database",
 };
+
+/**
+ * On a swarm a service's image, network and environment are all parts of its `taskSpec`; its
+ * labels are the service's own, as a container's are.
+ */
+const SWARM_SERVICE = "docker:index/service:Service";
+const propertyOf = (via: Exclude<Via, "dependsOn">, type: string): string =>
+  type === SWARM_SERVICE && ["image", "network", "apiBaseUrl"].includes(via) ? "taskSpec" : VIA_PROPERTY[via];
 
 /**
  * Differences between what the plan says each node waits for and what the program's resources
@@ -55,7 +63,7 @@ export function planEdgeDifferences(
 
     for (const w of node.waits) {
       if (w.via === "dependsOn") continue;
-      const property = VIA_PROPERTY[w.via];
+      const property = propertyOf(w.via, main.type);
       const from = (main.propertyDependencies[property] ?? []).map(nodeOf);
       if (!from.includes(w.on)) problems.push(`${node.key}.${property} should take a value from ${w.on} (${w.via})`);
     }
@@ -70,7 +78,7 @@ export function planEdgeDifferences(
     const declaredInputs = new Set(
       node.waits
         .filter((w) => w.via !== "dependsOn")
-        .map((w) => `${VIA_PROPERTY[w.via as Exclude<typeof w.via, "dependsOn">]}<-${w.on}`),
+        .map((w) => `${propertyOf(w.via as Exclude<typeof w.via, "dependsOn">, main.type)}<-${w.on}`),
     );
     for (const [property, deps] of Object.entries(main.propertyDependencies)) {
       for (const k of deps.map(nodeOf)) {

@@ -35,6 +35,9 @@ export interface Swarm {
   /** stops a node's dockerd (SIGTERM) / starts it again with the same arguments (node loss tests) */
   stopNode(node: SwarmNode): Promise<void>;
   startNode(node: SwarmNode): Promise<void>;
+  /** stops the registry (the nodes can no longer pull) / starts it again */
+  stopRegistry(): Promise<void>;
+  startRegistry(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -107,6 +110,8 @@ export async function startSwarm(opts: { prefix: string; workers?: number }): Pr
     },
     stopNode: async (node) => void (await swarmSh(["stop-node", prefix, node.name])),
     startNode: async (node) => void (await swarmSh(["start-node", prefix, node.name])),
+    stopRegistry: async () => void (await swarmSh(["stop-registry", prefix])),
+    startRegistry: async () => void (await swarmSh(["start-registry", prefix])),
     stop: async () => void (await swarmSh(["down", prefix])),
   };
 }

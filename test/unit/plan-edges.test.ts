@@ -23,6 +23,18 @@ describe("the component builds exactly the plan's edges", () => {
         poster: { version: "1.0.0", dependsOnApi: false },
       },
     ],
+    // The nodes' pull: its environment takes each image's digest, the backup and the UDP server wait for it.
+    [
+      "a swarm",
+      {
+        target: "swarm",
+        dockerHost: "ssh://deploy@manager-1",
+        swarm: { nodeHosts: { "app-1": "ssh://deploy@app-1" } },
+        proxy: { enabled: false },
+        backup: { stopWriters: false },
+        database: { operatorHost: "10.0.0.12" },
+      },
+    ],
   ] as const) {
     test(title, async () => {
       const secrets: Record<string, string> = {
@@ -49,6 +61,38 @@ describe("the component builds exactly the plan's edges", () => {
     );
     expect(planEdgeDifferences(deployment.plan, untied, "u")).toEqual([
       "api: the plan says it waits for schema-guard, but it did not",
+    ]);
+  });
+
+  test("on a swarm, a backup that no longer waits for the nodes' pull is found", async () => {
+    const { mocks, deployment } = await deploy({
+      target: "swarm",
+      dockerHost: "ssh://deploy@manager-1",
+      swarm: { nodeHosts: { "app-1": "ssh://deploy@app-1" } },
+      proxy: { enabled: false },
+      backup: { stopWriters: false },
+      database: { operatorHost: "10.0.0.12" },
+    });
+    const backup = mocks.get("u-backup");
+    expect(backup.dependencies).toContain("u-pull");
+    // What the nodes pull: each image by the digest the services run, on their labels' nodes; a
+    // changed digest runs the script again (no `update` command: the provider runs `create`).
+    const pull = mocks.get("u-pull");
+    expect(pull.inputs.update).toBeUndefined();
+    expect(pull.inputs.create).toBe("bash 'scripts/pull.sh'");
+    const digestOf = (name: string) => mocks.get(name).inputs.name + "@sha256:";
+    expect(String(pull.inputs.environment.PULL_IMAGES).split("\n")).toEqual([
+      expect.stringMatching(new RegExp(`^utilitarian\\.app ${digestOf("u-image-app")}[0-9a-f]+ u-api,u-beat$`)),
+      expect.stringMatching(new RegExp(`^utilitarian\\.workers ${digestOf("u-image-app")}[0-9a-f]+ u-worker-default$`)),
+      expect.stringMatching(/^utilitarian\.app \S+@sha256:[0-9a-f]+ u-processor$/),
+      expect.stringMatching(/^utilitarian\.app \S+@sha256:[0-9a-f]+ u-poster$/),
+      expect.stringMatching(/^utilitarian\.edge \S+@sha256:[0-9a-f]+ u-udp-server$/),
+    ]);
+    const untied = mocks.registrations.map((r) =>
+      r === backup ? { ...r, dependencies: r.dependencies.filter((d) => d !== "u-pull") } : r,
+    );
+    expect(planEdgeDifferences(deployment.plan, untied, "u")).toEqual([
+      "backup: the plan says it waits for pull, but it did not",
     ]);
   });
 });

@@ -59,7 +59,7 @@ describe("the committed stack files", () => {
     const { raw, secretKeys } = stackConfig("Pulumi.swarm.example.yaml", SECRET_VALUES);
     const { settings } = loadConfig(raw, secretKeys);
     expect(settings.target).toBe("swarm");
-    expect(Object.keys(settings.swarm.nodeHosts)).toEqual(["app-1", "app-2"]);
+    expect(Object.keys(settings.swarm.nodeHosts)).toEqual(["app-1", "app-2", "worker-1", "worker-2", "edge-1"]);
     expect(settings.swarm.apiReplicas).toBe(2);
     expect(settings.proxy.enabled).toBe(false);
     expect(settings.database.operatorHost).toBe("10.0.0.12");

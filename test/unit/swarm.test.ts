@@ -6,7 +6,7 @@
 import { describe, expect, test } from "vitest";
 import { ConfigError } from "../../config/load";
 import { planDeployment, servicesOf, type DeploymentPlan } from "../../components/plan";
-import { placementLabel, renderPlacement } from "../../components/swarm";
+import { placementLabel, pullTargets, renderPlacement } from "../../components/swarm";
 import { loaded } from "./support/fixtures";
 import { deploy } from "./support/program";
 
@@ -113,13 +113,54 @@ describe("the plan on a swarm", () => {
     const grouped = order(oneHost)
       .map((key) => key.replace(/^(worker-[a-z0-9-]+?)-\d+$/, "$1"))
       .filter((key, i, keys) => keys.indexOf(key) === i);
-    expect(order(onSwarm)).toEqual(grouped);
+    // The swarm's one addition, the nodes' pull, is the next test's.
+    expect(order(onSwarm).filter((key) => key !== "pull")).toEqual(grouped);
     // The same waits, edge for edge, apart from the group's name.
     const waits = (plan: DeploymentPlan) =>
-      plan.nodes.flatMap((n) =>
-        n.waits.map((w) => `${n.key.replace(/-\d+$/, "")} <- ${w.on.replace(/^(worker-\w+)-\d+$/, "$1")} by ${w.via}`),
-      );
+      plan.nodes
+        .filter((n) => n.key !== "pull")
+        .flatMap((n) =>
+          n.waits
+            .filter((w) => w.on !== "pull")
+            .map((w) => `${n.key.replace(/-\d+$/, "")} <- ${w.on.replace(/^(worker-\w+)-\d+$/, "$1")} by ${w.via}`),
+        );
     expect(new Set(waits(onSwarm))).toEqual(new Set(waits(oneHost)));
+  });
+
+  test("the nodes pull every new image before anything stops: after the images, before the backup and every service", () => {
+    const poster = { version: "1.0.0", dependsOnApi: false };
+    const plan = planDeployment(loaded({ ...SWARM, workers, poster }).settings);
+    const node = (key: string) => plan.nodes.find((n) => n.key === key)!;
+    const pull = node("pull");
+    expect(pull).toMatchObject({ kind: "step", step: "pull", script: "pull.sh", runsOnceFor: "images", runbook: [4] });
+    expect(pull.waits.map((w) => `${w.on} by ${w.via}`)).toEqual(
+      ["image-app", "image-processor", "image-poster", "image-udpServer"].map((k) => `${k} by nodesPull`),
+    );
+    expect(node("backup").waits).toContainEqual(expect.objectContaining({ on: "pull", via: "dependsOn" }));
+    // Every service waits for the pull, directly or through what it waits for: none of them is
+    // stopped (replaced, deleted first) before every node has its new image.
+    const reaches = (key: string, target: string, seen = new Set<string>()): boolean =>
+      key === target || (!seen.has(key) && (seen.add(key), node(key).waits.some((w) => reaches(w.on, target, seen))));
+    for (const service of servicesOf(plan)) expect(reaches(service.key, "pull"), service.key).toBe(true);
+    // The independent ones (here the poster and the UDP server) wait for the pull itself, not for the backup.
+    for (const key of ["poster", "udp-server"]) {
+      expect(node(key).waits.map((w) => w.on)).toContain("pull");
+      expect(reaches(key, "backup"), key).toBe(false);
+    }
+    // On one host nothing of this: the image is on the host once its pull is done.
+    const oneHost = planDeployment(loaded({ ...SWARM, target: "docker", workers }).settings);
+    expect(oneHost.nodes.some((n) => n.key === "pull" || n.waits.some((w) => w.on === "pull"))).toBe(false);
+  });
+
+  test("which nodes pull what: each image on the labels of the services that run it", () => {
+    const { settings } = loaded({ ...SWARM, workers });
+    expect(pullTargets(servicesOf(planDeployment(settings)), settings.swarm.labels)).toEqual([
+      { image: "app", label: "utilitarian.app", services: ["api", "beat"] },
+      { image: "app", label: "utilitarian.workers", services: ["worker-default", "worker-amr"] },
+      { image: "processor", label: "utilitarian.app", services: ["processor"] },
+      { image: "poster", label: "utilitarian.app", services: ["poster"] },
+      { image: "udpServer", label: "utilitarian.edge", services: ["udp-server"] },
+    ]);
   });
 
   test("each role's label: app, workers, edge, data", () => {
