@@ -230,10 +230,12 @@ describe("the swarm target under the real engine, on three nodes", () => {
           .find((s) => s.name === `${PREFIX}-${key}`)!
           .spec.TaskTemplate.ContainerSpec.Secrets.map((x: any) => x.File.Name)
           .sort();
+      // STANDIN_ACCEPTED_TOKEN: the stand-in API's apiSecretEnv entry, the token it accepts.
       expect(files("api")).toEqual([
         "utilitarian-env.AMQP_CONNECTION_STRING",
         "utilitarian-env.DATABASE_URL",
         "utilitarian-env.SECRET_KEY",
+        "utilitarian-env.STANDIN_ACCEPTED_TOKEN",
         "utilitarian-load-env",
       ]);
       expect(files("poster")).toEqual([
