@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import { serviceContainer, type ContainerSpec } from "./containers";
-import { swarmService } from "./swarm";
+import { swarmService, type SwarmTaskSecrets } from "./swarm";
 import { KINDS } from "./kinds";
 
 export interface ManagedRabbitMqArgs {
@@ -13,6 +13,8 @@ export interface ManagedRabbitMqArgs {
   graceSeconds: number;
   /** On a swarm: the node label of the one node it runs on, where the swarm keeps its volume. */
   swarmPlacement?: string;
+  /** On a swarm: where its password goes (a swarm secret, not the service's env). */
+  swarmSecrets?: SwarmTaskSecrets;
   /** Its kind's health check (`KINDS.rabbitmq`), as the provider takes it. */
   healthcheck: docker.types.input.ContainerHealthcheck;
   /**
@@ -62,6 +64,8 @@ export class ManagedRabbitMq extends pulumi.ComponentResource {
         pulumi.interpolate`RABBITMQ_DEFAULT_USER=${args.user}`,
         pulumi.interpolate`RABBITMQ_DEFAULT_PASS=${args.password}`,
       ],
+      // The secret among them (config/schema.ts's SECRET_KEYS: rabbitmqPassword).
+      secretEnv: { RABBITMQ_DEFAULT_PASS: args.password },
       labels: { "io.utilitarian.role": "rabbitmq", "io.utilitarian.stack": args.prefix },
       volumes: [{ volumeName: this.volume?.name ?? volumeName, containerPath: "/var/lib/rabbitmq" }],
       ports:
@@ -74,7 +78,11 @@ export class ManagedRabbitMq extends pulumi.ComponentResource {
     };
     // On a swarm a port is published on the node that runs the task (host mode): the data node's address.
     this.container = args.swarmPlacement
-      ? swarmService(name, { ...spec, placement: args.swarmPlacement, replicas: 1 }, childOpts)
+      ? swarmService(
+          name,
+          { ...spec, placement: args.swarmPlacement, replicas: 1, secrets: args.swarmSecrets },
+          childOpts,
+        )
       : serviceContainer(name, spec, childOpts);
     const urlAt = (hostPort: string) =>
       pulumi.secret(

@@ -7,7 +7,7 @@ import { envEntries, healthcheckOf, publishedPorts, serviceContainer, type Conta
 import { engineSupportsReplaceWith } from "./engine";
 import { applicationDatabase, databaseUrl, ManagedPostgres, type DatabaseEndpoints } from "./database";
 import { databaseEndpoints } from "./endpoints";
-import { appEnvironment, edgeEnvironment } from "./environment";
+import { appEnvironment, edgeEnvironment, wholeEnvironment, type ServiceEnvironment } from "./environment";
 import { KINDS, kindOf } from "./kinds";
 import type { Maintenance } from "./maintenance";
 import {
@@ -22,7 +22,8 @@ import {
   type Via,
 } from "./plan";
 import { SchemaGuard } from "./schemaGuard";
-import { placementLabel, pullImagesVariable, pullTargets, swarmService } from "./swarm";
+import { placementLabel, pullImagesVariable, pullTargets, swarmService, type SwarmTaskSecrets } from "./swarm";
+import { IMAGE_COMMAND_FORMAT, parseImageCommand, SwarmSecrets, type ImageCommand } from "./swarmSecrets";
 import type { DeploymentSecrets } from "./secrets";
 import { stepEnvironment } from "./stepEnvironment";
 import { maintenanceStep } from "./steps";
@@ -89,6 +90,9 @@ export class PlanBuilder {
   private readonly built = new Map<string, pulumi.Resource>();
   private readonly onDocker: pulumi.CustomResourceOptions;
   private readonly endpoints: DatabaseEndpoints;
+  /** On a swarm: the stack's swarm secrets, and each image's own command by image node key. */
+  private readonly swarmSecrets?: SwarmSecrets;
+  private readonly imageCommands = new Map<string, pulumi.Output<ImageCommand>>();
   private amqpUrl?: pulumi.Input<string>;
   /** The broker as a container in the host's network reaches it (managed: published on 127.0.0.1). */
   private hostAmqpUrl?: pulumi.Input<string>;
@@ -97,6 +101,8 @@ export class PlanBuilder {
     const { settings, secrets, parent } = ctx;
     this.onDocker = { parent, provider: dockerProvider(ctx) };
     this.endpoints = databaseEndpoints(settings.database);
+    if (settings.target === "swarm")
+      this.swarmSecrets = new SwarmSecrets({ prefix: ctx.prefix, name: ctx.name }, this.onDocker);
     if (settings.rabbitmq.mode === "external") this.amqpUrl = this.hostAmqpUrl = secrets.rabbitmqUrl!;
   }
 
@@ -172,11 +178,42 @@ export class PlanBuilder {
 
   private image(node: ImageNode): docker.RemoteImage {
     // Old images stay on the host: going back does not depend on the registry.
-    return new docker.RemoteImage(
+    const image = new docker.RemoteImage(
       this.resourceName(node),
       { name: node.ref, keepLocally: true },
       this.dockerOpts(node),
     );
+    if (this.onSwarm) this.imageCommands.set(node.key, this.imageCommand(node, image));
+    return image;
+  }
+
+  /**
+   * On a swarm, the image's own entrypoint and command as the manager's engine, which pulled it,
+   * shows them: the secrets' loader runs them after it (components/swarmSecrets.ts). Read once
+   * per pulled image (its ID is the trigger).
+   */
+  private imageCommand(node: ImageNode, image: docker.RemoteImage): pulumi.Output<ImageCommand> {
+    const { settings, parent } = this.ctx;
+    const inspect = new command.local.Command(
+      `${this.resourceName(node)}-command`,
+      {
+        create: `docker image inspect --format '${IMAGE_COMMAND_FORMAT}' "$IMAGE"`,
+        interpreter: ["/bin/sh", "-c"],
+        environment: { ...(settings.dockerHost ? { DOCKER_HOST: settings.dockerHost } : {}), IMAGE: image.imageId },
+        triggers: [image.imageId],
+      },
+      { parent, dependsOn: [image] },
+    );
+    return inspect.stdout.apply(parseImageCommand);
+  }
+
+  /** On a swarm, where a service's secret variables go: the stack's secrets, after its image's command. */
+  private taskSecrets(node: PlanNode, owner: string): SwarmTaskSecrets | undefined {
+    if (!this.swarmSecrets) return undefined;
+    const wait = node.waits.find((w) => w.via === "image");
+    const image = wait && this.imageCommands.get(wait.on);
+    if (!image) throw new Error(`plan: ${node.key} runs no image node's image; declare the wait in components/plan.ts`);
+    return { store: this.swarmSecrets, image, owner };
   }
 
   private get onSwarm(): boolean {
@@ -206,6 +243,7 @@ export class PlanBuilder {
         image: this.imageOf(node),
         network: this.input<docker.Network>(node, "network").name,
         swarmPlacement: this.swarmPlacement("postgres"),
+        swarmSecrets: this.taskSecrets(node, "postgres"),
         adminUser: settings.database.adminUser,
         adminPassword: secrets.databaseAdminPassword,
         operatorPort: this.endpoints.operatorPort,
@@ -245,6 +283,7 @@ export class PlanBuilder {
         image: this.imageOf(node),
         network: this.input<docker.Network>(node, "network").name,
         swarmPlacement: this.swarmPlacement("rabbitmq"),
+        swarmSecrets: this.taskSecrets(node, "rabbitmq"),
         user: settings.rabbitmq.user,
         password: secrets.rabbitmqPassword!,
         graceSeconds: settings.stopGraceSeconds[KINDS.rabbitmq.grace],
@@ -286,19 +325,18 @@ export class PlanBuilder {
     const apiHost = node.waits.some((w) => w.via === "apiBaseUrl")
       ? this.input<Runner>(node, "apiBaseUrl").name
       : KINDS.api.alias;
-    const envs =
+    const env: ServiceEnvironment =
       node.image === "app"
-        ? this.appEnvironment()
+        ? this.appEnvironment().env
         : node.image === "proxy"
-          ? envEntries(kind.environment!(settings))
-          : envEntries(
-              edgeEnvironment(node.image, {
-                settings,
-                amqpUrl: (node.hostNetwork ? this.hostAmqpUrl : this.amqpUrl)!,
-                apiHost,
-                edgeAuthToken: secrets.edgeAuthToken,
-              }),
-            );
+          ? { plain: kind.environment!(settings), secret: {} }
+          : edgeEnvironment(node.image, {
+              settings,
+              amqpUrl: (node.hostNetwork ? this.hostAmqpUrl : this.amqpUrl)!,
+              apiHost,
+              edgeAuthToken: secrets.edgeAuthToken,
+            });
+    const envs = node.image === "app" ? this.appEnvironment().entries : envEntries(wholeEnvironment(env));
     const spec: ContainerSpec = {
       name: this.containerName(node.key),
       image: this.imageOf(node),
@@ -306,6 +344,7 @@ export class PlanBuilder {
         ? "host"
         : { name: this.input<docker.Network>(node, "network").name, aliases: kind.alias ? [kind.alias] : undefined },
       envs,
+      secretEnv: env.secret,
       labels,
       command: node.command,
       ports: publishedPorts(kind, settings),
@@ -326,6 +365,7 @@ export class PlanBuilder {
             placement,
             replicas: node.replicas ?? 1,
             startTimeoutSeconds: settings.swarm.startTimeoutSeconds,
+            secrets: this.taskSecrets(node, node.key),
           },
           opts,
         )
@@ -336,21 +376,20 @@ export class PlanBuilder {
    * The API's, beat's and workers' shared environment as container entries, made once: every
    * Output costs the SDK promises (and a stack trace each), so 100 workers share one.
    */
-  private appEnvs?: pulumi.Output<string[]>;
-  private appEnvironment(): pulumi.Output<string[]> {
+  private appEnvs?: { env: ServiceEnvironment; entries: pulumi.Output<string[]> };
+  private appEnvironment(): { env: ServiceEnvironment; entries: pulumi.Output<string[]> } {
     if (!this.appEnvs) {
       const { settings, secrets } = this.ctx;
       const db = settings.database;
-      this.appEnvs = envEntries(
-        appEnvironment({
-          settings,
-          apiName: this.containerName("api"),
-          amqpUrl: this.amqpUrl!,
-          secretKey: secrets.secretKey,
-          apiSecretEnv: secrets.apiSecretEnv,
-          databaseUrl: databaseUrl(this.endpoints, db.name, db.user, secrets.databasePassword),
-        }),
-      );
+      const env = appEnvironment({
+        settings,
+        apiName: this.containerName("api"),
+        amqpUrl: this.amqpUrl!,
+        secretKey: secrets.secretKey,
+        apiSecretEnv: secrets.apiSecretEnv,
+        databaseUrl: databaseUrl(this.endpoints, db.name, db.user, secrets.databasePassword),
+      });
+      this.appEnvs = { env, entries: envEntries(wholeEnvironment(env)) };
     }
     return this.appEnvs;
   }

@@ -11,6 +11,11 @@ export interface ContainerSpec {
   network: { name: pulumi.Input<string>; aliases?: string[] } | "host";
   /** "NAME=value" entries; the list is secret as soon as one entry is. */
   envs: pulumi.Input<pulumi.Input<string>[]>;
+  /**
+   * The entries of `envs` whose values are secret, by name (their environment builder says which).
+   * A container gets them in `envs` like the rest; a swarm service only as swarm secrets.
+   */
+  secretEnv?: Record<string, pulumi.Input<string>>;
   labels: Record<string, pulumi.Input<string>>;
   command?: string[];
   ports?: docker.types.input.ContainerPort[];

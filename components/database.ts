@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as postgresql from "@pulumi/postgresql";
 import { serviceContainer, type ContainerSpec } from "./containers";
-import { swarmService } from "./swarm";
+import { swarmService, type SwarmTaskSecrets } from "./swarm";
 import { KINDS } from "./kinds";
 import { urlHost } from "./urls";
 
@@ -27,6 +27,8 @@ export interface ManagedPostgresArgs {
   graceSeconds: number;
   /** On a swarm: the node label of the one node it runs on, where the swarm keeps its volume. */
   swarmPlacement?: string;
+  /** On a swarm: where its password goes (a swarm secret, not the service's env). */
+  swarmSecrets?: SwarmTaskSecrets;
   /** Its kind's health check (`KINDS.postgres`), as the provider takes it. */
   healthcheck: docker.types.input.ContainerHealthcheck;
 }
@@ -65,6 +67,8 @@ export class ManagedPostgres extends pulumi.ComponentResource {
         pulumi.interpolate`POSTGRES_PASSWORD=${args.adminPassword}`,
         "POSTGRES_DB=postgres",
       ],
+      // The secret among them (config/schema.ts's SECRET_KEYS: databaseAdminPassword).
+      secretEnv: { POSTGRES_PASSWORD: args.adminPassword },
       labels: { "io.utilitarian.role": "postgres", "io.utilitarian.stack": args.prefix },
       // Loopback only: reachable from this machine (or through an SSH tunnel to a remote Docker host), never from outside.
       ports: [{ internal: KINDS.postgres.port.number, external: args.operatorPort, ip: "127.0.0.1" }],
@@ -76,7 +80,11 @@ export class ManagedPostgres extends pulumi.ComponentResource {
     };
     // On a swarm a port is published on the node that runs the task (host mode): the data node's address.
     this.container = args.swarmPlacement
-      ? swarmService(name, { ...spec, placement: args.swarmPlacement, replicas: 1 }, childOpts)
+      ? swarmService(
+          name,
+          { ...spec, placement: args.swarmPlacement, replicas: 1, secrets: args.swarmSecrets },
+          childOpts,
+        )
       : serviceContainer(name, spec, childOpts);
     this.registerOutputs({});
   }

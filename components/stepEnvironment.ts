@@ -4,6 +4,7 @@ import type { DatabaseEndpoints } from "./database";
 import type { Maintenance } from "./maintenance";
 import type { ServiceNode, StepNode } from "./plan";
 import type { DeploymentSecrets } from "./secrets";
+import { swarmManage } from "./swarmSecrets";
 
 export interface StepContext {
   settings: DeploymentSettings;
@@ -40,6 +41,9 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
       : {}),
   };
   const api = containerName("api");
+  // On a swarm the API's secrets are files in its tasks, not its environment: manage.py runs
+  // through the loader that exports them (components/swarmSecrets.ts).
+  const manage: Record<string, string> = onSwarm ? { MANAGE: swarmManage() } : {};
   const admin = {
     PGHOST: endpoints.operatorHost,
     PGPORT: String(endpoints.operatorPort),
@@ -113,6 +117,7 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
       return {
         ...docker,
         ...window,
+        ...manage,
         API_CONTAINER: api,
         API_START_TIMEOUT_SECONDS: String(settings.api.healthTimeoutSeconds),
       };
@@ -120,6 +125,7 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
       return {
         ...docker,
         ...window,
+        ...manage,
         API_CONTAINER: api,
         ...(onSwarm
           ? { EXPECTED_SERVICES: services.map((s) => `${containerName(s.key)}=${s.replicas ?? 1}`).join(" ") }

@@ -4,6 +4,7 @@ import type { SwarmSettings } from "../config/swarm";
 import type { ContainerSpec } from "./containers";
 import type { KindKey } from "./kinds";
 import type { ImageKey, ServiceNode } from "./plan";
+import { loaderCommand, type ImageCommand, type SwarmSecrets } from "./swarmSecrets";
 
 /**
  * The swarm target: the same plan's services as `docker.Service`s on a Docker Swarm instead of
@@ -36,16 +37,30 @@ export interface SwarmServiceSpec extends ContainerSpec {
   replicas: number | "global";
   /** How long creating it waits for all its tasks to run, for a service without a health wait of its own. */
   startTimeoutSeconds?: number;
+  /** Where its `secretEnv` goes: required when it has any (components/swarmSecrets.ts). */
+  secrets?: SwarmTaskSecrets;
 }
 
-/** `NAME=value` entries as the map a service's container spec takes. */
-const envMap = (envs: pulumi.Input<pulumi.Input<string>[]>) =>
+/** How a service's secret variables reach its tasks. */
+export interface SwarmTaskSecrets {
+  /** The stack's swarm secrets. */
+  store: SwarmSecrets;
+  /** Its image's own entrypoint and command, which the loader runs after it. */
+  image: pulumi.Input<ImageCommand>;
+  /** Its service key, named in a secret's resource name should its value differ from another's. */
+  owner: string;
+}
+
+/** `NAME=value` entries as the map a service's container spec takes, without the `secret` names. */
+const envMap = (envs: pulumi.Input<pulumi.Input<string>[]>, secret: string[]) =>
   pulumi.output(envs).apply((entries) =>
     Object.fromEntries(
-      entries.map((entry) => {
-        const at = entry.indexOf("=");
-        return [entry.slice(0, at), entry.slice(at + 1)];
-      }),
+      entries
+        .map((entry) => {
+          const at = entry.indexOf("=");
+          return [entry.slice(0, at), entry.slice(at + 1)];
+        })
+        .filter(([name]) => !secret.includes(name)),
     ),
   );
 
@@ -53,6 +68,27 @@ function startTimeout(spec: SwarmServiceSpec): number {
   const seconds = spec.waitHealthy?.timeoutSeconds ?? spec.startTimeoutSeconds;
   if (seconds === undefined) throw new Error(`swarm service ${spec.name}: no health wait and no startTimeoutSeconds`);
   return seconds;
+}
+
+/**
+ * What a service's container spec says of its command, environment and secrets: with secret
+ * variables, the loader in front of its command and one mounted secret per variable, the
+ * variables left out of `env`; without, its command and environment as they are.
+ */
+export function swarmTask(
+  spec: Pick<SwarmServiceSpec, "envs" | "secretEnv" | "command" | "secrets" | "name">,
+): Pick<docker.types.input.ServiceTaskSpecContainerSpec, "commands" | "args" | "env" | "secrets"> {
+  const secretNames = Object.keys(spec.secretEnv ?? {});
+  if (secretNames.length === 0) return { args: spec.command, env: envMap(spec.envs, []) };
+  if (!spec.secrets)
+    throw new Error(`${spec.name}: secret variables (${secretNames.join(", ")}) but no swarm secrets to put them in`);
+  const command = pulumi.output(spec.secrets.image).apply((image) => loaderCommand(image, spec.command));
+  return {
+    commands: command.commands,
+    args: command.args,
+    env: envMap(spec.envs, secretNames),
+    secrets: spec.secrets.store.mounts(spec.secretEnv!, spec.secrets.owner),
+  };
 }
 
 /**
@@ -75,8 +111,7 @@ export function swarmService(
       taskSpec: {
         containerSpec: {
           image: spec.image,
-          args: spec.command,
-          env: envMap(spec.envs),
+          ...swarmTask(spec),
           hostname: spec.hostname,
           healthcheck: spec.healthcheck,
           mounts: spec.volumes?.map((v) => ({

@@ -8,7 +8,8 @@
  * against the API's tasks; a second run changes nothing and restarts no task; 1.0.0 -> 1.1.0 runs
  * the runbook's order (followers deleted before the API, migrate and static before they start
  * again, verify last), keeps PostgreSQL, RabbitMQ and the UDP servers' tasks, and stores every
- * reading sent to the two edge nodes meanwhile exactly once.
+ * reading sent to the two edge nodes meanwhile exactly once. The secrets reach the tasks as swarm
+ * secrets: no service's spec (`docker service inspect`) holds a secret value, and the services work.
  */
 import * as dgram from "dgram";
 import * as http from "http";
@@ -91,6 +92,19 @@ async function runningTasks(): Promise<Record<string, string[]>> {
       .sort();
   }
   return tasks;
+}
+
+/**
+ * Each secret value as it may be written: as it is, and percent-encoded (inside DATABASE_URL and
+ * AMQP_CONNECTION_STRING).
+ */
+const SECRET_FORMS = [...new Set(Object.values(SECRET_VALUES).flatMap((v) => [v, encodeURIComponent(v)]))];
+
+/** `docker service inspect` of every service of the stack, as the manager shows it. */
+async function inspectServices(): Promise<{ name: string; text: string; spec: any }[]> {
+  const names = Object.keys(await runningTasks());
+  const out = await swarm.docker(swarm.manager, ["service", "inspect", ...names]);
+  return (JSON.parse(out.stdout) as any[]).map((s) => ({ name: s.Spec.Name, text: JSON.stringify(s), spec: s.Spec }));
 }
 
 const nodesOf = (tasks: string[]) => [...new Set(tasks.map((t) => t.split("@")[1]))].sort();
@@ -268,7 +282,49 @@ describe("the swarm target under the real engine, on three nodes", () => {
       expect(await apiHealth()).toBe(200);
       expect((run.logs.get(`${PREFIX}-verify`) ?? []).join("\n")).toMatch(/verify: all checks passed/);
       // Secrets never reach the engine's output.
-      for (const secret of Object.values(SECRET_VALUES)) expect(run.stdout + run.stderr).not.toContain(secret);
+      for (const secret of SECRET_FORMS) expect(preview.stdout + run.stdout + run.stderr).not.toContain(secret);
+      // Nor any service's spec: each secret variable is a swarm secret mounted in its tasks, which
+      // the loader exports before the task's command (the API healthy and verify passed above).
+      const inspected = await inspectServices();
+      expect(inspected.map((s) => s.name).sort()).toEqual(Object.keys(installed).sort());
+      for (const s of inspected) {
+        for (const secret of SECRET_FORMS) expect(s.text, `${s.name} holds a secret`).not.toContain(secret);
+        const container = s.spec.TaskTemplate.ContainerSpec;
+        const env: string[] = container.Env ?? [];
+        for (const name of ["DATABASE_URL", "SECRET_KEY", "AMQP_CONNECTION_STRING", "UTILITARIAN_AUTH_TOKEN"])
+          expect(
+            env.filter((e) => e.startsWith(`${name}=`)),
+            `${s.name} ${name}`,
+          ).toEqual([]);
+        expect(container.Command, s.name).toEqual(["sh", "/run/secrets/utilitarian-load-env"]);
+        expect(
+          (container.Secrets ?? []).map((x: any) => x.File.Name),
+          s.name,
+        ).toContain("utilitarian-load-env");
+      }
+      const files = (key: string) =>
+        inspected
+          .find((s) => s.name === `${PREFIX}-${key}`)!
+          .spec.TaskTemplate.ContainerSpec.Secrets.map((x: any) => x.File.Name)
+          .sort();
+      // STANDIN_ACCEPTED_TOKEN: the stand-in API's apiSecretEnv entry, the token it accepts.
+      expect(files("api")).toEqual([
+        "utilitarian-env.AMQP_CONNECTION_STRING",
+        "utilitarian-env.DATABASE_URL",
+        "utilitarian-env.SECRET_KEY",
+        "utilitarian-env.STANDIN_ACCEPTED_TOKEN",
+        "utilitarian-load-env",
+      ]);
+      expect(files("poster")).toEqual([
+        "utilitarian-env.AMQP_CONNECTION_STRING",
+        "utilitarian-env.UTILITARIAN_AUTH_TOKEN",
+        "utilitarian-load-env",
+      ]);
+      expect(files("postgres")).toEqual(["utilitarian-env.POSTGRES_PASSWORD", "utilitarian-load-env"]);
+      expect(files("rabbitmq")).toEqual(["utilitarian-env.RABBITMQ_DEFAULT_PASS", "utilitarian-load-env"]);
+      // The tasks got the values: the API answers and verify's migrations check ran manage.py
+      // through the loader against PostgreSQL; the upgrade below stores readings through RabbitMQ,
+      // the processor and the poster.
     },
     20 * MINUTE,
   );

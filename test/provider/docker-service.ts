@@ -87,7 +87,16 @@ export function dockerSwarmResources(ctx: Context): Record<string, ResourceType>
       failures.push(...nested(`taskSpec.networksAdvanceds[${i}]`, n, ["name", "id", "aliases"])),
     );
     list(s.taskSpec?.containerSpec?.secrets).forEach((x: Props, i: number) =>
-      failures.push(...nested(`taskSpec.containerSpec.secrets[${i}]`, x, ["secretId", "secretName", "fileName"])),
+      failures.push(
+        ...nested(`taskSpec.containerSpec.secrets[${i}]`, x, [
+          "secretId",
+          "secretName",
+          "fileName",
+          "fileUid",
+          "fileGid",
+          "fileMode",
+        ]),
+      ),
     );
     list(s.taskSpec?.containerSpec?.mounts).forEach((m: Props, i: number) => {
       failures.push(...nested(`taskSpec.containerSpec.mounts[${i}]`, m, ["type", "source", "target", "readOnly"]));
@@ -144,11 +153,11 @@ export function dockerSwarmResources(ctx: Context): Record<string, ResourceType>
             StartPeriod: ns(c.healthcheck.startPeriod ?? "0s"),
             Retries: c.healthcheck.retries ?? 0,
           },
-          // file_uid/gid "0", file_mode 0o444 by default (resource_docker_service.go:432-445)
+          // file_uid/gid "0", file_mode 0o444 by default (resource_docker_service.go:432-445); set ones as given
           Secrets: c.secrets?.map((x: Props) => ({
             SecretID: x.secretId,
             SecretName: x.secretName,
-            File: { Name: x.fileName, UID: "0", GID: "0", Mode: 0o444 },
+            File: { Name: x.fileName, UID: x.fileUid ?? "0", GID: x.fileGid ?? "0", Mode: x.fileMode ?? 0o444 },
           })),
         },
         RestartPolicy: t.restartPolicy && {

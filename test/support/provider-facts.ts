@@ -255,6 +255,10 @@ export const PARTIAL_CREATE_STAGES = ["docker start failed", "health wait timed 
  * - Read (:83-167) finds the service by ID or by name (fetchDockerService :245-259, the match :252), gone: removed from
  *   state; otherwise waits up to 30 s (:95) for the endpoint spec to show and sets name, labels,
  *   task_spec, mode, update_config, rollback_config, endpoint_spec from inspect.
+ * A service's task_spec.container_spec.secrets element: secret_id (required), secret_name, file_name
+ * (required), file_uid and file_gid (default "0"), file_mode (default 0o444; the defaults at
+ * resource_docker_service.go:432-445); createServiceSpec turns it into a SecretReference whose File
+ * target has those. Docker mounts a relative file_name under /run/secrets in each task.
  * docker_secret (resource_docker_secret.go): Create decodes data with base64.StdEncoding, ignoring an error
  * (:96), and calls SecretCreate (:110); Read never sets data (:139, the API does not return it); Delete
  * is SecretRemove (:148). docker_network Delete retries NetworkRemove while "has active endpoints"

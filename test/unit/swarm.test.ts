@@ -1,14 +1,30 @@
 /**
  * The swarm target's settings and plan: what it refuses (each with its fix), how the same plan's
  * services become swarm services (a worker group one service of `count` replicas, the API's
- * replicas, one UDP server per edge node), and that the one-host plan does not change.
+ * replicas, one UDP server per edge node), that the one-host plan does not change, and how the
+ * secrets reach a swarm's tasks: as swarm secrets and a loader, never in a service's spec.
  */
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { describe, expect, test } from "vitest";
 import { ConfigError } from "../../config/load";
+import { SECRET_KEYS } from "../../config/schema";
+import { appEnvironment, edgeEnvironment, wholeEnvironment } from "../../components/environment";
 import { planDeployment, servicesOf, type DeploymentPlan } from "../../components/plan";
 import { placementLabel, pullTargets, renderPlacement } from "../../components/swarm";
-import { loaded } from "./support/fixtures";
+import {
+  LOADER_PATH,
+  LOADER_SCRIPT,
+  loaderCommand,
+  parseImageCommand,
+  swarmSecretName,
+} from "../../components/swarmSecrets";
+import { loaded, SECRET_VALUES } from "./support/fixtures";
+import { MOCK_IMAGE_COMMAND } from "./support/mocks";
 import { deploy } from "./support/program";
+import { plain } from "../support/engine";
 
 /** A swarm stack that passes: what the swarm needs set, and what it cannot do yet turned off. */
 const SWARM = {
@@ -217,5 +233,207 @@ describe("the component on a swarm", () => {
       "u-poster": "90s",
       "u-udp-server": "none",
     });
+  });
+});
+
+const SERVICE = "docker:index/service:Service";
+const SECRET = "docker:index/secret:Secret";
+const JWT = "jwt-signing-value-H2k&q";
+const SECRETS = { ...SECRET_VALUES, apiSecretEnv: JSON.stringify({ JWT_SIGNING_KEY: JWT }) };
+/** Every secret value as a spec could hold it: as it is, and percent-encoded (inside a URL). */
+const SECRET_FORMS = [...Object.values(SECRET_VALUES), JWT].flatMap((v) => [v, encodeURIComponent(v)]);
+
+describe("secrets on a swarm", () => {
+  test("the environment builders put every secret value in their secret part, none in the plain one", () => {
+    const { settings, secrets } = loaded(SWARM, SECRETS);
+    const app = appEnvironment({
+      settings,
+      apiName: "p-api",
+      amqpUrl: `amqp://u:${encodeURIComponent(SECRET_VALUES.rabbitmqPassword)}@rabbitmq:5672//`,
+      secretKey: secrets.secretKey,
+      apiSecretEnv: secrets.apiSecretEnv,
+      databaseUrl: `postgres://u:${encodeURIComponent(SECRET_VALUES.databasePassword)}@postgres:5432/u`,
+    });
+    expect(Object.keys(app.secret).sort()).toEqual([
+      "AMQP_CONNECTION_STRING",
+      "DATABASE_URL",
+      "JWT_SIGNING_KEY",
+      "SECRET_KEY",
+    ]);
+    const processor = edgeEnvironment("processor", {
+      settings,
+      amqpUrl: "amqp://secret-url",
+      apiHost: "p-api",
+      edgeAuthToken: secrets.edgeAuthToken,
+    });
+    expect(Object.keys(processor.secret).sort()).toEqual(["AMQP_CONNECTION_STRING", "UTILITARIAN_AUTH_TOKEN"]);
+    const udp = edgeEnvironment("udpServer", { settings, amqpUrl: "amqp://secret-url", apiHost: "p-api" });
+    expect(Object.keys(udp.secret)).toEqual(["AMQP_CONNECTION_STRING"]);
+    for (const env of [app, processor, udp]) {
+      const plain = JSON.stringify(env.plain);
+      for (const secret of [...SECRET_FORMS, "secret-url"]) expect(plain).not.toContain(secret);
+      // One host: both parts, as before.
+      expect(Object.keys(wholeEnvironment(env)).sort()).toEqual(
+        [...Object.keys(env.plain), ...Object.keys(env.secret)].sort(),
+      );
+    }
+  });
+
+  test("under the mock: no service's spec holds a secret; each secret variable is a swarm secret its tasks mount", async () => {
+    const { mocks } = await deploy(
+      { ...SWARM, workers: [{ name: "default", queues: [], count: 2 }] },
+      { secrets: SECRETS },
+    );
+    const services = mocks.ofType(SERVICE);
+    expect(services.map((s) => s.name).sort()).toEqual(
+      ["api", "beat", "postgres", "processor", "poster", "rabbitmq", "udp-server", "worker-default"]
+        .map((k) => `u-${k}`)
+        .sort(),
+    );
+    const files = (name: string) =>
+      (plain(mocks.get(name).inputs).taskSpec.containerSpec.secrets as { fileName: string }[])
+        .map((m) => m.fileName)
+        .sort();
+    for (const service of services) {
+      expect(JSON.stringify(plain(service.inputs)), service.name).not.toMatch(
+        new RegExp(SECRET_FORMS.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")),
+      );
+      const container = plain(service.inputs).taskSpec.containerSpec;
+      expect(container.commands, service.name).toEqual(["sh", LOADER_PATH]);
+      expect(files(service.name)[files(service.name).length - 1]).toBe("utilitarian-load-env");
+    }
+    const app = [
+      "utilitarian-env.AMQP_CONNECTION_STRING",
+      "utilitarian-env.DATABASE_URL",
+      "utilitarian-env.JWT_SIGNING_KEY",
+      "utilitarian-env.SECRET_KEY",
+      "utilitarian-load-env",
+    ];
+    for (const key of ["api", "beat", "worker-default"]) expect(files(`u-${key}`), key).toEqual(app);
+    expect(files("u-processor")).toEqual([
+      "utilitarian-env.AMQP_CONNECTION_STRING",
+      "utilitarian-env.UTILITARIAN_AUTH_TOKEN",
+      "utilitarian-load-env",
+    ]);
+    expect(files("u-udp-server")).toEqual(["utilitarian-env.AMQP_CONNECTION_STRING", "utilitarian-load-env"]);
+    expect(files("u-postgres")).toEqual(["utilitarian-env.POSTGRES_PASSWORD", "utilitarian-load-env"]);
+    expect(files("u-rabbitmq")).toEqual(["utilitarian-env.RABBITMQ_DEFAULT_PASS", "utilitarian-load-env"]);
+    // The plain settings stay in the spec's env.
+    const apiEnv = plain(mocks.get("u-api").inputs).taskSpec.containerSpec.env;
+    expect(Object.keys(apiEnv).sort()).toEqual(["ALLOWED_HOSTS", "UTILITARIAN_DEBUG"]);
+    expect(plain(mocks.get("u-postgres").inputs).taskSpec.containerSpec.env).toEqual({
+      POSTGRES_DB: "postgres",
+      POSTGRES_USER: "postgres",
+    });
+    // The image's entrypoint runs after the loader, then the plan's command or else the image's.
+    const [entrypoint, cmd] = JSON.parse(MOCK_IMAGE_COMMAND) as string[][];
+    expect(plain(mocks.get("u-api").inputs).taskSpec.containerSpec.args).toEqual([...entrypoint, ...cmd]);
+    expect(plain(mocks.get("u-beat").inputs).taskSpec.containerSpec.args).toEqual([
+      ...entrypoint,
+      "celery",
+      "-A",
+      "utilitarian",
+      "beat",
+      "--loglevel=INFO",
+    ]);
+    // One secret per variable, shared by the services that get the same value, plus the loader.
+    const secrets = mocks.ofType(SECRET);
+    const byVariable = Object.fromEntries(
+      secrets.map((s) => [
+        s.inputs.labels.find((l: { label: string }) => l.label === "io.utilitarian.variable")?.value ?? "loader",
+        s,
+      ]),
+    );
+    expect(Object.keys(byVariable).sort()).toEqual([
+      "AMQP_CONNECTION_STRING",
+      "DATABASE_URL",
+      "JWT_SIGNING_KEY",
+      "POSTGRES_PASSWORD",
+      "RABBITMQ_DEFAULT_PASS",
+      "SECRET_KEY",
+      "UTILITARIAN_AUTH_TOKEN",
+      "loader",
+    ]);
+    const data = (variable: string) => Buffer.from(plain(byVariable[variable].inputs).data, "base64").toString();
+    expect(data("SECRET_KEY")).toBe(SECRET_VALUES.secretKey);
+    expect(data("POSTGRES_PASSWORD")).toBe(SECRET_VALUES.databaseAdminPassword);
+    expect(data("RABBITMQ_DEFAULT_PASS")).toBe(SECRET_VALUES.rabbitmqPassword);
+    expect(data("UTILITARIAN_AUTH_TOKEN")).toBe(SECRET_VALUES.edgeAuthToken);
+    expect(data("JWT_SIGNING_KEY")).toBe(JWT);
+    expect(data("DATABASE_URL")).toContain(encodeURIComponent(SECRET_VALUES.databasePassword));
+    expect(data("loader")).toBe(LOADER_SCRIPT);
+    for (const s of secrets) for (const f of SECRET_FORMS) expect(plain(s.inputs).name).not.toContain(f);
+    // manage.py runs through the loader in the steps that call it.
+    for (const step of ["u-migrate", "u-static", "u-verify"])
+      expect(plain(mocks.get(step).inputs.environment).MANAGE, step).toBe(`sh ${LOADER_PATH} python manage.py`);
+  });
+
+  test("one Docker host: no swarm secrets, and the containers' environment holds the values as before", async () => {
+    const { mocks } = await deploy({}, { secrets: SECRETS });
+    expect(mocks.ofType(SECRET)).toEqual([]);
+    expect(plain(mocks.get("u-api").inputs.envs)).toContain(`SECRET_KEY=${SECRET_VALUES.secretKey}`);
+    expect(plain(mocks.get("u-api").inputs.envs)).toContain(`JWT_SIGNING_KEY=${JWT}`);
+    expect(plain(mocks.get("u-migrate").inputs.environment).MANAGE).toBeUndefined();
+  });
+
+  test("the loader exports each secret file as its variable, byte for byte, and execs the command as PID 1's successor", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarm-loader-"));
+    try {
+      const script = LOADER_SCRIPT.split("/run/secrets").join(dir);
+      fs.writeFileSync(path.join(dir, "utilitarian-env.DATABASE_URL"), "postgres://u:p w$x'\"@h/db\n\n");
+      fs.writeFileSync(path.join(dir, "utilitarian-env.SECRET_KEY"), "k");
+      const out = execFileSync(
+        "sh",
+        ["-c", script, "sh", "sh", "-c", 'printf "%s|%s|%s" "$DATABASE_URL" "$SECRET_KEY" "$0"', "child"],
+        {
+          env: { PATH: process.env.PATH },
+        },
+      ).toString();
+      expect(out).toBe("postgres://u:p w$x'\"@h/db\n\n|k|child");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a task's command: the loader, then the image's entrypoint, then the plan's command or the image's", () => {
+    const image = parseImageCommand('[["/usr/local/bin/docker-entrypoint.sh"],["postgres"]]\n');
+    expect(loaderCommand(image)).toEqual({
+      commands: ["sh", LOADER_PATH],
+      args: ["/usr/local/bin/docker-entrypoint.sh", "postgres"],
+    });
+    const app = parseImageCommand('[null,["gunicorn","app"]]');
+    expect(loaderCommand(app).args).toEqual(["gunicorn", "app"]);
+    expect(loaderCommand(app, ["celery", "beat"]).args).toEqual(["celery", "beat"]);
+    expect(() => loaderCommand(parseImageCommand("[null,null]"))).toThrow(/neither an entrypoint nor a command/);
+    expect(() => parseImageCommand('{"Cmd":[]}')).toThrow(/expected \[entrypoint, cmd\]/);
+  });
+
+  test("a swarm secret's name: stable for a value, new for another, never the value, at most 64 characters", () => {
+    const a = swarmSecretName("p", "DATABASE_URL", "postgres://u:pw@h/db");
+    expect(a).toMatch(/^p-database_url-[0-9a-f]{16}$/);
+    expect(swarmSecretName("p", "DATABASE_URL", "postgres://u:pw@h/db")).toBe(a);
+    expect(swarmSecretName("p", "DATABASE_URL", "postgres://u:pw2@h/db")).not.toBe(a);
+    expect(swarmSecretName("q", "DATABASE_URL", "postgres://u:pw@h/db")).not.toBe(a.replace(/^p/, "q"));
+    const long = swarmSecretName("a-long-stack-prefix", "A_VERY_LONG_SECRET_VARIABLE_NAME_FOR_THE_API_X", "v");
+    expect(long.length).toBeLessThanOrEqual(64);
+    expect(long).toMatch(/^[a-zA-Z0-9][a-zA-Z0-9-_.]*[a-zA-Z0-9]$/);
+  });
+
+  test("which settings are secret is SECRET_KEYS' list: every one that reaches a service has its variable", () => {
+    // The keys a swarm service's secret variables come from (environment.ts, database.ts, broker.ts);
+    // registryPassword reaches the provider only.
+    expect(
+      Object.keys(SECRET_KEYS)
+        .filter((k) => k !== "registryPassword")
+        .sort(),
+    ).toEqual([
+      "apiSecretEnv",
+      "databaseAdminPassword",
+      "databasePassword",
+      "edgeAuthToken",
+      "rabbitmqPassword",
+      "rabbitmqUrl",
+      "secretKey",
+    ]);
   });
 });

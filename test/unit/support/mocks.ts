@@ -149,6 +149,9 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
   }
 }
 
+/** What the mock's `docker image inspect` says of every image: its entrypoint and command. */
+export const MOCK_IMAGE_COMMAND = '[["/entrypoint.sh"],["serve","--port","8000"]]';
+
 function computedOutputs(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
   switch (args.type) {
     case "docker:index/remoteImage:RemoteImage": {
@@ -156,6 +159,9 @@ function computedOutputs(args: pulumi.runtime.MockResourceArgs): Record<string, 
       return { imageId: `sha256:${id}`, repoDigest: `${args.inputs.name}@sha256:${id}` };
     }
     case "command:local:Command":
+      // On a swarm, an image's entrypoint and command (`docker image inspect`, components/build.ts).
+      if (String(args.inputs.create).startsWith("docker image inspect"))
+        return { stdout: MOCK_IMAGE_COMMAND, stderr: "" };
       return { stdout: /backup/.test(args.name) ? "BACKUP_FILE=/backups/utilitarian-test.dump" : "", stderr: "" };
     case "pulumi-nodejs:dynamic:Resource":
       return { previousVersion: "none" };
