@@ -87,7 +87,7 @@ export async function removeSwarmStack(swarm: Swarm, prefix: string, timeoutMs =
       const left = (
         await swarm.docker(node, [
           "ps",
-          "-aq",
+          "-a",
           "--filter",
           "label=com.docker.swarm.service.name",
           "--format",
@@ -103,7 +103,12 @@ export async function removeSwarmStack(swarm: Swarm, prefix: string, timeoutMs =
     const volumes = (await swarm.docker(node, ["volume", "ls", "-q"])).stdout
       .split("\n")
       .filter((v) => v.startsWith(`${prefix}-`));
-    if (volumes.length) await swarm.docker(node, ["volume", "rm", "-f", ...volumes]);
+    if (volumes.length) {
+      // A volume still in use is not removed (hence the wait above, with `-a` and no `-q`: `-q` overrides `--format`).
+      const removed = await swarm.docker(node, ["volume", "rm", "-f", ...volumes]);
+      if (removed.code !== 0)
+        throw new Error(`removing ${volumes.join(", ")} on ${node.name}: ${removed.stderr.trim()}`);
+    }
   }
   await swarm.docker(swarm.manager, ["network", "rm", `${prefix}-net`]);
 }
