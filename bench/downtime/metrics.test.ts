@@ -3,7 +3,16 @@
  * (runconfig.ts), on recorded shapes: no Docker needed.
  */
 import { describe, expect, test } from "vitest";
-import { downtimeOf, firstOkAfter, longestOutage, median, parseSteps, type ContainerEvent } from "./metrics";
+import {
+  downtimeOf,
+  firstOkAfter,
+  longestOutage,
+  median,
+  outages,
+  parseSteps,
+  unhealthyMs,
+  type ContainerEvent,
+} from "./metrics";
 import { runConfigOf, type ContainerInspect, type ImageInspect } from "./runconfig";
 
 const samples = (pattern: string, step = 100) => [...pattern].map((c, i) => ({ t: 1000 + i * step, ok: c === "+" }));
@@ -19,6 +28,21 @@ describe("API downtime from the probe's samples", () => {
 
   test("no failed request: no outage", () => {
     expect(longestOutage(samples("+++"))).toBeUndefined();
+  });
+
+  test("of two equally long gaps, the longest is the first", () => {
+    expect(longestOutage(samples("+--+--+"))).toEqual({ start: 1100, end: 1300, ms: 200 });
+  });
+
+  test("every gap, in order, and the unhealthy time is their sum", () => {
+    expect(outages(samples("+-++---+--"))).toEqual([
+      { start: 1100, end: 1200, ms: 100 },
+      { start: 1400, end: 1700, ms: 300 },
+      { start: 1800, end: 1900, ms: 100 },
+    ]);
+    expect(unhealthyMs(samples("+-++---+--"))).toBe(500);
+    expect(unhealthyMs(samples("+++"))).toBe(0);
+    expect(outages([])).toEqual([]);
   });
 
   test("the new API's boot ends at its first 200 at or after its start", () => {

@@ -30,21 +30,38 @@ export interface Outage {
   ms: number;
 }
 
-/** The longest stretch of requests without a 200. */
-export function longestOutage(samples: Sample[]): Outage | undefined {
-  let longest: Outage | undefined;
+/**
+ * Every stretch of requests without a 200, in order: from the first request that got none to the
+ * first request after it that got a 200 (a stretch still open at the end lasts until the last sample).
+ */
+export function outages(samples: Sample[]): Outage[] {
+  const found: Outage[] = [];
   let downSince: number | undefined;
-  const close = (end: number) => {
-    if (downSince !== undefined && (!longest || end - downSince > longest.ms))
-      longest = { start: downSince, end, ms: end - downSince };
-    downSince = undefined;
-  };
   for (const s of samples) {
     if (!s.ok && downSince === undefined) downSince = s.t;
-    if (s.ok) close(s.t);
+    if (s.ok && downSince !== undefined) {
+      found.push({ start: downSince, end: s.t, ms: s.t - downSince });
+      downSince = undefined;
+    }
   }
-  if (samples.length > 0) close(samples[samples.length - 1].t);
-  return longest;
+  if (downSince !== undefined) {
+    const end = samples[samples.length - 1].t;
+    found.push({ start: downSince, end, ms: end - downSince });
+  }
+  return found;
+}
+
+/** The longest stretch of requests without a 200 (the first of the longest). */
+export function longestOutage(samples: Sample[]): Outage | undefined {
+  return outages(samples).reduce<Outage | undefined>(
+    (longest, o) => (!longest || o.ms > longest.ms ? o : longest),
+    undefined,
+  );
+}
+
+/** How long the API was unhealthy in all: the stretches without a 200, added up. */
+export function unhealthyMs(samples: Sample[]): number {
+  return outages(samples).reduce((sum, o) => sum + o.ms, 0);
 }
 
 /** When the first request sent at or after `t` got a 200. */

@@ -41,9 +41,9 @@ import {
   parseSteps,
   span,
   type ContainerEvent,
-  type Sample,
   type Span,
 } from "./metrics";
+import { probe } from "./probe";
 import { writeRunConfig } from "./runconfig";
 
 function required(name: string): string {
@@ -117,33 +117,6 @@ function config(way: Way, version: string, backups: string): Record<string, unkn
       udpServer: `${REGISTRY}/utilitarian-standin/dlms-udp-server`,
     },
   });
-}
-
-/** Asks /_health/ every `intervalMs` (1 s timeout each) until stopped. */
-function probe(intervalMs: number): { stop: () => Promise<Sample[]> } {
-  const samples: Sample[] = [];
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const t = Date.now();
-      let ok = false;
-      try {
-        ok =
-          (await fetch(`http://127.0.0.1:${PORTS.api}/_health/`, { signal: AbortSignal.timeout(1000) })).status === 200;
-      } catch {
-        ok = false;
-      }
-      samples.push({ t, ok });
-      await sleep(Math.max(0, intervalMs - (Date.now() - t)));
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return samples;
-    },
-  };
 }
 
 /** The registry's manifest layers of the app image at `version`: digest and compressed size. */
@@ -287,7 +260,7 @@ async function runOnce(way: Way, round: number): Promise<Run> {
     await install(way, backups, stack);
     const presentBefore = await localLayers();
     const followerNames = await followers();
-    const health = probe(100);
+    const health = probe(`http://127.0.0.1:${PORTS.api}/_health/`, 100);
     await sleep(1000);
     const t0 = Date.now();
     const upgrade = way === "literal" ? await upgradeLiterally(workDir) : await upgradeByProject(way, stack, backups);

@@ -16,12 +16,12 @@ import * as http from "http";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SECRET_VALUES } from "../unit/support/fixtures";
 import { exec, sleep, waitFor } from "../support/exec";
-import { freeLoopbackPort } from "../support/ports";
 import { SERVICE } from "../support/provider-facts";
 import { changes, RealStack, stateDisagreements, type EngineStep } from "../support/real-stack";
 import { lastLine, runScript } from "../support/run-script";
-import { SECRETS, STANDIN_IMAGES, tempDir } from "../support/standin-stack";
+import { SECRETS, tempDir } from "../support/standin-stack";
 import { startSwarm, type Swarm, type SwarmNode } from "../support/swarm";
+import { placeStack, swarmConfig, type SwarmPlacement } from "../support/swarm-stack";
 
 const MINUTE = 60_000;
 // Overridable so that two checkouts on one machine can run this file at once (each its own swarm).
@@ -29,43 +29,14 @@ const PREFIX = process.env.SWARM_TEST_PREFIX ?? "swe";
 const STACK = "swarm-engine";
 let swarm: Swarm;
 let stack: RealStack;
+let placement: SwarmPlacement;
 let data: SwarmNode;
 let app: SwarmNode;
 let workers: SwarmNode;
-let registry = "";
-const PORTS = { postgres: 0, api: 0, udp: 0 };
 const START_TIMEOUT_SECONDS = 90;
 
-function config(version: string, backupDir: string, startTimeoutSeconds?: number): Record<string, unknown> {
-  const image = (repo: string) => `${registry}/utilitarian-standin/${repo}`;
-  return {
-    version,
-    prefix: PREFIX,
-    target: "swarm",
-    dockerHost: swarm.manager.host,
-    // Every node that runs an application task: the steps run in the API's, the pull reaches both.
-    swarm: {
-      nodeHosts: { [app.name]: app.host, [workers.name]: workers.host },
-      ...(startTimeoutSeconds ? { startTimeoutSeconds } : {}),
-    },
-    images: {
-      api: image("utilitarian"),
-      processor: image("dlms-processor"),
-      poster: image("poster"),
-      udpServer: image("dlms-udp-server"),
-    },
-    database: { image: `${image("postgres")}:15`, operatorHost: data.address, operatorPort: PORTS.postgres },
-    rabbitmq: { image: `${image("rabbitmq")}:3` },
-    proxy: { enabled: false },
-    api: { port: PORTS.api, publishAddress: "0.0.0.0", allowedHosts: ["*"], healthTimeoutSeconds: 120 },
-    workers: [{ name: "default", queues: [], concurrency: 1, count: 2 }],
-    processor: { version: "1.0.0" },
-    poster: { version: "1.0.0" },
-    udpServer: { version: "1.0.0", port: PORTS.udp },
-    backup: { dir: backupDir, keep: 5, stopWriters: false },
-    stopGraceSeconds: { api: 10, beat: 5, worker: 10, edge: 5 },
-  };
-}
+const config = (version: string, backupDir: string, startTimeoutSeconds?: number) =>
+  swarmConfig(placement, version, backupDir, { prefix: PREFIX, startTimeoutSeconds });
 
 /** Each running task of the stack's services: service name -> "task@node" entries, sorted. */
 async function runningTasks(): Promise<Record<string, string[]>> {
@@ -114,7 +85,7 @@ async function sql(query: string): Promise<string> {
     env: {
       ...process.env,
       PGHOST: data.address,
-      PGPORT: String(PORTS.postgres),
+      PGPORT: String(placement.ports.postgres),
       PGUSER: "postgres",
       PGPASSWORD: SECRET_VALUES.databaseAdminPassword,
       PGDATABASE: "utilitarian",
@@ -144,7 +115,7 @@ function meters(nodes: SwarmNode[], meterPrefix: string, intervalMs: number): { 
       const payload = Buffer.from(
         JSON.stringify({ meter: `${meterPrefix}-${node.name}`, value: sent, timestamp: new Date().toISOString() }),
       );
-      socket.send(payload, PORTS.udp, node.address);
+      socket.send(payload, placement.ports.udp, node.address);
       sent++;
     }
   }, intervalMs);
@@ -160,7 +131,7 @@ function meters(nodes: SwarmNode[], meterPrefix: string, intervalMs: number): { 
 
 /** The application image of VERSION by digest, as the manager's pull resolved it (what the services run). */
 async function repoDigest(version: string): Promise<string> {
-  const ref = `${registry}/utilitarian-standin/utilitarian:${version}`;
+  const ref = `${placement.registry}/utilitarian-standin/utilitarian:${version}`;
   const out = await swarm.docker(swarm.manager, ["image", "inspect", "-f", "{{index .RepoDigests 0}}", ref]);
   if (out.code !== 0 || !out.stdout.includes("@sha256:")) throw new Error(`no digest of ${ref}: ${out.stderr}`);
   return out.stdout.trim();
@@ -172,7 +143,8 @@ const runPull = (pullImages: string, nodeHosts = `${app.name}=${app.host} ${work
 
 async function apiHealth(): Promise<number> {
   try {
-    return (await fetch(`http://${app.address}:${PORTS.api}/_health/`, { signal: AbortSignal.timeout(3000) })).status;
+    return (await fetch(`http://${app.address}:${placement.ports.api}/_health/`, { signal: AbortSignal.timeout(3000) }))
+      .status;
   } catch {
     return 0;
   }
@@ -237,15 +209,8 @@ async function liveServices(): Promise<Map<string, { version: string }>> {
 
 beforeAll(async () => {
   swarm = await startSwarm({ prefix: PREFIX });
-  [data, app, workers] = [swarm.manager, ...swarm.nodes.filter((n) => n.role === "worker")];
-  await swarm.label(data, { "utilitarian.data": "true" });
-  await swarm.label(app, { "utilitarian.app": "true", "utilitarian.edge": "true" });
-  await swarm.label(workers, { "utilitarian.workers": "true", "utilitarian.edge": "true" });
-  const images = STANDIN_IMAGES.filter((i) => !/haproxy/.test(i));
-  [registry] = (await swarm.push(images))[0].split("/");
-  PORTS.postgres = await freeLoopbackPort("tcp");
-  PORTS.api = await freeLoopbackPort("tcp", [PORTS.postgres]);
-  PORTS.udp = await freeLoopbackPort("udp");
+  placement = await placeStack(swarm);
+  ({ data, app, workers } = placement);
   stack = new RealStack(STACK, SECRETS);
   await stack.init();
 }, 20 * MINUTE);
@@ -415,7 +380,7 @@ describe("the swarm target under the real engine, on three nodes", () => {
           "inspect",
           "-f",
           "{{index .RepoDigests 0}}",
-          `${registry}/utilitarian-standin/postgres:15`,
+          `${placement.registry}/utilitarian-standin/postgres:15`,
         ])
       ).stdout.trim();
       await swarm.stopRegistry();

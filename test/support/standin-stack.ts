@@ -120,8 +120,13 @@ export async function health(): Promise<number> {
   }
 }
 
-export async function postReading(meter: string, value: number): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:${PORTS.api}/api/v1/readings/`, {
+/** POSTs one reading to the API (by default the one-host stack's, on loopback; `apiUrl` for another). */
+export async function postReading(
+  meter: string,
+  value: number,
+  apiUrl = `http://127.0.0.1:${PORTS.api}`,
+): Promise<number> {
+  const response = await fetch(`${apiUrl}/api/v1/readings/`, {
     method: "POST",
     headers: { Authorization: `Token ${TOKEN}`, "Content-Type": "application/json" },
     body: JSON.stringify({ meter, value, timestamp: new Date().toISOString(), source: "api-test" }),
