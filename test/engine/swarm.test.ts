@@ -10,157 +10,43 @@
  * again, verify last), keeps PostgreSQL, RabbitMQ and the UDP servers' tasks, and stores every
  * reading sent to the two edge nodes meanwhile exactly once.
  */
-import * as dgram from "dgram";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SECRET_VALUES } from "../unit/support/fixtures";
-import { exec, sleep, waitFor } from "../support/exec";
-import { freeLoopbackPort } from "../support/ports";
+import { waitFor } from "../support/exec";
 import { changes, RealStack, type EngineStep } from "../support/real-stack";
 import { SECRETS, STANDIN_IMAGES, tempDir } from "../support/standin-stack";
-import { startSwarm, type Swarm, type SwarmNode } from "../support/swarm";
+import {
+  apiHealth,
+  duplicatesOf,
+  meters,
+  nodesOf,
+  readingsOf,
+  runningTasks,
+  startSwarmStack,
+  swarmConfig,
+  type SwarmStack,
+} from "../support/swarm-stack";
 
 const MINUTE = 60_000;
 // Overridable so that two checkouts on one machine can run this file at once (each its own swarm).
 const PREFIX = process.env.SWARM_TEST_PREFIX ?? "swe";
 const STACK = "swarm-engine";
-let swarm: Swarm;
+let s: SwarmStack;
 let stack: RealStack;
-let data: SwarmNode;
-let app: SwarmNode;
-let workers: SwarmNode;
-let registry = "";
-const PORTS = { postgres: 0, api: 0, udp: 0 };
 
-function config(version: string, backupDir: string): Record<string, unknown> {
-  const image = (repo: string) => `${registry}/utilitarian-standin/${repo}`;
-  return {
-    version,
-    prefix: PREFIX,
-    target: "swarm",
-    dockerHost: swarm.manager.host,
-    swarm: { nodeHosts: { [app.name]: app.host } },
-    images: {
-      api: image("utilitarian"),
-      processor: image("dlms-processor"),
-      poster: image("poster"),
-      udpServer: image("dlms-udp-server"),
-    },
-    database: { image: `${image("postgres")}:15`, operatorHost: data.address, operatorPort: PORTS.postgres },
-    rabbitmq: { image: `${image("rabbitmq")}:3` },
-    proxy: { enabled: false },
-    api: { port: PORTS.api, publishAddress: "0.0.0.0", allowedHosts: ["*"], healthTimeoutSeconds: 120 },
-    workers: [{ name: "default", queues: [], concurrency: 1, count: 2 }],
-    processor: { version: "1.0.0" },
-    poster: { version: "1.0.0" },
-    udpServer: { version: "1.0.0", port: PORTS.udp },
-    backup: { dir: backupDir, keep: 5, stopWriters: false },
-    stopGraceSeconds: { api: 10, beat: 5, worker: 10, edge: 5 },
-  };
-}
-
-/** Each running task of the stack's services: service name -> "task@node" entries, sorted. */
-async function runningTasks(): Promise<Record<string, string[]>> {
-  const services = (
-    await swarm.docker(swarm.manager, ["service", "ls", "--filter", `name=${PREFIX}-`, "--format", "{{.Name}}"])
-  ).stdout
-    .split("\n")
-    .filter(Boolean);
-  const tasks: Record<string, string[]> = {};
-  for (const service of services) {
-    const out = await swarm.docker(swarm.manager, [
-      "service",
-      "ps",
-      service,
-      "--filter",
-      "desired-state=running",
-      "--format",
-      "{{.ID}}@{{.Node}} {{.CurrentState}}",
-    ]);
-    tasks[service] = out.stdout
-      .split("\n")
-      .filter((l) => l.includes(" Running"))
-      .map((l) => l.split(" ")[0])
-      .sort();
-  }
-  return tasks;
-}
-
-const nodesOf = (tasks: string[]) => [...new Set(tasks.map((t) => t.split("@")[1]))].sort();
-
-async function sql(query: string): Promise<string> {
-  const result = await exec("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query], {
-    env: {
-      ...process.env,
-      PGHOST: data.address,
-      PGPORT: String(PORTS.postgres),
-      PGUSER: "postgres",
-      PGPASSWORD: SECRET_VALUES.databaseAdminPassword,
-      PGDATABASE: "utilitarian",
-    },
-  });
-  if (result.code !== 0) throw new Error(`psql: ${result.stderr}`);
-  return result.stdout.trim();
-}
-
-const readingsOf = async (meterPrefix: string) =>
-  Number(
-    await sql(`select count(*) from readings_meterreading where upper(meter) like upper('${meterPrefix}') || '%'`),
-  );
-const duplicatesOf = async (meterPrefix: string) =>
-  Number(
-    await sql(
-      `select count(*) from (select meter, value from readings_meterreading where upper(meter) like upper('${meterPrefix}') || '%' group by meter, value having count(*) > 1) d`,
-    ),
-  );
-
-/** Meters pushing to each edge node's own address every `intervalMs`, each message a distinct value. */
-function meters(nodes: SwarmNode[], meterPrefix: string, intervalMs: number): { stop: () => Promise<number> } {
-  const socket = dgram.createSocket("udp4");
-  let sent = 0;
-  const timer = setInterval(() => {
-    for (const node of nodes) {
-      const payload = Buffer.from(
-        JSON.stringify({ meter: `${meterPrefix}-${node.name}`, value: sent, timestamp: new Date().toISOString() }),
-      );
-      socket.send(payload, PORTS.udp, node.address);
-      sent++;
-    }
-  }, intervalMs);
-  return {
-    stop: async () => {
-      clearInterval(timer);
-      await sleep(200);
-      socket.close();
-      return sent;
-    },
-  };
-}
-
-async function apiHealth(): Promise<number> {
-  try {
-    return (await fetch(`http://${app.address}:${PORTS.api}/_health/`, { signal: AbortSignal.timeout(3000) })).status;
-  } catch {
-    return 0;
-  }
-}
+const config = (version: string, backupDir: string) => swarmConfig(s, version, backupDir, { stopWriters: false });
 
 beforeAll(async () => {
-  swarm = await startSwarm({ prefix: PREFIX });
-  [data, app, workers] = [swarm.manager, ...swarm.nodes.filter((n) => n.role === "worker")];
-  await swarm.label(data, { "utilitarian.data": "true" });
-  await swarm.label(app, { "utilitarian.app": "true", "utilitarian.edge": "true" });
-  await swarm.label(workers, { "utilitarian.workers": "true", "utilitarian.edge": "true" });
-  const images = STANDIN_IMAGES.filter((i) => !/haproxy|utilitarian:1\.2\.0/.test(i));
-  [registry] = (await swarm.push(images))[0].split("/");
-  PORTS.postgres = await freeLoopbackPort("tcp");
-  PORTS.api = await freeLoopbackPort("tcp", [PORTS.postgres]);
-  PORTS.udp = await freeLoopbackPort("udp");
+  s = await startSwarmStack(
+    PREFIX,
+    STANDIN_IMAGES.filter((i) => !/haproxy|utilitarian:1\.2\.0/.test(i)),
+  );
   stack = new RealStack(STACK, SECRETS);
   await stack.init();
 }, 20 * MINUTE);
 
 afterAll(async () => {
-  await swarm?.stop();
+  await s?.swarm.stop();
   stack?.remove();
 }, 5 * MINUTE);
 
@@ -177,18 +63,19 @@ describe("the swarm target under the real engine, on three nodes", () => {
       expect(preview.stdout).toMatch(new RegExp(`\\+ +docker:index:Service +${PREFIX}-api +create`));
       const run = await stack.up();
       expect(run.code, run.stdout + run.stderr).toBe(0);
-      installed = await runningTasks();
+      installed = await runningTasks(s);
       const service = (key: string) => installed[`${PREFIX}-${key}`] ?? [];
-      expect(nodesOf(service("postgres"))).toEqual([data.name]);
-      expect(nodesOf(service("rabbitmq"))).toEqual([data.name]);
-      for (const key of ["api", "beat", "processor", "poster"]) expect(nodesOf(service(key)), key).toEqual([app.name]);
+      expect(nodesOf(service("postgres"))).toEqual([s.data.name]);
+      expect(nodesOf(service("rabbitmq"))).toEqual([s.data.name]);
+      for (const key of ["api", "beat", "processor", "poster"])
+        expect(nodesOf(service(key)), key).toEqual([s.app.name]);
       expect(service("beat")).toHaveLength(1);
       expect(service("worker-default")).toHaveLength(2);
-      expect(nodesOf(service("worker-default"))).toEqual([workers.name]);
+      expect(nodesOf(service("worker-default"))).toEqual([s.workers.name]);
       // One UDP server on each edge node, none on the manager.
-      expect(nodesOf(service("udp-server"))).toEqual([app.name, workers.name].sort());
+      expect(nodesOf(service("udp-server"))).toEqual([s.app.name, s.workers.name].sort());
       expect(service("udp-server")).toHaveLength(2);
-      expect(await apiHealth()).toBe(200);
+      expect(await apiHealth(s)).toBe(200);
       expect((run.logs.get(`${PREFIX}-verify`) ?? []).join("\n")).toMatch(/verify: all checks passed/);
       // Secrets never reach the engine's output.
       for (const secret of Object.values(SECRET_VALUES)) expect(run.stdout + run.stderr).not.toContain(secret);
@@ -202,7 +89,7 @@ describe("the swarm target under the real engine, on three nodes", () => {
       const run = await stack.up(["--expect-no-changes"]);
       expect(run.code, run.stdout + run.stderr).toBe(0);
       expect(changes(run)).toEqual([]);
-      expect(await runningTasks()).toEqual(installed);
+      expect(await runningTasks(s)).toEqual(installed);
     },
     10 * MINUTE,
   );
@@ -210,7 +97,7 @@ describe("the swarm target under the real engine, on three nodes", () => {
   test(
     "1.0.0 -> 1.1.0 with meters pushing to both edge nodes: the runbook's order, the UDP servers, PostgreSQL and RabbitMQ untouched, every reading stored once",
     async () => {
-      const stream = meters([app, workers], "swm", 200);
+      const stream = meters(s, [s.app, s.workers], "swm", 200);
       stack.configure(config("1.1.0", backupDir));
       const run = await stack.up();
       const sent = await stream.stop();
@@ -240,16 +127,16 @@ describe("the swarm target under the real engine, on three nodes", () => {
       expect(before(apiCreated, migrate)).toBe(true);
       expect(before(migrate, staticStep)).toBe(true);
       // What keeps running: the engine touched none of them and their tasks are the same.
-      const after = await runningTasks();
+      const after = await runningTasks(s);
       for (const key of ["postgres", "rabbitmq", "udp-server"]) {
         expect(changes(run).filter((c) => c.endsWith(` ${PREFIX}-${key}`))).toEqual([]);
         expect(after[`${PREFIX}-${key}`], key).toEqual(installed[`${PREFIX}-${key}`]);
       }
-      expect(await apiHealth()).toBe(200);
+      expect(await apiHealth(s)).toBe(200);
       // Every reading pushed to either edge node during the upgrade is stored, once.
-      await waitFor(async () => (await readingsOf("swm")) >= sent, 3 * MINUTE, 1000);
-      expect(await readingsOf("swm")).toBe(sent);
-      expect(await duplicatesOf("swm")).toBe(0);
+      await waitFor(async () => (await readingsOf(s, "swm")) >= sent, 3 * MINUTE, 1000);
+      expect(await readingsOf(s, "swm")).toBe(sent);
+      expect(await duplicatesOf(s, "swm")).toBe(0);
       expect(sent).toBeGreaterThan(50);
     },
     25 * MINUTE,
