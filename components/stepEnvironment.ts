@@ -84,7 +84,8 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
         // The version running now is read from the API container's label by the script.
         API_CONTAINER: api,
         BACKUP_TO_VERSION: settings.version,
-        // The writers whose followers' plan says the backup stops them (see plan.ts, stoppedForBackup).
+        // The writers whose followers' plan says the backup stops them (see plan.ts, stoppedForBackup);
+        // on a swarm their services, which writers-stopped.sh scales to 0.
         ...(settings.backup.stopWriters
           ? {
               STOP_WRITERS: services
@@ -106,8 +107,9 @@ export function stepEnvironment(node: StepNode, ctx: StepContext): Record<string
         RESTORE_JOBS: String(settings.backup.restoreJobs),
         // "latest" means the newest backup taken while this (older) version ran.
         RESTORE_VERSION: settings.version,
-        // The app containers are stopped by the script before the database is swapped.
-        STOP_CONTAINERS: services
+        // The app containers (on a swarm, services: scaled to 0) are stopped by the script before
+        // the database is swapped.
+        [onSwarm ? "STOP_SERVICES" : "STOP_CONTAINERS"]: services
           .filter((s) => s.key === "api" || s.followsApi)
           .map((s) => containerName(s.key))
           .join(" "),

@@ -77,10 +77,8 @@ export function swarmProblems(
     target: Target;
     swarm: SwarmSettings;
     proxy: { enabled: boolean };
-    backup: { stopWriters: boolean };
     udpServer: { enabled: boolean; network: string };
     database: { mode: string; operatorHost?: string };
-    restoreFrom?: string;
   },
   ctx: z.RefinementCtx,
 ): void {
@@ -100,26 +98,12 @@ export function swarmProblems(
         `is true, but the maintenance proxy does not run on a swarm yet: set ${n.set("proxy.enabled", "false")} (the API is then published on its app nodes)`,
       { path: ["proxy", "enabled"] },
     );
-  if (s.backup.stopWriters)
-    refuse(
-      ctx,
-      (n) =>
-        `is true, but stopping the writers for the backup is not built for a swarm yet: set ${n.set("backup.stopWriters", "false")}`,
-      { path: ["backup", "stopWriters"] },
-    );
   if (s.udpServer.enabled && s.udpServer.network === "host")
     refuse(
       ctx,
       (n) =>
         `is host, but on a swarm each UDP server is published on its edge node's address by Docker (host mode, no routing mesh): remove it (${n.remove("udpServer.network")})`,
       { path: ["udpServer", "network"] },
-    );
-  if (s.restoreFrom !== undefined)
-    refuse(
-      ctx,
-      (n) =>
-        `is set, but a rollback's restore (which stops the API and its followers by container name) is not built for a swarm yet: remove it (${n.remove("restoreFrom")}) and restore the verified backup by hand (README, "Docker Swarm")`,
-      { path: ["restoreFrom"] },
     );
   if (s.database.mode === "managed" && !s.database.operatorHost)
     refuse(

@@ -267,7 +267,10 @@ need_free_space() {
 pg_server_space_check() {
   local bytes=$1 purpose=$2 what=${3:-database size} out free_mb
   if [[ -z "${DATABASE_CONTAINER:-}" ]]; then
-    log "free space on the database server not checked (external server): $purpose needs about $(((bytes + 1048575) / 1048576)) MB there ($what)"
+    local server="external server"
+    # A managed server on a swarm runs on the data node, whose engine the steps are not given.
+    [[ -n "${SWARM_NODE_HOSTS:-}" ]] && server="external server, or managed on a swarm's data node"
+    log "free space on the database server not checked ($server): $purpose needs about $(((bytes + 1048575) / 1048576)) MB there ($what)"
     return 0
   fi
   if ! out=$(docker exec "$DATABASE_CONTAINER" sh -c 'df -Pk "${PGDATA:-/var/lib/postgresql/data}"' 2>&1); then
@@ -640,6 +643,71 @@ swarm_wait_tasks() {
     fi
     sleep 2
   done
+}
+
+# Stopping and starting services (the writers for the backup, the application for a restore). On a
+# swarm a service is stopped by scaling it to 0: `docker stop` of a task's container would only make
+# swarm start a new task. The engine's state is not told: the deployment replaces every service
+# stopped this way later in the same run (the writers carry the backup's ID in a label, the API and
+# its followers the version), and a step that fails scales back what it stopped.
+
+# service_replicas SERVICE: the tasks SERVICE's spec asks for (a number), "global", or nothing
+# when there is no such service.
+service_replicas() {
+  docker service inspect -f '{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}global{{end}}' "$1" 2>/dev/null || true
+}
+
+# swarm_stop_grace SERVICE: the seconds SERVICE's tasks get to stop (its stop grace period; Docker's
+# default 10 when unset).
+swarm_stop_grace() {
+  local ns
+  ns=$(docker service inspect -f '{{or .Spec.TaskTemplate.ContainerSpec.StopGracePeriod 10000000000}}' "$1" 2>/dev/null || true)
+  [[ "$ns" =~ ^[0-9]+$ ]] || ns=10000000000
+  printf '%s' "$(((10#$ns + 999999999) / 1000000000))"
+}
+
+# swarm_live_tasks SERVICE...: "SERVICE_ID TASK STATE" for each task of the services whose container
+# may still run (every state before complete/shutdown/failed/rejected). Swarm removes a task it was
+# told to remove only once its container has stopped.
+swarm_live_tasks() {
+  local service ids
+  for service; do
+    # A service that is gone has no task left.
+    ids=$(docker service ps --no-trunc -q "$service" 2>/dev/null) || continue
+    [[ -n "$ids" ]] || continue
+    # A task removed between the two calls is left out (inspect prints the others).
+    # shellcheck disable=SC2086 # one argument per task ID
+    docker inspect --type task -f '{{.ServiceID}} {{.ID}} {{.Status.State}}' $ids 2>/dev/null |
+      awk '$3 ~ /^(new|allocated|pending|assigned|accepted|preparing|ready|starting|running)$/' || true
+  done
+}
+
+# swarm_scale_down SERVICE...: scales the services to 0 and waits until none of their tasks'
+# containers runs any more (each gets its own stop grace period; the wait ends 60 s after the
+# longest). Dies when they do not stop.
+swarm_scale_down() {
+  local service grace timeout=0 args=() start live
+  for service; do
+    args+=("$service=0")
+    grace=$(swarm_stop_grace "$service")
+    ((grace > timeout)) && timeout=$grace
+  done
+  timeout=$((timeout + 60))
+  live=$(docker service scale --detach "${args[@]}" 2>&1 >/dev/null) || die "could not scale ${args[*]}: ${live//$'\n'/ }"
+  start=$SECONDS
+  while :; do
+    live=$(swarm_live_tasks "$@")
+    [[ -z "$live" ]] && return 0
+    if ((SECONDS - start >= timeout)); then
+      die "$(wc -l <<<"$live") task(s) of $* still run ${timeout}s after they were scaled to 0; see: docker service ps $*"
+    fi
+    sleep 0.5
+  done
+}
+
+# swarm_scale SERVICE=REPLICAS...: sets the services' replicas, without waiting for their tasks.
+swarm_scale() {
+  docker service scale --detach "$@" >/dev/null
 }
 
 # api_use_task TASK: the target is the container of TASK (of SWARM_TASKS), on its node.

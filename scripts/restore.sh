@@ -3,7 +3,8 @@
 #
 # Order: preflight (variables, checksum, pg_restore --list, database answers, owner role, room
 # on the server) -> parallel restore (RESTORE_JOBS) into "<PGDATABASE>_restoring" owned by
-# RESTORE_DB_OWNER -> compare row counts with the manifest -> swap: PGDATABASE becomes
+# RESTORE_DB_OWNER -> compare row counts with the manifest -> stop the application (STOP_CONTAINERS,
+# or on a swarm STOP_SERVICES, scaled to 0) -> swap: PGDATABASE becomes
 # "<PGDATABASE>_before_restore_<ts>" (kept) and "<PGDATABASE>_restoring" becomes PGDATABASE.
 # Before the swap, a failure leaves PGDATABASE untouched and drops "<PGDATABASE>_restoring".
 # shellcheck disable=SC2034 # STEP is read by lib.sh
@@ -20,6 +21,18 @@ require_vars "${PG_REQUIRED_VARS[@]}" \
   RESTORE_DB_OWNER "utilitarian:database.user, the application's role that must own the database"
 if [[ "$RESTORE_FILE" == latest ]]; then
   require_vars BACKUP_DIR "utilitarian:backup.dir, needed when RESTORE_FILE=latest"
+fi
+# What is stopped before the swap: containers on one Docker host, services on a swarm (scaled to 0).
+if [[ -n "${SWARM_NODE_HOSTS:-}" ]]; then
+  [[ -z "${STOP_CONTAINERS:-}" ]] || die "$STEP: STOP_CONTAINERS is set, but on a swarm (SWARM_NODE_HOSTS) the application runs as services: name them in STOP_SERVICES"
+  if [[ -n "${STOP_SERVICES:-}" ]]; then
+    # Only a manager can scale them (anywhere else every one would look absent): checked before
+    # anything is restored.
+    docker_setup_env
+    swarm_setup_env
+  fi
+elif [[ -n "${STOP_SERVICES:-}" ]]; then
+  die "$STEP: STOP_SERVICES names swarm services, but SWARM_NODE_HOSTS is not set: on one Docker host name the containers in STOP_CONTAINERS"
 fi
 # Parallel pg_restore jobs: the data loads and index builds of different tables overlap (with
 # 20 million readings on 2 cores shared with the server, -j2 took 1.00x a plain psql -f restore;
@@ -230,6 +243,37 @@ for container in ${STOP_CONTAINERS:-}; do
     docker stop "$container" >/dev/null || die "could not stop $container"
   fi
 done
+# On a swarm STOP_SERVICES names the same as services: each is scaled to 0 and the swap waits until
+# none of their tasks' containers runs. Should the restore fail before the swap, they are scaled
+# back to the replicas they had (the failed version runs on, as before this step); after it, they
+# stay at 0 until the deployment replaces them.
+SCALED=()
+scale_back() {
+  if [[ "$SWAPPED" != true ]] && ((${#SCALED[@]} > 0)); then
+    if swarm_scale "${SCALED[@]}"; then
+      log "scaled back, as $DB was not changed: ${SCALED[*]}"
+    else
+      log "WARNING: could not scale back ${SCALED[*]}; run: docker service scale ${SCALED[*]}"
+    fi
+  fi
+}
+if [[ -n "${STOP_SERVICES:-}" ]]; then
+  to_stop=()
+  for service in $STOP_SERVICES; do
+    replicas=$(service_replicas "$service")
+    [[ -n "$replicas" && "$replicas" != 0 ]] || continue
+    [[ "$replicas" =~ ^[0-9]+$ ]] || die "service $service is a $replicas service, which cannot be scaled to 0; STOP_SERVICES names replicated services only"
+    to_stop+=("$service")
+    SCALED+=("$service=$replicas")
+  done
+  on_exit scale_back
+  if ((${#to_stop[@]} > 0)); then
+    log "stopping (scaling to 0): ${to_stop[*]}"
+    started=$SECONDS
+    swarm_scale_down "${to_stop[@]}"
+    log "stopped in $((SECONDS - started))s: ${to_stop[*]}"
+  fi
+fi
 
 # 7. Swap. ----------------------------------------------------------------------------------------
 terminate() { # DB: end every other session on DB

@@ -10,8 +10,14 @@
 # A cancelled `pulumi up` SIGKILLs this script, whose exit handler then never runs; a guard in a
 # session of its own starts the writers again once nothing of the step runs any more.
 #
-# STOP_WRITERS            container names, space-separated; absent ones are skipped (first install)
-# WRITERS_STOP_SECONDS    grace each writer gets before it is killed (default 60: Celery's warm shutdown)
+# On a swarm (SWARM_NODE_HOSTS set, DOCKER_HOST a manager's engine) the writers are services: each
+# is scaled to 0 (its tasks get the service's own stop grace period) and, when the step fails, back
+# to the replicas it had; the upgrade replaces them after migrate as on one host.
+#
+# STOP_WRITERS            container names (on a swarm: service names), space-separated; absent ones
+#                         are skipped (first install), and so are stopped ones (scaled to 0)
+# WRITERS_STOP_SECONDS    grace each writer gets before it is killed (default 60: Celery's warm
+#                         shutdown); on a swarm each service's stop grace period applies instead
 # shellcheck disable=SC2034 # STEP is read by lib.sh
 STEP=writers
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
@@ -32,29 +38,51 @@ fi
 STOPPED=()
 STEP_SUCCEEDED=false
 GUARD_FD=""
+# What starts the stopped writers again: `docker start NAME...`, or on a swarm
+# `docker service scale --detach NAME=REPLICAS...` with the replicas each had.
+RESTART=()
 restart_writers() {
   # This script decides what becomes of the writers: the guard has nothing to do.
   [[ -n "$GUARD_FD" ]] && printf 'handled\n' >&"$GUARD_FD"
   [[ "$STEP_SUCCEEDED" == true ]] && return 0
   ((${#STOPPED[@]} > 0)) || return 0
-  if docker start "${STOPPED[@]}" >/dev/null; then
+  if "${RESTART[@]}" >/dev/null; then
     log "started the writers again: ${STOPPED[*]}"
   else
-    log "could not start the writers again: ${STOPPED[*]}; start them with: docker start ${STOPPED[*]}"
+    log "could not start the writers again: ${STOPPED[*]}; start them with: ${RESTART[*]}"
   fi
 }
 on_exit restart_writers
 
 read -r -a writers <<<"${STOP_WRITERS:-}"
-for name in "${writers[@]}"; do
-  state=$(container_state "$name")
-  if [[ "$state" != "running "* ]]; then
-    log "writer $name is not running (${state:-absent}); nothing to stop"
-    continue
-  fi
-  # Recorded before the stop: an interrupt during `docker stop` must still start it again.
-  STOPPED+=("$name")
-done
+if swarm_mode; then
+  # Only a manager knows the services: anywhere else every writer would look absent.
+  swarm_setup_env
+  RESTART=(docker service scale --detach)
+  for name in "${writers[@]}"; do
+    replicas=$(service_replicas "$name")
+    if [[ -z "$replicas" || "$replicas" == 0 ]]; then
+      log "writer $name is not running (${replicas:+scaled to }${replicas:-absent}); nothing to stop"
+      continue
+    fi
+    [[ "$replicas" =~ ^[0-9]+$ ]] || die "writer $name is a $replicas service, which cannot be scaled to 0; STOP_WRITERS names replicated services only"
+    # Recorded before the scale: an interrupt during it must still scale it back.
+    STOPPED+=("$name")
+    RESTART+=("$name=$replicas")
+  done
+else
+  RESTART=(docker start)
+  for name in "${writers[@]}"; do
+    state=$(container_state "$name")
+    if [[ "$state" != "running "* ]]; then
+      log "writer $name is not running (${state:-absent}); nothing to stop"
+      continue
+    fi
+    # Recorded before the stop: an interrupt during `docker stop` must still start it again.
+    STOPPED+=("$name")
+    RESTART+=("$name")
+  done
+fi
 # start_guard: a process in its own session (the provider kills this script, not a new session)
 # reading a pipe whose write end this script and everything it starts hold. It reads to the end of
 # the pipe, which comes only when all of them have ended; unless this script said `handled` on it,
@@ -70,7 +98,7 @@ start_guard() {
   setsid bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2 && fd != 255)); then eval "exec $fd>&-"; fi; done
     handled=false
     while IFS= read -r line; do [[ "$line" == handled ]] && handled=true; done
-    [[ "$handled" == true ]] || docker start "$@"' writers-guard "${STOPPED[@]}" \
+    [[ "$handled" == true ]] || "$@"' writers-guard "${RESTART[@]}" \
     <"$WORK/guard" >/dev/null 2>&1 {LIB_STDOUT}>&- {LIB_STDERR}>&- &
   exec {GUARD_FD}>"$WORK/guard"
 }
@@ -78,8 +106,13 @@ start_guard() {
 if ((${#STOPPED[@]} > 0)); then
   start_guard
   started=$(now_ms)
-  docker stop -t "$WRITERS_STOP_SECONDS" "${STOPPED[@]}" >/dev/null
-  log "stopped the writers in $(seconds_since "$started")s: ${STOPPED[*]} (their input waits in RabbitMQ)"
+  if swarm_mode; then
+    swarm_scale_down "${STOPPED[@]}"
+    log "stopped the writers in $(seconds_since "$started")s, scaled to 0: ${STOPPED[*]} (their input waits in RabbitMQ)"
+  else
+    docker stop -t "$WRITERS_STOP_SECONDS" "${STOPPED[@]}" >/dev/null
+    log "stopped the writers in $(seconds_since "$started")s: ${STOPPED[*]} (their input waits in RabbitMQ)"
+  fi
 fi
 
 rc=0

@@ -1,7 +1,8 @@
 /**
  * migrate, static and verify on a Docker Swarm of two nodes (test/support/swarm.ts): the API is a
  * swarm service of two replicas, one on each node, and the scripts reach each task's container
- * through its node's engine (SWARM_NODE_HOSTS). What the one host does is test/real/steps.test.ts.
+ * through its node's engine (SWARM_NODE_HOSTS); and the writers' services scaled to 0 around a step
+ * (writers-stopped.sh). What the one host does is test/real/steps.test.ts and test/real/writers.test.ts.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -11,7 +12,8 @@ import { lastLine, runScript, SCRIPTS_DIR } from "../support/run-script";
 import { requireEngineAndImages, tempDir } from "../support/standin-stack";
 import { startSwarm, type Swarm, type SwarmNode } from "../support/swarm";
 
-const PREFIX = "sststeps";
+// Overridable so that two checkouts on one machine can run this file at once (each its own swarm).
+const PREFIX = process.env.SWARM_TEST_PREFIX ?? "sststeps";
 const NET = "sst-steps-net";
 const PG = "sst-steps-postgres";
 const API = "sst-steps-api";
@@ -431,6 +433,135 @@ describe("the step scripts on a swarm of two nodes", () => {
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
+    },
+    T,
+  );
+});
+
+describe("writers-stopped.sh on a swarm: the writers' services scaled to 0 around a step", () => {
+  const WRITERS = ["sst-steps-writer-a", "sst-steps-writer-b"];
+  const REPLICAS = [2, 1];
+  let step = "";
+  const replicas = async () =>
+    Promise.all(
+      WRITERS.map(async (w) =>
+        Number(await on(swarm.manager, ["service", "inspect", "-f", "{{.Spec.Mode.Replicated.Replicas}}", w])),
+      ),
+    );
+  const running = async () => (await Promise.all(WRITERS.map((w) => runningTasks(w)))).map((t) => t.length);
+  const wrapped = (env: Record<string, string>, options: Parameters<typeof runScript>[2] = {}) =>
+    runScript(
+      "writers-stopped.sh",
+      { DOCKER_HOST: swarm.manager.host, SWARM_NODE_HOSTS: nodeHosts, ...env },
+      { ...options, args: [step] },
+    );
+
+  beforeAll(async () => {
+    const dir = tempDir("sst-steps-writers");
+    step = path.join(dir, "step.sh");
+    // What the wrapped step sees: the writers' tasks still alive (any state before complete/shutdown).
+    fs.writeFileSync(
+      step,
+      `alive=0
+for w in ${WRITERS.join(" ")}; do
+  for id in $(docker service ps -q --no-trunc "$w"); do
+    case $(docker inspect --type task -f '{{.Status.State}}' "$id" 2>/dev/null) in
+      new|allocated|pending|assigned|accepted|preparing|ready|starting|running) alive=$((alive + 1)) ;;
+    esac
+  done
+done
+echo "step: writers' tasks alive: $alive"
+sleep "\${STEP_SLEEP:-0}"
+exit "\${STEP_EXIT:-0}"
+`,
+    );
+    for (const [i, w] of WRITERS.entries())
+      await on(swarm.manager, [
+        "service",
+        "create",
+        "--detach",
+        "--quiet",
+        "--no-resolve-image",
+        "--name",
+        w,
+        "--replicas",
+        String(REPLICAS[i]),
+        "--stop-grace-period",
+        "2s",
+        "--endpoint-mode",
+        "dnsrr",
+        IMAGES[0],
+        "sleep",
+        "infinity",
+      ]);
+    const up = await waitFor(async () => (await running()).join() === REPLICAS.join(), 120_000, 1000);
+    if (!up) throw new Error(`the writers did not come up: ${await on(swarm.manager, ["service", "ps", ...WRITERS])}`);
+  }, 3 * 60_000);
+
+  test(
+    "the step fails: the writers were scaled to 0 and their tasks gone before it ran; they are scaled back to the replicas each had",
+    async () => {
+      const run = await wrapped({ STOP_WRITERS: `${WRITERS[0]} sst-steps-absent ${WRITERS[1]}`, STEP_EXIT: "3" });
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toContain("writer sst-steps-absent is not running (absent); nothing to stop");
+      expect(run.stderr).toMatch(new RegExp(`stopped the writers in [\\d.]+s, scaled to 0: ${WRITERS.join(" ")} `));
+      expect(run.stdout).toContain("step: writers' tasks alive: 0");
+      expect(run.stderr).toContain(`started the writers again: ${WRITERS.join(" ")}`);
+      expect(lastLine(run.stderr)).toMatch(
+        /step\.sh failed \(exit 3, reason above\); the writers it had stopped are started again$/,
+      );
+      expect(await replicas()).toEqual(REPLICAS);
+      expect(await waitFor(async () => (await running()).join() === REPLICAS.join(), 120_000, 1000)).toBe(true);
+    },
+    T,
+  );
+
+  test(
+    "the step succeeds: the writers stay at 0 (the deployment replaces them); a later run finds them stopped and leaves them so",
+    async () => {
+      const run = await wrapped({ STOP_WRITERS: WRITERS.join(" ") });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain(
+        `the writers stay stopped until the upgrade starts them on the new version: ${WRITERS.join(" ")}`,
+      );
+      expect(await replicas()).toEqual([0, 0]);
+      const again = await wrapped({ STOP_WRITERS: WRITERS.join(" "), STEP_EXIT: "1" });
+      expect(again.code).not.toBe(0);
+      for (const w of WRITERS)
+        expect(again.stderr).toContain(`writer ${w} is not running (scaled to 0); nothing to stop`);
+      expect(await replicas()).toEqual([0, 0]);
+      await on(swarm.manager, ["service", "scale", "--detach", ...WRITERS.map((w, i) => `${w}=${REPLICAS[i]}`)]);
+      expect(await waitFor(async () => (await running()).join() === REPLICAS.join(), 120_000, 1000)).toBe(true);
+    },
+    T,
+  );
+
+  test(
+    "the wrapper SIGKILLed while the step runs (a cancelled pulumi up): its guard scales the writers back once the step has ended",
+    async () => {
+      let killedAt = 0;
+      const run = await wrapped(
+        { STOP_WRITERS: WRITERS.join(" "), STEP_SLEEP: "6" },
+        {
+          started: (child) => {
+            void (async () => {
+              await waitFor(
+                async () => (await replicas()).join() === "0,0" && (await running()).join() === "0,0",
+                60_000,
+                200,
+              );
+              killedAt = Date.now();
+              child.kill("SIGKILL");
+            })();
+          },
+        },
+      );
+      expect(run.code).toBe(128 + 9);
+      expect(killedAt).toBeGreaterThan(0);
+      // The guard waits for the step, which holds its pipe (and the wrapper's output: `run` ends with it).
+      expect(await waitFor(async () => (await replicas()).join() === REPLICAS.join(), 30_000, 200)).toBe(true);
+      expect(Date.now() - killedAt).toBeGreaterThan(3000);
+      expect(await waitFor(async () => (await running()).join() === REPLICAS.join(), 120_000, 1000)).toBe(true);
     },
     T,
   );

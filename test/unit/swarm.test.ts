@@ -32,7 +32,6 @@ const SWARM = {
   dockerHost: "ssh://deploy@manager-1",
   swarm: { nodeHosts: { "app-1": "ssh://deploy@app-1" } },
   proxy: { enabled: false },
-  backup: { stopWriters: false },
   database: { operatorHost: "10.0.0.12" },
 };
 
@@ -70,13 +69,11 @@ describe("target: swarm settings", () => {
   test.each([
     ["swarm.nodeHosts", { swarm: {} }, /swarm\.nodeHosts.*is empty.*pulumi config set --path/],
     ["proxy.enabled", { proxy: { enabled: true } }, /proxy\.enabled.*does not run on a swarm yet.*false/],
-    ["backup.stopWriters", { backup: { stopWriters: true } }, /backup\.stopWriters.*not built for a swarm yet/],
     [
       "udpServer.network",
       { udpServer: { version: "1.0.0", network: "host" } },
       /udpServer\.network.*host mode, no routing mesh.*pulumi config rm/,
     ],
-    ["restoreFrom", { restoreFrom: "latest" }, /restoreFrom.*not built for a swarm yet.*pulumi config rm/],
     [
       "database.operatorHost",
       { database: {} },
@@ -86,6 +83,12 @@ describe("target: swarm settings", () => {
     const found = problems({ ...SWARM, ...change });
     expect(found, key).toHaveLength(1);
     expect(found[0]).toMatch(message);
+  });
+
+  test("the writers stopped for the backup (the default) and a rollback's restore are not refused", () => {
+    const { settings } = loaded({ ...SWARM, restoreFrom: "latest" });
+    expect(settings.backup.stopWriters).toBe(true);
+    expect(settings.restoreFrom).toBe("latest");
   });
 
   test("the same settings on one Docker host refuse none of that", () => {
@@ -435,5 +438,39 @@ describe("secrets on a swarm", () => {
       "rabbitmqUrl",
       "secretKey",
     ]);
+  });
+});
+
+describe("the steps' services on a swarm", () => {
+  test("the backup scales the writers' services to 0 (each carries the backup's ID); a rollback's restore the API's and its followers'", async () => {
+    const { mocks } = await deploy({ ...SWARM, restoreFrom: "latest" });
+    const backup = mocks.get("u-backup");
+    expect(backup.inputs.create).toBe("bash 'scripts/writers-stopped.sh' 'scripts/backup.sh'");
+    const backupEnv = plain(backup.inputs.environment);
+    // Service names: writers-stopped.sh scales them through the manager (SWARM_NODE_HOSTS says it is a swarm).
+    expect(backupEnv.STOP_WRITERS).toBe("u-beat u-worker-default u-processor u-poster");
+    expect(backupEnv.SWARM_NODE_HOSTS).toBe("app-1=ssh://deploy@app-1");
+    expect(backupEnv.DOCKER_HOST).toBe("ssh://deploy@manager-1");
+    const restoreEnv = plain(mocks.get("u-restore").inputs.environment);
+    expect(restoreEnv.STOP_SERVICES).toBe("u-api u-beat u-worker-default u-processor u-poster");
+    expect(restoreEnv).not.toHaveProperty("STOP_CONTAINERS");
+    expect(restoreEnv.SWARM_NODE_HOSTS).toBe("app-1=ssh://deploy@app-1");
+    // A writer the backup scaled to 0 is replaced after static: its label names the backup.
+    for (const writer of ["u-beat", "u-worker-default", "u-processor", "u-poster"]) {
+      const labels = plain(mocks.get(writer).inputs.labels) as { label: string; value: string }[];
+      expect(labels.find((l) => l.label === "io.utilitarian.backup")?.value, writer).toBe("u-backup-id");
+      expect(mocks.get(writer).propertyDependencies.labels, writer).toContain("u-backup");
+    }
+    // The UDP servers keep running: no backup label, not stopped by the restore.
+    const udp = plain(mocks.get("u-udp-server").inputs.labels) as { label: string }[];
+    expect(udp.map((l) => l.label)).not.toContain("io.utilitarian.backup");
+  });
+
+  test("on one Docker host the restore still stops containers", async () => {
+    const { mocks } = await deploy({ ...SWARM, target: "docker", swarm: {}, restoreFrom: "latest" });
+    const restoreEnv = plain(mocks.get("u-restore").inputs.environment);
+    expect(restoreEnv.STOP_CONTAINERS).toBe("u-api u-beat u-worker-default-1 u-processor u-poster");
+    expect(restoreEnv).not.toHaveProperty("STOP_SERVICES");
+    expect(restoreEnv).not.toHaveProperty("SWARM_NODE_HOSTS");
   });
 });
