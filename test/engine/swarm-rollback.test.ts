@@ -31,6 +31,7 @@ import {
   swarmServices,
   swarmSql,
   swarmStateDisagreements,
+  SWARM_IMAGES,
   type SwarmStack,
 } from "../support/swarm-stack";
 
@@ -40,15 +41,8 @@ const PREFIX = process.env.SWARM_TEST_PREFIX ?? "swr";
 const STACK = "swarm-rollback";
 // Each `pulumi up` may take this long on a machine shared with other test runs (RealStack's default is 10 minutes).
 const UP = { timeoutMs: 20 * MINUTE };
-const IMAGES = [
-  "utilitarian-standin/utilitarian:1.1.0",
-  "utilitarian-standin/utilitarian:1.2.0",
-  "utilitarian-standin/dlms-processor:1.0.0",
-  "utilitarian-standin/poster:1.0.0",
-  "utilitarian-standin/dlms-udp-server:1.0.0",
-  "utilitarian-standin/postgres:15",
-  "utilitarian-standin/rabbitmq:3",
-];
+// Every swarm image but 1.0.0's: this file starts at 1.1.0.
+const IMAGES = SWARM_IMAGES.filter((image) => !image.endsWith("/utilitarian:1.0.0"));
 const WRITERS = ["beat", "worker-default", "processor", "poster"];
 const METERS = "swr-zl";
 let s: SwarmStack;

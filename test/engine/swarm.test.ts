@@ -11,17 +11,28 @@
  * reading sent to the two edge nodes meanwhile exactly once. The secrets reach the tasks as swarm
  * secrets: no service's spec (`docker service inspect`) holds a secret value, and the services work.
  */
-import * as dgram from "dgram";
 import * as http from "http";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SECRET_VALUES } from "../unit/support/fixtures";
-import { exec, sleep, waitFor } from "../support/exec";
-import { SERVICE } from "../support/provider-facts";
-import { changes, RealStack, stateDisagreements, type EngineStep } from "../support/real-stack";
+import { sleep, waitFor } from "../support/exec";
+import { changes, RealStack, type EngineStep } from "../support/real-stack";
 import { lastLine, runScript } from "../support/run-script";
 import { SECRETS, tempDir } from "../support/standin-stack";
 import { startSwarm, type Swarm, type SwarmNode } from "../support/swarm";
-import { placeStack, swarmConfig, type SwarmPlacement } from "../support/swarm-stack";
+import {
+  apiHealth,
+  duplicatesOf,
+  meters,
+  nodesOf,
+  placeStack,
+  readingsOf,
+  runningTasks,
+  swarmConfig,
+  swarmServices,
+  swarmStateDisagreements,
+  type SwarmPlacement,
+  type SwarmStack,
+} from "../support/swarm-stack";
 
 const MINUTE = 60_000;
 // Overridable so that two checkouts on one machine can run this file at once (each its own swarm).
@@ -30,6 +41,8 @@ const STACK = "swarm-engine";
 let swarm: Swarm;
 let stack: RealStack;
 let placement: SwarmPlacement;
+/** The placed stack with its prefix, as the shared read-back helpers take it. */
+let s: SwarmStack;
 let data: SwarmNode;
 let app: SwarmNode;
 let workers: SwarmNode;
@@ -37,33 +50,6 @@ const START_TIMEOUT_SECONDS = 90;
 
 const config = (version: string, backupDir: string, startTimeoutSeconds?: number) =>
   swarmConfig(placement, version, backupDir, { prefix: PREFIX, startTimeoutSeconds });
-
-/** Each running task of the stack's services: service name -> "task@node" entries, sorted. */
-async function runningTasks(): Promise<Record<string, string[]>> {
-  const services = (
-    await swarm.docker(swarm.manager, ["service", "ls", "--filter", `name=${PREFIX}-`, "--format", "{{.Name}}"])
-  ).stdout
-    .split("\n")
-    .filter(Boolean);
-  const tasks: Record<string, string[]> = {};
-  for (const service of services) {
-    const out = await swarm.docker(swarm.manager, [
-      "service",
-      "ps",
-      service,
-      "--filter",
-      "desired-state=running",
-      "--format",
-      "{{.ID}}@{{.Node}} {{.CurrentState}}",
-    ]);
-    tasks[service] = out.stdout
-      .split("\n")
-      .filter((l) => l.includes(" Running"))
-      .map((l) => l.split(" ")[0])
-      .sort();
-  }
-  return tasks;
-}
 
 /**
  * Each secret value as it may be written: as it is, and percent-encoded (inside DATABASE_URL and
@@ -73,60 +59,9 @@ const SECRET_FORMS = [...new Set(Object.values(SECRET_VALUES).flatMap((v) => [v,
 
 /** `docker service inspect` of every service of the stack, as the manager shows it. */
 async function inspectServices(): Promise<{ name: string; text: string; spec: any }[]> {
-  const names = Object.keys(await runningTasks());
+  const names = Object.keys(await runningTasks(s));
   const out = await swarm.docker(swarm.manager, ["service", "inspect", ...names]);
   return (JSON.parse(out.stdout) as any[]).map((s) => ({ name: s.Spec.Name, text: JSON.stringify(s), spec: s.Spec }));
-}
-
-const nodesOf = (tasks: string[]) => [...new Set(tasks.map((t) => t.split("@")[1]))].sort();
-
-async function sql(query: string): Promise<string> {
-  const result = await exec("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query], {
-    env: {
-      ...process.env,
-      PGHOST: data.address,
-      PGPORT: String(placement.ports.postgres),
-      PGUSER: "postgres",
-      PGPASSWORD: SECRET_VALUES.databaseAdminPassword,
-      PGDATABASE: "utilitarian",
-    },
-  });
-  if (result.code !== 0) throw new Error(`psql: ${result.stderr}`);
-  return result.stdout.trim();
-}
-
-const readingsOf = async (meterPrefix: string) =>
-  Number(
-    await sql(`select count(*) from readings_meterreading where upper(meter) like upper('${meterPrefix}') || '%'`),
-  );
-const duplicatesOf = async (meterPrefix: string) =>
-  Number(
-    await sql(
-      `select count(*) from (select meter, value from readings_meterreading where upper(meter) like upper('${meterPrefix}') || '%' group by meter, value having count(*) > 1) d`,
-    ),
-  );
-
-/** Meters pushing to each edge node's own address every `intervalMs`, each message a distinct value. */
-function meters(nodes: SwarmNode[], meterPrefix: string, intervalMs: number): { stop: () => Promise<number> } {
-  const socket = dgram.createSocket("udp4");
-  let sent = 0;
-  const timer = setInterval(() => {
-    for (const node of nodes) {
-      const payload = Buffer.from(
-        JSON.stringify({ meter: `${meterPrefix}-${node.name}`, value: sent, timestamp: new Date().toISOString() }),
-      );
-      socket.send(payload, placement.ports.udp, node.address);
-      sent++;
-    }
-  }, intervalMs);
-  return {
-    stop: async () => {
-      clearInterval(timer);
-      await sleep(200);
-      socket.close();
-      return sent;
-    },
-  };
 }
 
 /** The application image of VERSION by digest, as the manager's pull resolved it (what the services run). */
@@ -140,15 +75,6 @@ async function repoDigest(version: string): Promise<string> {
 /** pull.sh as the deployment runs it, against this swarm. */
 const runPull = (pullImages: string, nodeHosts = `${app.name}=${app.host} ${workers.name}=${workers.host}`) =>
   runScript("pull.sh", { DOCKER_HOST: swarm.manager.host, SWARM_NODE_HOSTS: nodeHosts, PULL_IMAGES: pullImages });
-
-async function apiHealth(): Promise<number> {
-  try {
-    return (await fetch(`http://${app.address}:${placement.ports.api}/_health/`, { signal: AbortSignal.timeout(3000) }))
-      .status;
-  } catch {
-    return 0;
-  }
-}
 
 /** GET on a node's Engine API (its unix socket): cheaper than a docker CLI process, polled often. */
 function engineGet(node: SwarmNode, path: string): Promise<unknown> {
@@ -198,18 +124,10 @@ function watchBeat(): { stop: () => Promise<{ most: number; looks: number; last:
   };
 }
 
-/** The stack's services on the swarm and the version label of each, as stateDisagreements takes them. */
-async function liveServices(): Promise<Map<string, { version: string }>> {
-  const filters = encodeURIComponent(JSON.stringify({ name: [`${PREFIX}-`] }));
-  const services = (await engineGet(swarm.manager, `/services?filters=${filters}`)) as {
-    Spec: { Name: string; Labels?: Record<string, string> };
-  }[];
-  return new Map(services.map((s) => [s.Spec.Name, { version: s.Spec.Labels?.["io.utilitarian.version"] ?? "" }]));
-}
-
 beforeAll(async () => {
   swarm = await startSwarm({ prefix: PREFIX });
   placement = await placeStack(swarm);
+  s = { prefix: PREFIX, ...placement };
   ({ data, app, workers } = placement);
   stack = new RealStack(STACK, SECRETS);
   await stack.init();
@@ -233,7 +151,7 @@ describe("the swarm target under the real engine, on three nodes", () => {
       expect(preview.stdout).toMatch(new RegExp(`\\+ +docker:index:Service +${PREFIX}-api +create`));
       const run = await stack.up();
       expect(run.code, run.stdout + run.stderr).toBe(0);
-      installed = await runningTasks();
+      installed = await runningTasks(s);
       const service = (key: string) => installed[`${PREFIX}-${key}`] ?? [];
       expect(nodesOf(service("postgres"))).toEqual([data.name]);
       expect(nodesOf(service("rabbitmq"))).toEqual([data.name]);
@@ -244,7 +162,7 @@ describe("the swarm target under the real engine, on three nodes", () => {
       // One UDP server on each edge node, none on the manager.
       expect(nodesOf(service("udp-server"))).toEqual([app.name, workers.name].sort());
       expect(service("udp-server")).toHaveLength(2);
-      expect(await apiHealth()).toBe(200);
+      expect(await apiHealth(s)).toBe(200);
       expect((run.logs.get(`${PREFIX}-verify`) ?? []).join("\n")).toMatch(/verify: all checks passed/);
       // Secrets never reach the engine's output.
       for (const secret of SECRET_FORMS) expect(preview.stdout + run.stdout + run.stderr).not.toContain(secret);
@@ -300,7 +218,7 @@ describe("the swarm target under the real engine, on three nodes", () => {
       const run = await stack.up(["--expect-no-changes"]);
       expect(run.code, run.stdout + run.stderr).toBe(0);
       expect(changes(run)).toEqual([]);
-      expect(await runningTasks()).toEqual(installed);
+      expect(await runningTasks(s)).toEqual(installed);
     },
     10 * MINUTE,
   );
@@ -308,7 +226,7 @@ describe("the swarm target under the real engine, on three nodes", () => {
   test(
     "1.0.0 -> 1.1.0 with meters pushing to both edge nodes: the runbook's order, the UDP servers, PostgreSQL and RabbitMQ untouched, every reading stored once",
     async () => {
-      const stream = meters([app, workers], "swm", 200);
+      const stream = meters(s, [app, workers], "swm", 200);
       const beat = watchBeat();
       stack.configure(config("1.1.0", backupDir));
       const run = await stack.up();
@@ -355,16 +273,16 @@ describe("the swarm target under the real engine, on three nodes", () => {
       expect(before(apiCreated, migrate)).toBe(true);
       expect(before(migrate, staticStep)).toBe(true);
       // What keeps running: the engine touched none of them and their tasks are the same.
-      const after = await runningTasks();
+      const after = await runningTasks(s);
       for (const key of ["postgres", "rabbitmq", "udp-server"]) {
         expect(changes(run).filter((c) => c.endsWith(` ${PREFIX}-${key}`))).toEqual([]);
         expect(after[`${PREFIX}-${key}`], key).toEqual(installed[`${PREFIX}-${key}`]);
       }
-      expect(await apiHealth()).toBe(200);
+      expect(await apiHealth(s)).toBe(200);
       // Every reading pushed to either edge node during the upgrade is stored, once.
-      await waitFor(async () => (await readingsOf("swm")) >= sent, 3 * MINUTE, 1000);
-      expect(await readingsOf("swm")).toBe(sent);
-      expect(await duplicatesOf("swm")).toBe(0);
+      await waitFor(async () => (await readingsOf(s, "swm")) >= sent, 3 * MINUTE, 1000);
+      expect(await readingsOf(s, "swm")).toBe(sent);
+      expect(await duplicatesOf(s, "swm")).toBe(0);
       expect(sent).toBeGreaterThan(50);
     },
     25 * MINUTE,
@@ -461,7 +379,7 @@ describe("the swarm target under the real engine, on three nodes", () => {
     "the workers' node lost during 1.1.0 -> 1.2.0: the run fails at the workers after swarm.startTimeoutSeconds, the state true, one beat throughout; the node back, a re-run finishes the upgrade",
     async () => {
       // Meters on the app node only: a UDP server whose node is down receives nothing (README).
-      const stream = meters([app], "swl", 200);
+      const stream = meters(s, [app], "swl", 200);
       const beat = watchBeat();
       // A shorter wait, so that the run gives up within the test (it changes no service that stays:
       // every one that has the wait is replaced by this version anyway).
@@ -487,10 +405,10 @@ describe("the swarm target under the real engine, on three nodes", () => {
         expect(created, key).toContain(`create-replacement ${PREFIX}-${key}`);
       expect(created).not.toContain(`create-replacement ${PREFIX}-verify`);
       // The state is true: the service that never ran was removed, and the state does not hold it.
-      const live = await liveServices();
+      const live = await swarmServices(s);
       expect(live.has(`${PREFIX}-worker-default`)).toBe(false);
-      expect(await stateDisagreements(await stack.export(), live, SERVICE)).toEqual([]);
-      expect(await apiHealth()).toBe(200);
+      expect(swarmStateDisagreements(await stack.export(), live)).toEqual([]);
+      expect(await apiHealth(s)).toBe(200);
 
       // What the operator does next (README): bring the node back, wait for it, run `pulumi up` again.
       await swarm.startNode(workers);
@@ -515,16 +433,16 @@ describe("the swarm target under the real engine, on three nodes", () => {
         `${PREFIX}-worker-default`,
       ]);
       expect((resumed.logs.get(`${PREFIX}-verify`) ?? []).join("\n")).toMatch(/verify: all checks passed/);
-      const tasks = await runningTasks();
+      const tasks = await runningTasks(s);
       expect(tasks[`${PREFIX}-worker-default`]).toHaveLength(2);
       expect(nodesOf(tasks[`${PREFIX}-udp-server`] ?? [])).toEqual([app.name, workers.name].sort());
       // One beat at every look, through the loss and the return.
       expect(beats.looks).toBeGreaterThan(100);
       expect(beats.most).toBe(1);
       expect(beats.last).toBe(1);
-      await waitFor(async () => (await readingsOf("swl")) >= sent, 3 * MINUTE, 1000);
-      expect(await readingsOf("swl")).toBe(sent);
-      expect(await duplicatesOf("swl")).toBe(0);
+      await waitFor(async () => (await readingsOf(s, "swl")) >= sent, 3 * MINUTE, 1000);
+      expect(await readingsOf(s, "swl")).toBe(sent);
+      expect(await duplicatesOf(s, "swl")).toBe(0);
     },
     30 * MINUTE,
   );

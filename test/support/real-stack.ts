@@ -406,20 +406,19 @@ function isSecret(v: unknown): boolean {
 }
 
 /**
- * Where the engine's state (`pulumi stack export`) and the stack's containers (or, with `type`
- * the swarm service's type, its services) disagree: one the state holds as live that does not
- * exist or runs another version than its inputs' label, one pending deletion that still exists,
- * one of the stack the state does not know. Empty when the state is true.
+ * Where the engine's state (`pulumi stack export`) and the stack's containers disagree: a
+ * container the state holds as live that does not exist or runs another version than its
+ * inputs' label, one pending deletion that still exists, one of the stack the state does not
+ * know. Empty when the state is true.
  */
 export async function stateDisagreements(
   state: { resources: StateResource[] },
   live: Map<string, { version: string }>,
-  type: string = CONTAINER,
 ): Promise<string[]> {
   const problems: string[] = [];
   const known = new Set<string>();
   for (const r of state.resources) {
-    if (r.type !== type) continue;
+    if (r.type !== CONTAINER) continue;
     const inputs = (r.inputs ?? {}) as { name: string; labels?: { label: string; value: string }[] };
     const version = inputs.labels?.find((l) => l.label === "io.utilitarian.version")?.value;
     known.add(inputs.name);
