@@ -471,6 +471,7 @@ for w in ${WRITERS.join(" ")}; do
   done
 done
 echo "step: writers' tasks alive: $alive"
+if [ -n "\${STEP_STARTED:-}" ]; then : >"$STEP_STARTED"; fi
 sleep "\${STEP_SLEEP:-0}"
 exit "\${STEP_EXIT:-0}"
 `,
@@ -540,16 +541,15 @@ exit "\${STEP_EXIT:-0}"
     "the wrapper SIGKILLed while the step runs (a cancelled pulumi up): its guard scales the writers back once the step has ended",
     async () => {
       let killedAt = 0;
+      // Killed once the step runs (the writers scaled to 0 and their tasks gone): not while the
+      // wrapper is still scaling them down, which a look at the replicas alone cannot tell.
+      const stepStarted = path.join(tempDir("sst-steps-killed"), "step-started");
       const run = await wrapped(
-        { STOP_WRITERS: WRITERS.join(" "), STEP_SLEEP: "6" },
+        { STOP_WRITERS: WRITERS.join(" "), STEP_SLEEP: "6", STEP_STARTED: stepStarted },
         {
           started: (child) => {
             void (async () => {
-              await waitFor(
-                async () => (await replicas()).join() === "0,0" && (await running()).join() === "0,0",
-                60_000,
-                200,
-              );
+              await waitFor(async () => fs.existsSync(stepStarted), 120_000, 100);
               killedAt = Date.now();
               child.kill("SIGKILL");
             })();
