@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { planEdgeDifferences } from "../support/plan-edges";
-import { SECRET_VALUES } from "./support/fixtures";
+import { SECRET_VALUES, SWARM_SETTINGS } from "./support/fixtures";
 import { deploy } from "./support/program";
 
 /**
@@ -24,17 +24,7 @@ describe("the component builds exactly the plan's edges", () => {
       },
     ],
     // The nodes' pull: its environment takes each image's digest, the backup and the UDP server wait for it.
-    [
-      "a swarm",
-      {
-        target: "swarm",
-        dockerHost: "ssh://deploy@manager-1",
-        swarm: { nodeHosts: { "app-1": "ssh://deploy@app-1" } },
-        proxy: { enabled: false },
-        backup: { stopWriters: false },
-        database: { operatorHost: "10.0.0.12" },
-      },
-    ],
+    ["a swarm", { ...SWARM_SETTINGS, backup: { stopWriters: false } }],
   ] as const) {
     test(title, async () => {
       const secrets: Record<string, string> = {
@@ -65,14 +55,7 @@ describe("the component builds exactly the plan's edges", () => {
   });
 
   test("on a swarm, a backup that no longer waits for the nodes' pull is found", async () => {
-    const { mocks, deployment } = await deploy({
-      target: "swarm",
-      dockerHost: "ssh://deploy@manager-1",
-      swarm: { nodeHosts: { "app-1": "ssh://deploy@app-1" } },
-      proxy: { enabled: false },
-      backup: { stopWriters: false },
-      database: { operatorHost: "10.0.0.12" },
-    });
+    const { mocks, deployment } = await deploy({ ...SWARM_SETTINGS, backup: { stopWriters: false } });
     const backup = mocks.get("u-backup");
     expect(backup.dependencies).toContain("u-pull");
     // What the nodes pull: each image by the digest the services run, on their labels' nodes; a

@@ -21,19 +21,13 @@ import {
   parseImageCommand,
   swarmSecretName,
 } from "../../components/swarmSecrets";
-import { loaded, SECRET_VALUES } from "./support/fixtures";
+import { loaded, SECRET_VALUES, SWARM_SETTINGS } from "./support/fixtures";
 import { MOCK_IMAGE_COMMAND } from "./support/mocks";
 import { deploy } from "./support/program";
 import { plain } from "../support/engine";
 
 /** A swarm stack that passes: what the swarm needs set, and what it cannot do yet turned off. */
-const SWARM = {
-  target: "swarm",
-  dockerHost: "ssh://deploy@manager-1",
-  swarm: { nodeHosts: { "app-1": "ssh://deploy@app-1" } },
-  proxy: { enabled: false },
-  database: { operatorHost: "10.0.0.12" },
-};
+const SWARM = SWARM_SETTINGS;
 
 function problems(values: Record<string, unknown>): string[] {
   try {

@@ -49,3 +49,12 @@ export function loaded(
       : values;
   return loadConfig(rawConfig({ ...EDGE_VERSIONS, version: "1.0.0", ...withBackups }, secrets), secretKeysOf(secrets));
 }
+
+/** A swarm stack's settings that load: what the swarm needs set, and what it refuses turned off. */
+export const SWARM_SETTINGS = {
+  target: "swarm",
+  dockerHost: "ssh://deploy@manager-1",
+  swarm: { nodeHosts: { "app-1": "ssh://deploy@app-1" } },
+  proxy: { enabled: false },
+  database: { operatorHost: "10.0.0.12" },
+};
